@@ -1,0 +1,1 @@
+"""pydantic models shared across deployments (HTTP and handle boundaries)."""
