@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Kinds whose objects live outside any namespace.
-CLUSTER_SCOPED_KINDS = frozenset({"Node", "Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding"})
+# Kinds whose objects live outside any namespace. "Cluster" is ours: the target of alerts that name
+# no workload and no namespace (e.g. a control-plane component), so they can still be notified.
+CLUSTER_SCOPED_KINDS = frozenset({
+    "Cluster", "Node", "Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
+    "CustomResourceDefinition", "PriorityClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+})
 
 
 class ResourceRef(BaseModel):

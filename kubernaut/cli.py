@@ -1,0 +1,146 @@
+"""``kubernaut``: run the system locally and talk to its API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = os.environ.get("KUBERNAUT_URL", "http://127.0.0.1:8000")
+
+SAMPLE_ALERT: dict[str, Any] = {
+    "version": "4",
+    "status": "firing",
+    "receiver": "kubernaut",
+    "groupKey": '{}:{alertname="KubePodCrashLooping"}',
+    "groupLabels": {"alertname": "KubePodCrashLooping"},
+    "commonLabels": {"alertname": "KubePodCrashLooping", "severity": "warning"},
+    "commonAnnotations": {},
+    "externalURL": "http://alertmanager:9093",
+    "truncatedAlerts": 0,
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "KubePodCrashLooping", "namespace": "default", "pod": "web-7d4b9c8f6-abcde",
+                   "container": "web", "severity": "warning", "job": "kube-state-metrics"},
+        "annotations": {"summary": "Pod is crash looping.",
+                        "description": "Pod default/web-7d4b9c8f6-abcde (web) is in waiting state (reason: "
+                                       "\"CrashLoopBackOff\")."},
+        "startsAt": "2026-11-26T06:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": "0f1e2d3c4b5a6978",
+    }],
+}
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    headers = {}
+    token = args.token or os.environ.get("KUBERNAUT_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.Client(base_url=args.url, headers=headers, timeout=30)
+
+
+def _print(response: httpx.Response) -> int:
+    try:
+        print(json.dumps(response.json(), indent=2, sort_keys=False))
+    except ValueError:
+        print(response.text)
+    return 0 if response.is_success else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Exactly `serve run <config>`: the README's run command, with Ray token auth off for local use."""
+    config = Path(args.config)
+    if not config.exists():
+        print(f"config file {config} not found", file=sys.stderr)
+        return 2
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    serve = Path(sys.executable).with_name("serve")
+    os.execv(str(serve), [str(serve), "run", str(config)])
+    return 0  # not reached
+
+
+def cmd_send_alert(args: argparse.Namespace) -> int:
+    body = json.loads(Path(args.file).read_text()) if args.file else SAMPLE_ALERT
+    with _client(args) as client:
+        return _print(client.post("/api/v1/alerts", json=body))
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.id is not None:
+            return _print(client.get(f"/api/v1/incidents/{args.id}"))
+        return _print(client.get("/api/v1/incidents", params={"limit": args.limit}))
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.get("/api/v1/actions")
+    if not response.is_success or args.json:
+        return _print(response)
+    for action in response.json()["actions"]:
+        print(f"{action['name']:<24} {action['risk']:<8} {','.join(action['target_kinds']):<40} {action['summary']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _print(client.get("/api/v1/info"))
+
+
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    from kubernaut.config import load_config
+    from kubernaut.storage.embedded import stop_embedded_server
+
+    data_dir = load_config().storage.data_dir if args.data_dir is None else Path(args.data_dir).resolve()
+    print("stopped" if stop_embedded_server(data_dir) else f"no embedded server running in {data_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubernaut", description=__doc__)
+    parser.add_argument("--url", default=DEFAULT_URL, help="Kubernaut API (default %(default)s)")
+    parser.add_argument("--token", default=None, help="bearer token (or $KUBERNAUT_TOKEN)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the system locally (serve run serve_config.yaml)")
+    run.add_argument("config", nargs="?", default="serve_config.yaml")
+    run.set_defaults(func=cmd_run)
+
+    send = sub.add_parser("send-alert", help="post an AlertManager webhook body (a sample when no file)")
+    send.add_argument("file", nargs="?")
+    send.set_defaults(func=cmd_send_alert)
+
+    inc = sub.add_parser("incidents", help="list incidents, or show one")
+    inc.add_argument("id", nargs="?", type=int)
+    inc.add_argument("--limit", type=int, default=20)
+    inc.set_defaults(func=cmd_incidents)
+
+    actions = sub.add_parser("actions", help="show the action catalog")
+    actions.add_argument("--json", action="store_true")
+    actions.set_defaults(func=cmd_actions)
+
+    info = sub.add_parser("info", help="version, configuration and execution mode")
+    info.set_defaults(func=cmd_info)
+
+    db = sub.add_parser("db-stop", help="stop the embedded PostgreSQL")
+    db.add_argument("--data-dir", default=None)
+    db.set_defaults(func=cmd_db_stop)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except httpx.HTTPError as exc:
+        print(f"cannot reach Kubernaut at {args.url}: {exc}", file=sys.stderr)
+        return 1
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

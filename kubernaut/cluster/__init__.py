@@ -1,0 +1,1 @@
+"""Connection to the Kubernetes API (credentials, reachability)."""

@@ -1,0 +1,267 @@
+"""Gateway: the only HTTP ingress. AlertManager webhook, durable accept, REST API, health, metrics."""
+
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import ValidationError
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from kubernaut import __version__
+from kubernaut.config.settings import KubernautConfig
+from kubernaut.gateway.auth import TokenVerifier
+from kubernaut.gateway.errors import describe_validation_error, summary
+from kubernaut.models.alertmanager import WebhookPayload
+from kubernaut.models.resource import ResourceRef
+from kubernaut.storage import alerts as alert_store
+from kubernaut.storage import views
+from kubernaut.storage.database import Database
+
+logger = logging.getLogger("kubernaut.gateway")
+
+API_DESCRIPTION = """Kubernaut turns AlertManager alerts about Kubernetes workloads into safe, verified
+remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/alerts`."""
+
+app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION)
+
+_WEBHOOK_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": WebhookPayload.model_json_schema(by_alias=True)}},
+    }
+}
+
+
+def _problem(status: int, message: str, request_id: str, **extra: Any) -> JSONResponse:
+    headers = {"X-Request-ID": request_id}
+    if status in (429, 503):
+        headers["Retry-After"] = "5"
+    return JSONResponse({"error": message, "request_id": request_id, **extra}, status_code=status, headers=headers)
+
+
+@serve.deployment(name="gateway")
+@serve.ingress(app)
+class Gateway:
+    async def __init__(
+        self,
+        config: KubernautConfig,
+        processor: DeploymentHandle,
+        analysis: DeploymentHandle,
+        executor: DeploymentHandle,
+        context: DeploymentHandle,
+        intelligence: DeploymentHandle,
+        effectiveness: DeploymentHandle,
+    ) -> None:
+        logging.basicConfig(level=config.log_level)
+        self.config = config
+        self.db = await Database.connect(config.storage)
+        self._processor = processor
+        self._analysis = analysis
+        self._executor = executor
+        self._context = context
+        self._intelligence = intelligence
+        self._effectiveness = effectiveness
+        self._auth = TokenVerifier([t.get_secret_value() for t in config.gateway.auth_tokens])
+        self._registry = CollectorRegistry()
+        self._requests = Counter("kubernaut_gateway_requests", "Webhook requests by outcome",
+                                 ["outcome"], registry=self._registry)
+        self._alerts = Counter("kubernaut_alerts_received", "Alerts received by status and novelty",
+                               ["status", "new"], registry=self._registry)
+        self._latency = Histogram("kubernaut_gateway_accept_seconds", "Time to durable accept",
+                                  registry=self._registry)
+
+    # --- webhook ---------------------------------------------------------------------------------
+
+    @app.post("/api/v1/alerts", openapi_extra=_WEBHOOK_BODY_DOC, summary="AlertManager webhook (v4)")
+    async def receive_alerts(self, request: Request) -> JSONResponse:
+        return await self._receive(request)
+
+    @app.post("/alerts", openapi_extra=_WEBHOOK_BODY_DOC, include_in_schema=False)
+    async def receive_alerts_alias(self, request: Request) -> JSONResponse:
+        return await self._receive(request)
+
+    async def _receive(self, request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id[:64]
+        outcome, response = await self._accept(request, request_id)
+        self._requests.labels(outcome).inc()
+        self._latency.observe(time.perf_counter() - started)
+        logger.info("request_id=%s webhook outcome=%s status=%d", request_id, outcome, response.status_code)
+        return response
+
+    async def _accept(self, request: Request, request_id: str) -> tuple[str, JSONResponse]:
+        if not self._auth.verify(request.headers.get("authorization")):
+            return "unauthorized", _problem(401, "unauthorized", request_id)
+        limit = self.config.gateway.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return "too_large", _problem(413, f"body larger than {limit} bytes", request_id)
+        body = await request.body()
+        if len(body) > limit:
+            return "too_large", _problem(413, f"body larger than {limit} bytes", request_id)
+        try:
+            raw = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return "bad_json", _problem(400, f"malformed JSON: {exc}", request_id)
+        try:
+            payload = WebhookPayload.model_validate(raw)
+        except ValidationError as exc:
+            problems = describe_validation_error(exc)
+            return "invalid", _problem(422, f"invalid AlertManager webhook: {summary(problems)}", request_id,
+                                       problems=problems)
+        if len(payload.alerts) > self.config.gateway.max_alerts_per_request:
+            return "too_large", _problem(
+                413, f"alerts: {len(payload.alerts)} alerts exceed the limit of "
+                     f"{self.config.gateway.max_alerts_per_request}", request_id)
+        try:
+            stored = await alert_store.insert_webhook(self.db.pool, payload, request_id)
+        except Exception as exc:
+            logger.error("request_id=%s cannot persist alerts: %s", request_id, exc)
+            return "unavailable", _problem(503, "cannot persist alerts right now; retry", request_id)
+        for alert, row in zip(payload.alerts, stored, strict=True):
+            self._alerts.labels(alert.status, str(row.new).lower()).inc()
+        # Committed: from here on the answer is 2xx. Incident ids are a courtesy when the processor is quick.
+        incident_by_alert: dict[int, int | None] = {s.id: s.incident_id for s in stored if s.incident_id}
+        pending = [s.id for s in stored if s.incident_id is None]
+        if pending and self.config.gateway.process_wait_s > 0:
+            try:
+                assigned = await asyncio.wait_for(
+                    self._processor.process.remote(pending), timeout=self.config.gateway.process_wait_s
+                )
+                incident_by_alert.update(assigned)
+            except Exception as exc:  # the processor's sweeper finishes the job
+                logger.warning("request_id=%s processing deferred: %s", request_id, type(exc).__name__)
+        incident_ids = sorted({i for i in incident_by_alert.values() if i is not None})
+        body = {
+            "accepted": len(stored),
+            "new": sum(1 for s in stored if s.new),
+            "duplicates": sum(1 for s in stored if not s.new),
+            "incident_ids": incident_ids,
+            "pending_processing": sum(1 for s in stored if s.id not in incident_by_alert),
+            "request_id": request_id,
+        }
+        if payload.truncated_alerts:
+            body["truncated_alerts"] = payload.truncated_alerts
+        return "accepted", JSONResponse(body, headers={"X-Request-ID": request_id})
+
+    # --- incidents, catalog, analysis, context -----------------------------------------------------
+
+    def _require_auth(self, request: Request) -> None:
+        if not self._auth.verify(request.headers.get("authorization")):
+            raise HTTPException(status_code=401, detail="unauthorized")
+
+    @app.get("/api/v1/incidents", summary="Incidents, newest first")
+    async def list_incidents(
+        self,
+        request: Request,
+        status: str | None = Query(default=None, pattern="^(open|resolved|closed)$"),
+        namespace: str | None = Query(default=None, max_length=63),
+        limit: int = Query(default=50, ge=1, le=500),
+        offset: int = Query(default=0, ge=0),
+    ) -> JSONResponse:
+        self._require_auth(request)
+        items = await views.list_incidents(self.db.pool, status=status, namespace=namespace, limit=limit,
+                                           offset=offset)
+        return JSONResponse(jsonable_encoder({"items": items, "limit": limit, "offset": offset}))
+
+    @app.get("/api/v1/incidents/{incident_id}", summary="One incident with alerts, analysis, workflow, actions")
+    async def get_incident(self, request: Request, incident_id: int) -> JSONResponse:
+        self._require_auth(request)
+        view = await views.incident_detail(self.db.pool, incident_id)
+        if view is None:
+            raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
+        return JSONResponse(jsonable_encoder(view))
+
+    @app.get("/api/v1/actions", summary="The action catalog with JSON schemas of parameters")
+    async def actions(self) -> JSONResponse:
+        return JSONResponse(jsonable_encoder({"actions": await self._executor.catalog.remote()}))
+
+    @app.post("/api/v1/analyze", openapi_extra=_WEBHOOK_BODY_DOC, summary="Analyze alerts without acting")
+    async def analyze(self, request: Request) -> JSONResponse:
+        self._require_auth(request)
+        try:
+            raw = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return JSONResponse({"error": f"malformed JSON: {exc}"}, status_code=400)
+        try:
+            WebhookPayload.model_validate(raw)
+        except ValidationError as exc:
+            problems = describe_validation_error(exc)
+            return JSONResponse({"error": f"invalid AlertManager webhook: {summary(problems)}",
+                                 "problems": problems}, status_code=422)
+        analyses = await self._analysis.analyze_payload.remote(raw)
+        return JSONResponse({"analyses": analyses})
+
+    @app.get("/api/v1/context", summary="Live state and incident history of a resource")
+    async def context(
+        self,
+        request: Request,
+        kind: str = Query(min_length=1, max_length=63),
+        name: str = Query(min_length=1, max_length=253),
+        namespace: str | None = Query(default=None, max_length=63),
+    ) -> JSONResponse:
+        self._require_auth(request)
+        target = ResourceRef(kind=kind, name=name, namespace=namespace)
+        return JSONResponse(jsonable_encoder(await self._context.get_context.remote(target)))
+
+    @app.get("/api/v1/effectiveness", summary="How executed actions worked")
+    async def effectiveness(self, request: Request) -> JSONResponse:
+        self._require_auth(request)
+        return JSONResponse(jsonable_encoder(await self._effectiveness.summary.remote()))
+
+    @app.get("/api/v1/patterns", summary="History per alert signature and action")
+    async def patterns(self, request: Request) -> JSONResponse:
+        self._require_auth(request)
+        return JSONResponse(jsonable_encoder({"action_stats": await self._intelligence.action_stats.remote()}))
+
+    # --- operations ------------------------------------------------------------------------------
+
+    @app.get("/health", summary="Liveness")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: storage reachable")
+    async def ready(self) -> JSONResponse:
+        storage_ok = await self.db.ping()
+        body = {"ready": storage_ok, "storage": "ok" if storage_ok else "unreachable"}
+        return JSONResponse(body, status_code=200 if storage_ok else 503)
+
+    @app.get("/api/v1/info", summary="Version, configuration summary and execution mode")
+    async def info(self) -> JSONResponse:
+        try:
+            executor = await asyncio.wait_for(self._executor.status.remote(), timeout=5)
+        except Exception as exc:
+            executor = {"error": type(exc).__name__}
+        cfg = self.config
+        return JSONResponse(jsonable_encoder({
+            "name": "kubernaut",
+            "version": __version__,
+            "cluster_name": cfg.cluster_name,
+            "dry_run": cfg.dry_run,
+            "execution_mode": cfg.execution.mode.value,
+            "executor": executor,
+            "storage": {"kind": self.db.dsn_kind,
+                        "data_dir": str(cfg.storage.data_dir) if self.db.dsn_kind == "embedded" else None},
+            "analysis": {"engine": "llm" if cfg.analysis.llm_base_url else "rules",
+                         "llm_model": cfg.analysis.llm_model},
+            "gateway": {"auth": self._auth.enabled, "max_body_bytes": cfg.gateway.max_body_bytes},
+            "notifications": {"urls": len(cfg.notifications.urls)},
+        }))
+
+    @app.get("/metrics", summary="Prometheus metrics of this gateway replica", include_in_schema=False)
+    async def metrics(self) -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def check_health(self) -> None:
+        if not await self.db.ping():
+            raise RuntimeError("gateway: database unreachable")

@@ -1,0 +1,63 @@
+"""What every Kubernaut deployment replica shares: its database pool, its job worker, its health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from ray.serve.handle import DeploymentHandle
+
+from kubernaut.config.settings import KubernautConfig
+from kubernaut.storage.database import Database
+from kubernaut.storage.jobs import Job, JobWorker, replica_identity
+
+logger = logging.getLogger(__name__)
+
+
+class ReplicaBase:
+    """Base of the internal deployments: no state lives only here, everything is in PostgreSQL."""
+
+    service_name = "service"
+
+    async def _setup(self, config: KubernautConfig) -> None:
+        logging.basicConfig(level=config.log_level)
+        self.config = config
+        self.db = await Database.connect(config.storage)
+        self.worker: JobWorker | None = None
+
+    def _start_worker(
+        self,
+        handlers: dict[str, Callable[[Job], Awaitable[None]]],
+        on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
+    ) -> None:
+        work = self.config.work
+        self.worker = JobWorker(
+            self.db.pool, handlers, owner=replica_identity(self.service_name),
+            poll_interval_s=work.poll_interval_s, lease_s=work.lease_s, max_attempts=work.max_attempts,
+            batch_size=work.batch_size, on_give_up=on_give_up,
+        )
+        self.worker.start()
+
+    async def kick(self) -> None:
+        """Wake the job worker: there is new work in the database (an optimization, never required)."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    async def check_health(self) -> None:
+        # Serve restarts a replica whose health check raises.
+        if not await self.db.ping():
+            raise RuntimeError(f"{self.service_name}: database unreachable")
+
+    async def __del__(self) -> None:
+        if getattr(self, "worker", None) is not None:
+            await self.worker.stop()
+
+
+def nudge(handle: DeploymentHandle | None) -> None:
+    """Fire-and-forget wake-up of a downstream deployment; failures only cost latency."""
+    if handle is None:
+        return
+    try:
+        handle.kick.remote()
+    except Exception:
+        logger.debug("nudge failed; the downstream poll loop will pick the work up", exc_info=True)

@@ -1,0 +1,44 @@
+"""Append-only, hash-chained audit trail: who did what, when, to which incident."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import asyncpg
+
+_AUDIT_CHAIN_LOCK = 0x4B4E_4155_4449  # serializes appends so the chain has no forks
+
+GENESIS = "0" * 64
+
+
+def chain_hash(prev_hash: str, actor: str, event: str, incident_id: int | None, detail: dict[str, Any]) -> str:
+    body = json.dumps([prev_hash, actor, event, incident_id, detail], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+async def append(
+    conn: asyncpg.Connection, actor: str, event: str, incident_id: int | None, detail: dict[str, Any] | None = None
+) -> None:
+    """Append one event; must run inside the caller's transaction so it commits with the fact it audits."""
+    detail = detail or {}
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_CHAIN_LOCK)
+    prev = await conn.fetchval("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1") or GENESIS
+    digest = chain_hash(prev, actor, event, incident_id, detail)
+    await conn.execute(
+        "INSERT INTO audit_events (actor, event, incident_id, detail, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6)",
+        actor, event, incident_id, detail, prev, digest,
+    )
+
+
+async def verify_chain(conn: asyncpg.Connection) -> tuple[bool, int | None]:
+    """Recompute the chain; (True, None) when intact, else (False, id of the first bad row)."""
+    prev = GENESIS
+    async with conn.transaction():
+        async for row in conn.cursor("SELECT * FROM audit_events ORDER BY id"):
+            expected = chain_hash(prev, row["actor"], row["event"], row["incident_id"], row["detail"])
+            if row["prev_hash"] != prev or row["hash"] != expected:
+                return False, row["id"]
+            prev = row["hash"]
+    return True, None

@@ -1,0 +1,65 @@
+"""Read models for the API: an incident with everything that happened to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+_INCIDENT_COLUMNS = """id, fingerprint, status, phase, signals, severity, environment, priority, classification,
+    occurrence_count, firing_alerts, first_seen, last_seen, resolved_at, created_at, updated_at,
+    json_build_object('kind', target_kind, 'name', target_name, 'namespace', target_namespace) AS target,
+    target_source, target_chain"""
+
+
+async def list_incidents(
+    pool: asyncpg.Pool, *, status: str | None, namespace: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"""SELECT {_INCIDENT_COLUMNS},
+                   (SELECT json_build_object('action', a.action, 'engine', a.engine, 'confidence', a.confidence)
+                      FROM analyses a WHERE a.incident_id = incidents.id ORDER BY a.id DESC LIMIT 1) AS analysis
+            FROM incidents
+            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR target_namespace = $2)
+            ORDER BY id DESC LIMIT $3 OFFSET $4""",
+        status, namespace, limit, offset,
+    )
+    return [dict(r) for r in rows]
+
+
+async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        incident = await conn.fetchrow(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = $1", incident_id)
+        if incident is None:
+            return None
+        alerts = await conn.fetch(
+            """SELECT id, received_at, request_id, am_fingerprint, alertname, status, severity, namespace, labels,
+                      annotations, starts_at, ends_at, generator_url, process_decision
+               FROM alerts WHERE incident_id = $1 ORDER BY id""", incident_id)
+        analyses = await conn.fetch("SELECT * FROM analyses WHERE incident_id = $1 ORDER BY id", incident_id)
+        workflows = await conn.fetch("SELECT * FROM workflows WHERE incident_id = $1 ORDER BY id", incident_id)
+        steps = await conn.fetch(
+            """SELECT s.* FROM workflow_steps s JOIN workflows w ON w.id = s.workflow_id
+               WHERE w.incident_id = $1 ORDER BY s.workflow_id, s.seq""", incident_id)
+        actions = await conn.fetch("SELECT * FROM actions WHERE incident_id = $1 ORDER BY id", incident_id)
+        notes = await conn.fetch(
+            """SELECT id, event, title, body, severity, status, attempts, targets, deliveries, error, created_at,
+                      sent_at FROM notifications WHERE incident_id = $1 ORDER BY id""", incident_id)
+        audit = await conn.fetch(
+            "SELECT id, at, actor, event, detail, hash FROM audit_events WHERE incident_id = $1 ORDER BY id",
+            incident_id)
+    view = dict(incident)
+    view["alerts"] = [dict(r) for r in alerts]
+    view["analyses"] = [dict(r) for r in analyses]
+    view["analysis"] = view["analyses"][-1] if view["analyses"] else None
+    workflow_list = []
+    for wf in workflows:
+        item = dict(wf)
+        item["steps"] = [dict(s) for s in steps if s["workflow_id"] == wf["id"]]
+        workflow_list.append(item)
+    view["workflows"] = workflow_list
+    view["workflow"] = workflow_list[-1] if workflow_list else None
+    view["actions"] = [dict(r) for r in actions]
+    view["notifications"] = [dict(r) for r in notes]
+    view["audit"] = [dict(r) for r in audit]
+    return view
