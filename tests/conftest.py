@@ -1,0 +1,144 @@
+"""Shared fixtures: real PostgreSQL+pgvector (embedded), a real local Ray cluster running the Serve
+app, real notification sinks, and (through the plugin) the real kube-apiserver test control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.support.polling import eventually
+from tests.support.sinks import HttpSink, SmtpSink, free_port
+
+pytest_plugins = ["tests.plugins.kube_testenv"]
+
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+# Tests must never join a developer's running cluster, nor need its token.
+os.environ.pop("RAY_ADDRESS", None)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pgdata", numbered=True)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_data_dir: Path) -> Iterator[str]:
+    """The embedded server, exactly as the app starts it (same helper, same data directory)."""
+    from kubernaut.storage.embedded import ensure_embedded_server, stop_embedded_server
+
+    dsn = ensure_embedded_server(pg_data_dir)
+    yield dsn
+    stop_embedded_server(pg_data_dir)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_dsn(pg_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database on the embedded server for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, query = pg_dsn.partition("?")
+    yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+@pytest.fixture(scope="session")
+def http_sink() -> Iterator[HttpSink]:
+    sink = HttpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+class ServeHarness:
+    """A real local Ray cluster running the Kubernaut Serve application."""
+
+    def __init__(self, config: Any, port: int) -> None:
+        self.config = config
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        from ray import serve
+
+        from kubernaut.app import build_app
+
+        serve.start(http_options={"host": "127.0.0.1", "port": self.port})
+        serve.run(build_app(self.config), name="kubernaut", route_prefix="/", blocking=False)
+
+    def stop(self) -> None:
+        from ray import serve
+
+        serve.delete("kubernaut")
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
+            async def ready() -> bool:
+                try:
+                    return (await client.get("/ready")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=timeout, what="gateway /ready")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_sink: SmtpSink
+                    ) -> AsyncIterator[ServeHarness]:
+    import ray
+    from ray import serve
+
+    from kubernaut.config import load_config
+
+    config = load_config({
+        "cluster_name": "test",
+        "storage": {"data_dir": str(pg_data_dir)},
+        "notifications": {"urls": [http_sink.apprise_url, smtp_sink.apprise_url], "timeout_s": 10},
+        "work": {"poll_interval_s": 0.5, "lease_s": 30},
+        "gateway": {"auth_tokens": ["test-token-1", "test-token-2"], "max_body_bytes": 65536},
+        "kubernetes": {"kubeconfig": "/nonexistent/kubeconfig"},
+    })
+    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False)
+    harness = ServeHarness(config, free_port())
+    await asyncio.to_thread(harness.start)
+    await harness.wait_ready()
+    yield harness
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(serve_app: ServeHarness) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=serve_app.base_url, timeout=30,
+                                 headers={"Authorization": "Bearer test-token-1"}) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(serve_app: ServeHarness, pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the app's database, to assert on rows."""
+    from kubernaut.storage.database import _init_connection
+
+    conn = await asyncpg.connect(pg_dsn)
+    await _init_connection(conn)
+    yield conn
+    await conn.close()
