@@ -86,9 +86,10 @@ class ServeHarness:
         serve.run(build_app(self.config), name="kubernaut", route_prefix="/", blocking=False)
 
     def stop(self) -> None:
+        """Stop Serve entirely: controller, proxy and every replica."""
         from ray import serve
 
-        serve.delete("kubernaut")
+        serve.shutdown()
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:

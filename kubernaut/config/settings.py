@@ -70,10 +70,67 @@ class GatewayConfig(BaseModel):
 
 
 class AnalysisConfig(BaseModel):
-    rules_file: Path | None = None  # None → the packaged rules
-    llm_base_url: str | None = None
+    """How incidents are analysed: the rule engine always, an OpenAI-compatible LLM when configured.
+
+    Flat ``llm_*`` fields (rather than a nested model) so each one can be set from the environment
+    as ``KUBERNAUT_ANALYSIS__LLM_MODEL`` etc.; the API key belongs there, never in YAML.
+    """
+
+    # Deprecated single file, kept for old configs: treated as the first entry of rules_files.
+    rules_file: Path | None = None
+    # User rule files, consulted before the packaged rules (first matching rule wins).
+    rules_files: list[Path] = Field(default_factory=list)
+
+    # -- LLM provider (None/empty model → rule engine only) ------------------------------------------
+    llm_provider: str = Field(default="openai", pattern="^(openai|azure|ollama|vllm|llama-cpp|compatible)$")
+    llm_base_url: str | None = None  # e.g. http://llm:8000/v1 (the optional Serve app `llm`), Ollama's /v1
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
+    azure_api_version: str = "2024-10-21"
+    azure_deployment: str | None = None
+    # How structured output is requested: OpenAI-standard json_schema (OpenAI, Azure, vLLM, llama-server),
+    # json_object with a `schema` (llama-cpp-python server), a forced tool call, or prompt-only JSON.
+    # None → the provider's default (see kubernaut.analysis.llm.providers).
+    llm_response_format: str | None = Field(default=None, pattern="^(json_schema|json_object|tools|prompt)$")
+    llm_strict_schema: bool = True
+    llm_temperature: float = Field(default=0.0, ge=0, le=2)
+    # -- budgets -------------------------------------------------------------------------------------------
+    llm_request_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=1, ge=0, le=10)  # transport retries inside one call (SDK)
+    llm_max_repairs: int = Field(default=2, ge=0, le=2)  # corrective re-asks after an invalid answer
+    llm_max_completion_tokens: int = Field(default=400, ge=16, le=32_000)
+    llm_incident_token_budget: int = Field(default=8000, ge=100, le=1_000_000)  # prompt + completion, all calls
+    llm_incident_time_budget_s: float = Field(default=30.0, gt=0, le=900)  # wall clock for the whole LLM phase
+    # -- escalation: a cheaper first model, a stronger one when it is unsure or fails ----------------------
+    llm_escalation_model: str | None = None
+    llm_escalation_below_confidence: float = Field(default=0.6, ge=0, le=1)
+    # -- circuit breaker ----------------------------------------------------------------------------------
+    llm_breaker_failures: int = Field(default=3, ge=1, le=100)  # consecutive provider failures that open it
+    llm_breaker_reset_s: float = Field(default=60.0, gt=0, le=3600)  # open → one trial call after this
+    # -- what the LLM may decide ----------------------------------------------------------------------------
+    # rule_candidates: only actions the rules consider for this incident (their choice and alternatives)
+    # plus read-only ones; catalog: any catalog action that fits the target. Guards and scope apply to both.
+    llm_action_scope: str = Field(default="rule_candidates", pattern="^(rule_candidates|catalog)$")
+    # USD per 1,000 tokens per model: {"gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006}}.
+    llm_prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # -- context --------------------------------------------------------------------------------------------
+    context_time_budget_s: float = Field(default=3.0, gt=0, le=60)
+    context_event_limit: int = Field(default=20, ge=0, le=500)
+    recent_rollout_window_s: float = Field(default=3600.0, gt=0)  # "after a new revision" means within this
+
+    @field_validator("rules_files")
+    @classmethod
+    def _absolute_rules_files(cls, value: list[Path]) -> list[Path]:
+        # Resolved where the YAML is read: Ray replicas run with another working directory.
+        return [p.expanduser().resolve() for p in value]
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_model)
+
+    @property
+    def all_rules_files(self) -> list[Path]:
+        return [*([self.rules_file] if self.rules_file else []), *self.rules_files]
 
 
 class KubernetesConfig(BaseModel):

@@ -183,7 +183,8 @@ class Gateway:
         return JSONResponse(jsonable_encoder(view))
 
     @app.get("/api/v1/actions", summary="The action catalog with JSON schemas of parameters")
-    async def actions(self) -> JSONResponse:
+    async def actions(self, request: Request) -> JSONResponse:
+        self._require_auth(request)
         return JSONResponse(jsonable_encoder({"actions": await self._executor.catalog.remote()}))
 
     @app.post("/api/v1/analyze", openapi_extra=_WEBHOOK_BODY_DOC, summary="Analyze alerts without acting")
@@ -237,7 +238,8 @@ class Gateway:
         return JSONResponse(body, status_code=200 if storage_ok else 503)
 
     @app.get("/api/v1/info", summary="Version, configuration summary and execution mode")
-    async def info(self) -> JSONResponse:
+    async def info(self, request: Request) -> JSONResponse:
+        self._require_auth(request)
         try:
             executor = await asyncio.wait_for(self._executor.status.remote(), timeout=5)
         except Exception as exc:

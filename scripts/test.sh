@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install everything the tests need (first time; cached afterwards) and run the whole suite:
+# lint, unit tests, and integration tests against real services — a local Ray cluster running the
+# Serve app, embedded PostgreSQL+pgvector, a real kube-apiserver control plane, real notification sinks.
+#   scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+START=$(date +%s)
+step() { printf '\n=== %s (+%ss)\n' "$*" "$(( $(date +%s) - START ))"; }
+
+step "python environment"
+if [[ ! -x .venv/bin/python ]]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/pip install -q -U pip
+.venv/bin/pip install -q -e '.[test]'
+
+step "kubernetes test control plane (built once, cached in ~/.cache/kubernaut)"
+bash scripts/testenv.sh build
+
+# Extra services other test areas need are prepared by their own scripts, when present.
+for prep in scripts/test-prepare.d/*.sh; do
+    [[ -e "$prep" ]] || continue
+    step "prepare: $prep"
+    bash "$prep"
+done
+
+# Tests never join a developer's Ray cluster and never need its token.
+unset RAY_ADDRESS
+export RAY_AUTH_MODE=disabled
+
+step "lint"
+.venv/bin/ruff check kubernaut tests scripts bench
+
+step "tests"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+step "done"

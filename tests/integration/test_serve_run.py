@@ -1,0 +1,81 @@
+"""The README's run command on a fresh data directory: `serve run serve_config.yaml` (via scripts/run.sh)
+brings the system up, and a captured AlertManager payload becomes an incident with an analysis and a
+dry-run action within seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.support.sinks import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+PAYLOAD = REPO / "tests" / "data" / "alertmanager" / "captured_am0.25_firing_prometheus_rule.json"
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (httpx.HTTPError, AssertionError, KeyError, TypeError) as exc:
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
+    from kubernaut.storage.embedded import stop_embedded_server
+
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    port = free_port()
+    config["http_options"] = {"host": "127.0.0.1", "port": port}
+    data_dir = tmp_path / "data"
+    config["applications"][0]["args"]["storage"]["data_dir"] = str(data_dir)
+    config_file = tmp_path / "serve_config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="disabled", KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(["bash", str(REPO / "scripts" / "run.sh"), str(config_file)], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/ready", timeout=2).status_code == 200, 180, "serve run ready")
+        response = httpx.post(f"{base}/api/v1/alerts", json=json.loads(PAYLOAD.read_text()), timeout=10)
+        assert response.status_code == 200, response.text
+        (incident_id,) = response.json()["incident_ids"]
+
+        def incident_done():
+            view = httpx.get(f"{base}/api/v1/incidents", timeout=5).json()["items"]
+            item = next(i for i in view if i["id"] == incident_id)
+            return item if item["phase"] == "dry_run_completed" else None
+
+        started = time.monotonic()
+        item = wait_for(incident_done, 30, "incident with analysis and dry-run action")
+        assert time.monotonic() - started < 15, "the loop should complete within seconds"
+        assert item["analysis"]["action"] == "restart_pod"
+        detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
+        assert detail["actions"][0]["status"] == "dry_run"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
+        stop_embedded_server(data_dir)
