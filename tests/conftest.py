@@ -18,7 +18,7 @@ import pytest_asyncio
 from tests.support.polling import eventually
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
-pytest_plugins = ["tests.plugins.kube_testenv"]
+pytest_plugins = ["tests.plugins.kube_testenv", "tests.plugins.alertmanager"]
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
@@ -102,8 +102,16 @@ class ServeHarness:
             await eventually(ready, timeout=timeout, what="gateway /ready")
 
 
+@pytest.fixture(scope="session")
+def app_kubeconfig(request: pytest.FixtureRequest) -> str:
+    """The app talks to the real test control plane unless it is switched off for this run."""
+    if os.environ.get("KUBERNAUT_TESTENV_SKIP") == "1":
+        return "/nonexistent/kubeconfig"
+    return request.getfixturevalue("kube_testenv").admin_kubeconfig
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_sink: SmtpSink
+async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_sink: SmtpSink, app_kubeconfig: str
                     ) -> AsyncIterator[ServeHarness]:
     import ray
     from ray import serve
@@ -115,10 +123,11 @@ async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_si
         "storage": {"data_dir": str(pg_data_dir)},
         "notifications": {"urls": [http_sink.apprise_url, smtp_sink.apprise_url], "timeout_s": 10},
         "work": {"poll_interval_s": 0.5, "lease_s": 30},
-        "gateway": {"auth_tokens": ["test-token-1", "test-token-2"], "max_body_bytes": 65536},
-        "kubernetes": {"kubeconfig": "/nonexistent/kubeconfig"},
+        "gateway": {"auth_tokens": ["test-token-1", "test-token-2", "test-token-flood"], "max_body_bytes": 65536,
+                    "rate_limit_per_s": 20, "rate_limit_burst": 60},
+        "kubernetes": {"kubeconfig": app_kubeconfig},
     })
-    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False)
+    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=os.environ.get("KUBERNAUT_TEST_RAY_LOGS") == "1")
     harness = ServeHarness(config, free_port())
     await asyncio.to_thread(harness.start)
     await harness.wait_ready()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,47 @@ class GatewayConfig(BaseModel):
     # How long the gateway waits for the processor to assign incidents before answering anyway
     # (the alerts are already committed; the processor's sweeper finishes the job).
     process_wait_s: float = Field(default=3.0, ge=0, le=30)
+    # Above this many requests in flight on one replica the gateway stops waiting for incident ids:
+    # under load the acknowledgement is what AlertManager needs, ids are a courtesy.
+    process_wait_max_inflight: int = Field(default=16, ge=0, le=10_000)
+    max_labels_per_alert: int = Field(default=128, ge=8, le=10_000)
+    # Per-sender token bucket (sender = bearer token, else client address); 0 disables.
+    rate_limit_per_s: float = Field(default=200.0, ge=0)
+    rate_limit_burst: int = Field(default=1000, ge=1)
+    # Only behind a trusted proxy: take the sender address from X-Forwarded-For.
+    trust_forwarded_for: bool = False
+
+
+class FilterRule(BaseModel):
+    """Decides whether matching alerts are processed; the first matching rule wins, default process."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=100)
+    action: Literal["drop", "process"] = "drop"
+    mode: Literal["all", "any"] = "all"
+    # Values are shell-style wildcards (fnmatch): "kube-*", "*-canary", "?".
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    severity: list[str] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> FilterRule:
+        if not (self.labels or self.annotations or self.severity or self.namespaces):
+            raise ValueError(f"filter {self.name!r} has no condition (labels, annotations, severity or namespaces)")
+        return self
+
+
+class ProcessingConfig(BaseModel):
+    filters: list[FilterRule] = Field(default_factory=list)
+    filters_file: Path | None = None  # YAML list of FilterRule, applied after `filters`
+    # Resolve Pod → ReplicaSet → Deployment through the API when a cluster is reachable.
+    resolve_owners: bool = True
+    owner_cache_ttl_s: float = Field(default=30.0, ge=0, le=3600)
+    kube_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # Storm collapse: analysis runs once per incident; set to re-analyze when a new alert name joins.
+    reanalyze_on_new_signal: bool = False
 
 
 class AnalysisConfig(BaseModel):
@@ -171,6 +212,7 @@ class KubernautConfig(BaseSettings):
     cluster_name: str = Field(default="local", max_length=63)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)

@@ -2,8 +2,10 @@
 
 
 import asyncio
+import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -20,8 +22,10 @@ from kubernaut import __version__
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway.auth import TokenVerifier
 from kubernaut.gateway.errors import describe_validation_error, summary
+from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.models.resource import ResourceRef
+from kubernaut.serving import nudge
 from kubernaut.storage import alerts as alert_store
 from kubernaut.storage import views
 from kubernaut.storage.database import Database
@@ -41,10 +45,10 @@ _WEBHOOK_BODY_DOC: dict[str, Any] = {
 }
 
 
-def _problem(status: int, message: str, request_id: str, **extra: Any) -> JSONResponse:
+def _problem(status: int, message: str, request_id: str, retry_after: float = 5.0, **extra: Any) -> JSONResponse:
     headers = {"X-Request-ID": request_id}
     if status in (429, 503):
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return JSONResponse({"error": message, "request_id": request_id, **extra}, status_code=status, headers=headers)
 
 
@@ -71,6 +75,8 @@ class Gateway:
         self._intelligence = intelligence
         self._effectiveness = effectiveness
         self._auth = TokenVerifier([t.get_secret_value() for t in config.gateway.auth_tokens])
+        self._limiter = RateLimiter(config.gateway.rate_limit_per_s, config.gateway.rate_limit_burst)
+        self._inflight = 0
         self._registry = CollectorRegistry()
         self._requests = Counter("kubernaut_gateway_requests", "Webhook requests by outcome",
                                  ["outcome"], registry=self._registry)
@@ -99,9 +105,21 @@ class Gateway:
         logger.info("request_id=%s webhook outcome=%s status=%d", request_id, outcome, response.status_code)
         return response
 
+    def _sender(self, request: Request) -> str:
+        authorization = request.headers.get("authorization")
+        if authorization and self._auth.enabled:
+            # Keyed by a digest of the credential: the token itself is never kept in memory twice.
+            return "token:" + hashlib.sha256(authorization.encode()).hexdigest()[:16]
+        if self.config.gateway.trust_forwarded_for and request.headers.get("x-forwarded-for"):
+            return "addr:" + request.headers["x-forwarded-for"].split(",")[0].strip()
+        return "addr:" + (request.client.host if request.client else "unknown")
+
     async def _accept(self, request: Request, request_id: str) -> tuple[str, JSONResponse]:
         if not self._auth.verify(request.headers.get("authorization")):
             return "unauthorized", _problem(401, "unauthorized", request_id)
+        wait = self._limiter.acquire(self._sender(request))
+        if wait > 0:
+            return "rate_limited", _problem(429, "rate limit exceeded for this sender", request_id, retry_after=wait)
         limit = self.config.gateway.max_body_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -113,16 +131,31 @@ class Gateway:
             raw = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return "bad_json", _problem(400, f"malformed JSON: {exc}", request_id)
+        except RecursionError:
+            return "bad_json", _problem(400, "malformed JSON: nested too deeply", request_id)
+        if not isinstance(raw, dict):
+            return "invalid", _problem(422, "invalid AlertManager webhook: body: must be a JSON object", request_id,
+                                       problems=[{"field": "body", "message": "must be a JSON object"}])
+        alerts = raw.get("alerts")
+        if isinstance(alerts, list) and len(alerts) > self.config.gateway.max_alerts_per_request:
+            return "too_large", _problem(
+                413, f"alerts: {len(alerts)} alerts exceed the limit of "
+                     f"{self.config.gateway.max_alerts_per_request}", request_id)
         try:
             payload = WebhookPayload.model_validate(raw)
-        except ValidationError as exc:
-            problems = describe_validation_error(exc)
+        except (ValidationError, RecursionError) as exc:
+            problems = (describe_validation_error(exc) if isinstance(exc, ValidationError)
+                        else [{"field": "body", "message": "nested too deeply"}])
             return "invalid", _problem(422, f"invalid AlertManager webhook: {summary(problems)}", request_id,
                                        problems=problems)
-        if len(payload.alerts) > self.config.gateway.max_alerts_per_request:
-            return "too_large", _problem(
-                413, f"alerts: {len(payload.alerts)} alerts exceed the limit of "
-                     f"{self.config.gateway.max_alerts_per_request}", request_id)
+        max_labels = self.config.gateway.max_labels_per_alert
+        for index, alert in enumerate(payload.alerts):
+            for field, mapping in (("labels", alert.labels), ("annotations", alert.annotations or {})):
+                if len(mapping) > max_labels:
+                    problem = {"field": f"alerts.{index}.{field}",
+                               "message": f"{len(mapping)} entries exceed the limit of {max_labels}"}
+                    return "invalid", _problem(422, f"invalid AlertManager webhook: {summary([problem])}",
+                                               request_id, problems=[problem])
         try:
             stored = await alert_store.insert_webhook(self.db.pool, payload, request_id)
         except Exception as exc:
@@ -133,14 +166,20 @@ class Gateway:
         # Committed: from here on the answer is 2xx. Incident ids are a courtesy when the processor is quick.
         incident_by_alert: dict[int, int | None] = {s.id: s.incident_id for s in stored if s.incident_id}
         pending = [s.id for s in stored if s.incident_id is None]
-        if pending and self.config.gateway.process_wait_s > 0:
+        gateway_cfg = self.config.gateway
+        if pending and gateway_cfg.process_wait_s > 0 and self._inflight < gateway_cfg.process_wait_max_inflight:
+            self._inflight += 1
             try:
                 assigned = await asyncio.wait_for(
-                    self._processor.process.remote(pending), timeout=self.config.gateway.process_wait_s
+                    self._processor.process.remote(pending), timeout=gateway_cfg.process_wait_s
                 )
                 incident_by_alert.update(assigned)
             except Exception as exc:  # the processor's sweeper finishes the job
                 logger.warning("request_id=%s processing deferred: %s", request_id, type(exc).__name__)
+            finally:
+                self._inflight -= 1
+        elif pending:
+            nudge(self._processor)
         incident_ids = sorted({i for i in incident_by_alert.values() if i is not None})
         body = {
             "accepted": len(stored),

@@ -45,6 +45,15 @@ def parse_go_time(value: object) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def _no_nul(mapping: dict[str, str]) -> dict[str, str]:
+    """NUL cannot be stored (PostgreSQL text/jsonb) and has no business in a label: refuse it by name.
+    Other control characters are kept as data; they are neutralised where text is displayed."""
+    for key, value in mapping.items():
+        if "\x00" in key or "\x00" in value:
+            raise ValueError(f"NUL character in {key[:64]!r}")
+    return mapping
+
+
 def label_fingerprint(labels: dict[str, str]) -> str:
     """Stand-in for AlertManager's fingerprint when an old sender omits it: stable over the label set."""
     canonical = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
@@ -79,7 +88,12 @@ class WebhookAlert(BaseModel):
     def _alertname_required(cls, value: dict[str, str]) -> dict[str, str]:
         if not value.get("alertname"):
             raise ValueError("labels.alertname is required")
-        return value
+        return _no_nul(value)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_storable(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else _no_nul(value)
 
 
 class WebhookPayload(BaseModel):

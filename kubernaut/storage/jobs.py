@@ -47,6 +47,16 @@ async def enqueue(conn: asyncpg.Connection, kind: str, ref_id: int, delay_s: flo
     return row is not None
 
 
+async def requeue(conn: asyncpg.Connection, kind: str, ref_id: int) -> None:
+    """Run a job again (e.g. re-analysis when a new signal joins); a running one finishes first."""
+    await conn.execute(
+        """INSERT INTO jobs (kind, ref_id) VALUES ($1, $2)
+           ON CONFLICT (kind, ref_id) DO UPDATE SET state = 'pending', attempts = 0, run_after = now(),
+               updated_at = now() WHERE jobs.state IN ('done', 'failed')""",
+        kind, ref_id,
+    )
+
+
 async def claim(pool: asyncpg.Pool, kinds: list[str], owner: str, lease_s: float, limit: int) -> list[Job]:
     rows = await pool.fetch(
         """UPDATE jobs SET state = 'running', lease_owner = $2,

@@ -1,0 +1,124 @@
+"""Start what a benchmark measures: the embedded PostgreSQL, the baseline server, Kubernaut under `serve run`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+SERVE = str(Path(sys.executable).with_name("serve"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+
+
+def create_database(admin_dsn: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    base, _, query = admin_dsn.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+def count_alerts(dsn: str, run: str) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM alerts WHERE labels->>'bench_run' = $1", run)
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@contextmanager
+def baseline_server(dsn: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    log = (workdir / "baseline.log").open("w")
+    process = subprocess.Popen([PYTHON, str(REPO / "bench" / "baseline_server.py"), "--dsn", dsn, "--port", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+        log.close()
+
+
+@contextmanager
+def kubernaut_serve(dsn: str, workdir: Path, overrides: dict[str, Any] | None = None,
+                    env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """`serve run` of the repository's serve_config.yaml against ``dsn``, with benchmark overrides."""
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    port = free_port()
+    config["http_options"] = {"host": "127.0.0.1", "port": port}
+    args = config["applications"][0]["args"]
+    args.setdefault("gateway", {}).update({"rate_limit_per_s": 0})
+    args["kubernetes"] = {"kubeconfig": str(workdir / "no-kubeconfig")}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            args.setdefault(key, {}).update(value)
+        else:
+            args[key] = value
+    config_file = workdir / "serve_config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update({"RAY_AUTH_MODE": "disabled", "DATABASE_URL": dsn, **(env_extra or {})})
+    log = (workdir / "serve.log").open("w")
+    process = subprocess.Popen([SERVE, "run", str(config_file)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                               start_new_session=True, cwd=workdir)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", 240)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+        log.close()
