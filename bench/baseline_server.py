@@ -49,8 +49,9 @@ def make_app(dsn: str):
         except (ValueError, ValidationError):
             await send(send_fn, 422, b'{"error":"invalid"}')
             return
-        stored = await insert_webhook(state["db"].pool, payload, uuid.uuid4().hex)
-        await send(send_fn, 200, json.dumps({"accepted": len(stored)}).encode())
+        request_id = uuid.uuid4().hex
+        stored = await insert_webhook(state["db"].pool, payload, request_id)
+        await send(send_fn, 200, json.dumps({"accepted": len(stored), "request_id": request_id}).encode())
 
     return app
 

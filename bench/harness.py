@@ -58,15 +58,20 @@ def create_database(admin_dsn: str) -> str:
     return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
-def count_alerts(dsn: str, run: str) -> int:
-    async def count() -> int:
+def lost_alerts(dsn: str, run: str, receipts: dict[str, int]) -> int:
+    """Acknowledged alerts that are not in the database: per request id, acknowledged minus stored."""
+
+    async def stored() -> dict[str, int]:
         conn = await asyncpg.connect(dsn)
         try:
-            return await conn.fetchval("SELECT count(*) FROM alerts WHERE labels->>'bench_run' = $1", run)
+            rows = await conn.fetch("SELECT request_id, count(*) AS n FROM alerts WHERE labels->>'bench_run' = $1 "
+                                    "GROUP BY request_id", run)
+            return {r["request_id"]: r["n"] for r in rows}
         finally:
             await conn.close()
 
-    return asyncio.run(count())
+    in_db = asyncio.run(stored())
+    return sum(max(0, acked - in_db.get(request_id, 0)) for request_id, acked in receipts.items())
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -15,6 +15,7 @@ function init(args)
   acked = 0
   ok = 0
   failed = 0
+  receipts = {}
 end
 function request()
   n = n + 1
@@ -31,19 +32,26 @@ end
 function response(status, headers, body)
   if status == 200 then
     ok = ok + 1
-    local a = string.match(body, '"accepted":(%d+)')
-    if a then acked = acked + tonumber(a) end
+    local a = string.match(body, '"accepted":%s*(%d+)')
+    local rid = string.match(body, '"request_id":%s*"([%w%-]+)"')
+    if a then
+      acked = acked + tonumber(a)
+      if rid then receipts[#receipts + 1] = rid .. " " .. a end
+    end
   else
     failed = failed + 1
   end
 end
 function done(summary, latency, requests)
   local total_acked, total_ok, total_failed = 0, 0, 0
+  local out = io.open("RECEIPTS", "w")
   for _, t in ipairs(threads) do
     total_acked = total_acked + t:get("acked")
     total_ok = total_ok + t:get("ok")
     total_failed = total_failed + t:get("failed")
+    for _, line in ipairs(t:get("receipts")) do out:write(line, "\n") end
   end
+  out:close()
   io.write(string.format("WRK ok=%d failed=%d acked=%d p50_us=%d p99_us=%d\n", total_ok, total_failed,
     total_acked, latency:percentile(50), latency:percentile(99)))
 end

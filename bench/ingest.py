@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.harness import baseline_server, count_alerts, create_database, kubernaut_serve
+from bench.harness import baseline_server, create_database, kubernaut_serve, lost_alerts
 from bench.loadgen import closed_loop, open_loop
 
 # The fast ingress path of Ray Serve 2.60: HAProxy in front of replicas that listen directly.
@@ -46,7 +46,7 @@ def main() -> None:
         baseline_dsn = create_database(admin_dsn)
         with baseline_server(baseline_dsn, workdir) as url:
             base = closed_loop(url, f"{run}-base", args.connections, args.duration)
-        base_lost = base.alerts_acked - count_alerts(baseline_dsn, f"{run}-base")
+        base_lost = lost_alerts(baseline_dsn, f"{run}-base", base.receipts)
 
         system_dsn = create_database(admin_dsn)
         replicas = args.gateway_replicas
@@ -57,8 +57,7 @@ def main() -> None:
             cap = closed_loop(url, run, args.connections, args.duration)
             host, port = url.removeprefix("http://").split(":")
             lat = asyncio.run(open_loop(host, int(port), run, args.rate, args.open_connections, args.duration))
-        stored = count_alerts(system_dsn, run)
-        lost = cap.alerts_acked + lat.alerts_acked - stored
+        lost = lost_alerts(system_dsn, run, {**cap.receipts, **lat.receipts})
     finally:
         stop_embedded_server(pg_dir)
 

@@ -49,6 +49,7 @@ class ClosedLoopResult:
     seconds: float
     p50_ms: float
     p99_ms: float
+    receipts: dict[str, int] = field(default_factory=dict)  # request_id → alerts acknowledged
 
     @property
     def requests_per_min(self) -> float:
@@ -64,8 +65,9 @@ def closed_loop(url: str, run: str, connections: int, seconds: int, threads: int
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    receipts_file = Path(tempfile.mkdtemp(prefix="wrk-")) / "receipts.txt"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT.read_text().replace("RUN", run))
+        script.write(_WRK_SCRIPT.read_text().replace("RUN", run).replace("RECEIPTS", str(receipts_file)))
     started = time.monotonic()
     out = subprocess.run([wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                           "-s", script.name, url], capture_output=True, text=True, check=True).stdout
@@ -76,13 +78,18 @@ def closed_loop(url: str, run: str, connections: int, seconds: int, threads: int
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     ok, failed, acked, p50, p99 = (int(g) for g in match.groups())
     duration = float(seconds) if abs(elapsed - seconds) < 5 else elapsed
-    return ClosedLoopResult(ok, failed, acked, duration, p50 / 1000, p99 / 1000)
+    receipts = {}
+    for line in receipts_file.read_text().splitlines():
+        request_id, count = line.split()
+        receipts[request_id] = int(count)
+    return ClosedLoopResult(ok, failed, acked, duration, p50 / 1000, p99 / 1000, receipts)
 
 
 @dataclass
 class OpenLoopResult:
     latencies_ms: list[float] = field(default_factory=list)
     alerts_acked: int = 0
+    receipts: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     sent: int = 0
 
@@ -125,7 +132,9 @@ async def _sender(host: str, port: int, path: str, run: str, index: int, connect
             # Latency from the *scheduled* send time: queueing behind a slow answer counts.
             result.latencies_ms.append((time.monotonic() - scheduled) * 1000)
             if status == 200:
-                result.alerts_acked += json.loads(payload)["accepted"]
+                answer = json.loads(payload)
+                result.alerts_acked += answer["accepted"]
+                result.receipts[answer["request_id"]] = answer["accepted"]
             else:
                 result.errors += 1
             scheduled += period
