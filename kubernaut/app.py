@@ -46,7 +46,7 @@ def build_app(config: KubernautConfig) -> Application:
     intelligence = _configured(IntelligenceService, d["intelligence"]).bind(config)
     effectiveness = _configured(EffectivenessMonitor, d["effectiveness"]).bind(config)
     return _configured(Gateway, d["gateway"]).bind(
-        config, processor, analysis, executor, context, intelligence, effectiveness
+        config, processor, analysis, executor, context, intelligence, effectiveness, orchestrator
     )
 
 

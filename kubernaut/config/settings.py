@@ -181,9 +181,56 @@ class KubernetesConfig(BaseModel):
 
 
 class ExecutionConfig(BaseModel):
+    """The executor's safety pipeline: scope, cooldown, per-target lock, blast-radius budget, retries."""
+
     # Live execution must be asked for explicitly.
     mode: ExecutionMode = ExecutionMode.DRY_RUN
+    # Scope: namespaces managed without carrying the label (the label is the usual opt-in).
     managed_namespaces: list[str] = Field(default_factory=list)
+    managed_label: str = Field(default="kubernaut.ai/managed", min_length=1, max_length=317)
+    # The same action on the same target again within this window is refused (anti-oscillation).
+    cooldown_s: float = Field(default=300.0, ge=0, le=7 * 86400)
+    # Per-target lock: a lease in PostgreSQL, renewed while the action runs; a dead replica's lease
+    # expires after lock_ttl_s. A second execution on the target waits up to lock_wait_s, then is refused.
+    lock_ttl_s: float = Field(default=60.0, ge=5, le=3600)
+    lock_wait_s: float = Field(default=10.0, ge=0, le=600)
+    # Blast radius: live mutations per sliding window, overall and per namespace; nodes out of service.
+    budget_window_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    max_mutations_per_window: int = Field(default=20, ge=0, le=100_000)
+    max_mutations_per_namespace: int = Field(default=5, ge=0, le=100_000)
+    max_nodes_unavailable: int = Field(default=1, ge=0, le=10_000)
+    # 409 Conflict (someone else changed the object between our read and our write): re-read,
+    # re-check and retry this many times with exponential backoff, then fail.
+    conflict_retries: int = Field(default=3, ge=0, le=20)
+    conflict_backoff_s: float = Field(default=0.5, ge=0, le=60)
+    # Evictions refused by a PodDisruptionBudget (HTTP 429) are retried with this backoff, up to the cap.
+    eviction_backoff_s: float = Field(default=2.0, gt=0, le=60)
+    eviction_backoff_max_s: float = Field(default=15.0, gt=0, le=600)
+    # Logs need a kubelet; a short timeout keeps diagnostics fast where there is none.
+    log_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class OrchestrationConfig(BaseModel):
+    """How analyses become changes: policy, approvals, verification, rollback and blocking rules."""
+
+    policy_file: Path | None = None  # None → the packaged policy (kubernaut/orchestration/policy.yaml)
+    approval_ttl_s: float = Field(default=900.0, ge=10, le=7 * 86400)  # expired approvals escalate
+    stabilization_s: float = Field(default=300.0, ge=0, le=86400)  # wait after execute, before verify
+    verify_timeout_s: float = Field(default=600.0, ge=1, le=86400)  # "cannot tell yet" for longer → failed
+    verify_interval_s: float = Field(default=15.0, ge=0.1, le=3600)
+    step_timeout_s: float = Field(default=120.0, ge=1, le=3600)
+    step_max_attempts: int = Field(default=4, ge=1, le=20)  # transient errors, exponential backoff
+    # Autonomy from evidence: run unattended only when the Wilson lower bound of the measured success
+    # rate for (signal, action) is at least this, on at least this many cases.
+    autonomy_min_cases: int = Field(default=5, ge=0, le=10_000)
+    autonomy_min_lower_bound: float = Field(default=0.8, ge=0, le=1)
+    # Blocking rules (field-notes.md): cooldown, consecutive failures, ineffective chains, oscillation.
+    cooldown_s: float = Field(default=300.0, ge=0, le=86400)
+    failure_block_after: int = Field(default=3, ge=1, le=100)
+    failure_block_s: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    ineffective_chain: int = Field(default=3, ge=1, le=100)
+    oscillation_window_s: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    max_concurrent_workflows: int = Field(default=100, ge=1, le=10_000)
 
 
 class NotificationsConfig(BaseModel):
@@ -216,6 +263,7 @@ class KubernautConfig(BaseSettings):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     work: WorkConfig = Field(default_factory=WorkConfig)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=_default_deployments)

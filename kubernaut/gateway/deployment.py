@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -27,10 +27,21 @@ from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.models.resource import ResourceRef
 from kubernaut.serving import nudge
 from kubernaut.storage import alerts as alert_store
+from kubernaut.storage import audit as audit_store
 from kubernaut.storage import views
 from kubernaut.storage.database import Database
 
 logger = logging.getLogger("kubernaut.gateway")
+
+
+class ApprovalDecision(BaseModel):
+    """Who decides and why; an override is validated against the action's parameter schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    reason: str | None = Field(default=None, max_length=2000)
+    override: dict[str, Any] | None = None
 
 API_DESCRIPTION = """Kubernaut turns AlertManager alerts about Kubernetes workloads into safe, verified
 remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/alerts`."""
@@ -64,6 +75,7 @@ class Gateway:
         context: DeploymentHandle,
         intelligence: DeploymentHandle,
         effectiveness: DeploymentHandle,
+        orchestrator: DeploymentHandle,
     ) -> None:
         logging.basicConfig(level=config.log_level)
         self.config = config
@@ -74,6 +86,7 @@ class Gateway:
         self._context = context
         self._intelligence = intelligence
         self._effectiveness = effectiveness
+        self._orchestrator = orchestrator
         self._auth = TokenVerifier([t.get_secret_value() for t in config.gateway.auth_tokens])
         self._limiter = RateLimiter(config.gateway.rate_limit_per_s, config.gateway.rate_limit_burst)
         self._inflight = 0
@@ -266,6 +279,44 @@ class Gateway:
     async def patterns(self, request: Request) -> JSONResponse:
         self._require_auth(request)
         return JSONResponse(jsonable_encoder({"action_stats": await self._intelligence.action_stats.remote()}))
+
+    # --- approvals and audit ---------------------------------------------------------------------
+
+    @app.get("/api/v1/approvals", summary="Approval requests (pending first by default)")
+    async def list_approvals(
+        self, request: Request,
+        status: str | None = Query(default=None, pattern="^(pending|approved|rejected|expired|used|cancelled)$"),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> JSONResponse:
+        self._require_auth(request)
+        items = await self._orchestrator.list_approvals.remote(status, limit)
+        return JSONResponse(jsonable_encoder({"items": items}))
+
+    @app.post("/api/v1/approvals/{approval_id}/approve", summary="Approve (once), optionally overriding parameters")
+    async def approve(self, request: Request, approval_id: int, decision: ApprovalDecision) -> JSONResponse:
+        return await self._decide(request, approval_id, True, decision)
+
+    @app.post("/api/v1/approvals/{approval_id}/reject", summary="Reject: the workflow ends without acting")
+    async def reject(self, request: Request, approval_id: int, decision: ApprovalDecision) -> JSONResponse:
+        return await self._decide(request, approval_id, False, decision)
+
+    async def _decide(self, request: Request, approval_id: int, approve: bool, decision: ApprovalDecision
+                      ) -> JSONResponse:
+        self._require_auth(request)
+        outcome = await self._orchestrator.decide.remote(approval_id, approve, decision.by, decision.reason,
+                                                         decision.override)
+        if "error" in outcome:
+            return JSONResponse({"error": outcome["error"]}, status_code=outcome["status"])
+        return JSONResponse(jsonable_encoder(outcome))
+
+    @app.get("/api/v1/audit/verify", summary="Recompute the audit hash chain; names the first tampered event")
+    async def verify_audit(self, request: Request) -> JSONResponse:
+        self._require_auth(request)
+        async with self.db.pool.acquire() as conn:
+            intact, first_bad = await audit_store.verify_chain(conn)
+            events = await conn.fetchval("SELECT count(*) FROM audit_events")
+        return JSONResponse({"intact": intact, "first_bad_event_id": first_bad, "events": events},
+                            status_code=200 if intact else 409)
 
     # --- operations ------------------------------------------------------------------------------
 

@@ -29,6 +29,14 @@ class Job:
     attempts: int
 
 
+class Reschedule(Exception):
+    """Not a failure: the job waits (approval, stabilization) and runs again after ``delay_s``."""
+
+    def __init__(self, delay_s: float, why: str = "") -> None:
+        super().__init__(why or f"again in {delay_s:.1f}s")
+        self.delay_s = delay_s
+
+
 class RetryLater(Exception):
     """A transient failure: the job is retried after ``delay_s`` (counts as an attempt)."""
 
@@ -57,14 +65,37 @@ async def requeue(conn: asyncpg.Connection, kind: str, ref_id: int) -> None:
     )
 
 
+async def wake(conn: asyncpg.Connection | asyncpg.Pool, kind: str, ref_id: int) -> None:
+    """Make a job due now (e.g. an approval arrived); creates it if missing. A running job is left alone:
+    it reschedules itself soon enough."""
+    await conn.execute(
+        """INSERT INTO jobs (kind, ref_id) VALUES ($1, $2)
+           ON CONFLICT (kind, ref_id) DO UPDATE SET run_after = now(), updated_at = now(),
+               state = CASE WHEN jobs.state = 'running' THEN jobs.state ELSE 'pending' END,
+               attempts = CASE WHEN jobs.state = 'running' THEN jobs.attempts ELSE 0 END""",
+        kind, ref_id,
+    )
+
+
+async def reschedule(pool: asyncpg.Pool, job: Job, owner: str, delay_s: float) -> None:
+    await pool.execute(
+        """UPDATE jobs SET state = 'pending', attempts = 0, lease_owner = NULL, lease_until = NULL,
+                  run_after = LEAST(run_after, now() + make_interval(secs => $3)), updated_at = now()
+           WHERE id = $1 AND lease_owner = $2""",
+        job.id, owner, delay_s,
+    )
+
+
 async def claim(pool: asyncpg.Pool, kinds: list[str], owner: str, lease_s: float, limit: int) -> list[Job]:
     rows = await pool.fetch(
-        """UPDATE jobs SET state = 'running', lease_owner = $2,
+        # run_after = infinity while running: a wake() during the run lowers it, and a Reschedule
+        # then runs the job again at once instead of after its delay.
+        """UPDATE jobs SET state = 'running', lease_owner = $2, run_after = 'infinity',
                   lease_until = now() + make_interval(secs => $3), attempts = attempts + 1, updated_at = now()
            WHERE id IN (
                SELECT id FROM jobs
-               WHERE kind = ANY($1::text[]) AND run_after <= now()
-                 AND (state = 'pending' OR (state = 'running' AND lease_until < now()))
+               WHERE kind = ANY($1::text[])
+                 AND ((state = 'pending' AND run_after <= now()) OR (state = 'running' AND lease_until < now()))
                ORDER BY run_after, id LIMIT $4 FOR UPDATE SKIP LOCKED)
            RETURNING id, kind, ref_id, attempts""",
         kinds, owner, lease_s, limit,
@@ -164,6 +195,12 @@ class JobWorker:
             await handler(job)
         except asyncio.CancelledError:
             raise
+        except Reschedule as again:
+            try:
+                await reschedule(self._pool, job, self.owner, again.delay_s)
+            except Exception:
+                logger.exception("rescheduling job %s failed; its lease will expire", job.id)
+            return
         except Exception as exc:  # a job must never kill the loop
             delay = exc.delay_s if isinstance(exc, RetryLater) else min(300.0, 2.0 ** job.attempts)
             message = f"{type(exc).__name__}: {exc}"

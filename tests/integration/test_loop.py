@@ -59,24 +59,29 @@ async def test_crashloop_alert_becomes_incident_with_dry_run_action_and_notifica
     stored = await db.fetchrow("SELECT * FROM alerts WHERE request_id = $1", accepted["request_id"])
     assert stored is not None and stored["alertname"] == "PodCrashLooping"
 
-    view = await incident_when(api, incident_id, lambda v: v["workflow"] and v["workflow"]["phase"] == "completed"
+    view = await incident_when(api, incident_id, lambda v: v["workflow"] and v["workflow"]["finished_at"]
                                and v["notifications"] and v["notifications"][-1]["status"] == "sent",
-                               "workflow completed and notification sent")
+                               "workflow finished and notification sent")
     assert view["target"] == {"kind": "Deployment", "name": "web-loop1", "namespace": "default-loop1"}
-    assert view["status"] == "open" and view["phase"] == "dry_run_completed"
+    # Confidence 0.6 < 0.7: the policy sends it to human review; the dry-run still shows what it would do.
+    assert view["status"] == "open" and view["phase"] == "human_review"
+    assert view["workflow"]["phase"] == "review" and view["workflow"]["dry_run"] is True
     assert [a["alertname"] for a in view["alerts"]] == ["PodCrashLooping"]
     analysis = view["analysis"]
     assert analysis["engine"] == "rules" and analysis["action"] == "restart_pod"
     assert analysis["target"]["kind"] == "Pod" and analysis["confidence"] > 0
-    assert [s["name"] for s in view["workflow"]["steps"]] == ["policy", "dry_run", "notify"]
-    (action,) = view["actions"]
-    assert action["dry_run"] is True and action["status"] == "dry_run"
+    # restart_pod is a two-step remediation: diagnostics first (a restart destroys the evidence).
+    assert [s["name"] for s in view["workflow"]["steps"]] == ["policy", "dry_run:0", "dry_run:1", "notify"]
+    assert [a["action"] for a in view["actions"]] == ["collect_diagnostics", "restart_pod"]
+    assert all(a["dry_run"] and a["status"] == "dry_run" for a in view["actions"])
+    action = view["actions"][-1]
     assert any("DELETE" in step for step in action["plan"]), action["plan"]
     assert "nothing was changed" in action["result"]["message"]
     note = view["notifications"][-1]
     assert note["deliveries"] == {"0": "sent", "1": "sent"}
     events = [e["event"] for e in view["audit"]]
     assert events[:2] == ["incident.opened", "analysis.completed"] and "action.dry_run" in events
+    assert events[-1] == "workflow.review"
 
     # Delivered for real: over HTTP to the JSON sink and over SMTP to the mail sink.
     title = note["title"]
@@ -151,6 +156,7 @@ async def test_unmatched_alert_is_notify_only(api: httpx.AsyncClient) -> None:
     (incident_id,) = (await api.post("/api/v1/alerts", json=body)).json()["incident_ids"]
     view = await incident_when(api, incident_id, lambda v: v["workflow"] and v["workflow"]["phase"] == "completed",
                                "workflow completed")
+    assert view["phase"] == "dry_run_completed"
     assert view["analysis"]["action"] == "notify_only"
     assert view["analysis"]["rule_id"] == "default-notify"
 

@@ -25,7 +25,7 @@ async def test_incident_survives_a_serve_restart(serve_app, api: httpx.AsyncClie
 
     async def completed() -> dict | None:
         view = (await api.get(f"/api/v1/incidents/{incident_id}")).json()
-        return view if view["workflow"] and view["workflow"]["phase"] == "completed" else None
+        return view if view["workflow"] and view["workflow"]["finished_at"] else None
 
     before = await eventually(completed, what="workflow completed before restart")
 
@@ -49,6 +49,6 @@ async def test_incident_survives_a_serve_restart(serve_app, api: httpx.AsyncClie
     async def orphan_done() -> int | None:
         return await db.fetchval(
             """SELECT i.id FROM alerts a JOIN incidents i ON i.id = a.incident_id
-               JOIN workflows w ON w.incident_id = i.id WHERE a.id = $1 AND w.phase = 'completed'""", orphan_id)
+               JOIN workflows w ON w.incident_id = i.id WHERE a.id = $1 AND w.finished_at IS NOT NULL""", orphan_id)
 
     await eventually(orphan_done, timeout=60, what="orphaned alert processed after restart")

@@ -1,0 +1,140 @@
+"""The declarative remediation policy: deny / review / require approval / allow, with the rule that decided."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Decision = Literal["deny", "review", "require_approval", "allow"]
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=lambda: list(_DAYS))
+    start: time = time(0, 0)
+    end: time = time(23, 59, 59)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises a clear error for an unknown zone
+        return value
+
+    def contains(self, moment: datetime) -> bool:
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        if _DAYS[local.weekday()] not in self.days:
+            return False
+        now = local.time()
+        if self.start <= self.end:
+            return self.start <= now <= self.end
+        return now >= self.start or now <= self.end  # window across midnight
+
+
+class Conditions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    environment: list[str] = Field(default_factory=list)
+    priority: list[str] = Field(default_factory=list)
+    severity: list[str] = Field(default_factory=list)
+    risk: list[str] = Field(default_factory=list)
+    target_kind: list[str] = Field(default_factory=list)
+    action: list[str] = Field(default_factory=list)
+    namespace: list[str] = Field(default_factory=list)
+    engine: list[Literal["rules", "llm"]] = Field(default_factory=list)
+    mutates: bool | None = None
+    sensitive: bool | None = None
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    max_confidence: float | None = Field(default=None, ge=0, le=1)
+    windows: list[TimeWindow] | None = None
+
+
+class PolicyRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    when: Conditions = Field(default_factory=Conditions)
+    decision: Decision
+    reason: str = ""
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    rules: list[PolicyRule]
+
+
+class PolicyInput(BaseModel):
+    """What the policy sees about one proposed action."""
+
+    environment: str
+    priority: str
+    severity: str
+    risk: str
+    target_kind: str
+    action: str
+    namespace: str | None
+    engine: str
+    mutates: bool
+    sensitive: bool
+    confidence: float
+
+
+class PolicyVerdict(BaseModel):
+    decision: Decision
+    rule: str
+    reason: str
+
+
+def _any(patterns: list[str], value: str | None) -> bool:
+    return any(fnmatchcase(value or "", p) for p in patterns)
+
+
+def _holds(when: Conditions, facts: PolicyInput, now: datetime) -> bool:
+    engine = "llm" if facts.engine.startswith("llm") else "rules"
+    checks = [
+        not when.environment or _any(when.environment, facts.environment),
+        not when.priority or _any(when.priority, facts.priority),
+        not when.severity or _any(when.severity, facts.severity),
+        not when.risk or _any(when.risk, facts.risk),
+        not when.target_kind or _any(when.target_kind, facts.target_kind),
+        not when.action or _any(when.action, facts.action),
+        not when.namespace or _any(when.namespace, facts.namespace),
+        not when.engine or engine in when.engine,
+        when.mutates is None or when.mutates == facts.mutates,
+        when.sensitive is None or when.sensitive == facts.sensitive,
+        when.min_confidence is None or facts.confidence >= when.min_confidence,
+        when.max_confidence is None or facts.confidence < when.max_confidence,
+        # An empty window list never holds: a rule for windows only applies once some are configured.
+        when.windows is None or any(w.contains(now) for w in when.windows),
+    ]
+    return all(checks)
+
+
+def evaluate(policy: Policy, facts: PolicyInput, now: datetime | None = None) -> PolicyVerdict:
+    moment = now or datetime.now(timezone.utc)
+    for rule in policy.rules:
+        if _holds(rule.when, facts, moment):
+            return PolicyVerdict(decision=rule.decision, rule=rule.name, reason=rule.reason or rule.name)
+    return PolicyVerdict(decision="require_approval", rule="default", reason="no policy rule matched")
+
+
+@lru_cache(maxsize=8)
+def load_policy(path: Path | None = None) -> Policy:
+    """The packaged policy, or a user's file; a bad file fails at start-up naming the field."""
+    if path is None:
+        text = resources.files("kubernaut.orchestration").joinpath("policy.yaml").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    return Policy.model_validate(yaml.safe_load(text))
