@@ -89,6 +89,19 @@ def cmd_actions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approvals(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.decision is None:
+            return _print(client.get("/api/v1/approvals", params={"status": args.status} if args.status else {}))
+        if args.id is None:
+            print("an approval id is required", file=sys.stderr)
+            return 2
+        body: dict[str, Any] = {"by": args.by or os.environ.get("USER", "cli"), "reason": args.reason}
+        if args.override:
+            body["override"] = json.loads(args.override)
+        return _print(client.post(f"/api/v1/approvals/{args.id}/{args.decision}", json=body))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with _client(args) as client:
         return _print(client.get("/api/v1/info"))
@@ -125,6 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     actions = sub.add_parser("actions", help="show the action catalog")
     actions.add_argument("--json", action="store_true")
     actions.set_defaults(func=cmd_actions)
+
+    appr = sub.add_parser("approvals", help="list approvals, or approve/reject one")
+    appr.add_argument("decision", nargs="?", choices=["approve", "reject"])
+    appr.add_argument("id", nargs="?", type=int)
+    appr.add_argument("--status", choices=["pending", "approved", "rejected", "expired", "used", "cancelled"])
+    appr.add_argument("--by", help="who decides (default $USER)")
+    appr.add_argument("--reason")
+    appr.add_argument("--override", help='JSON object of parameters to change, e.g. \'{"replicas": 3}\'')
+    appr.set_defaults(func=cmd_approvals)
 
     info = sub.add_parser("info", help="version, configuration and execution mode")
     info.set_defaults(func=cmd_info)

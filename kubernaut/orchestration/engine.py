@@ -122,6 +122,7 @@ class WorkflowEngine:
                     return await self._finish(wf, analysis, "failed", f"dry-run of {planned['action']} "
                                               f"{result.status}: {result.error or result.message}")
 
+        steps = await self._steps(workflow_id)
         if decision["outcome"] in ("denied", "review", "blocked"):
             return await self._finish(wf, analysis, decision["outcome"], decision["reason"])
         if wf["dry_run"]:
@@ -288,25 +289,33 @@ class WorkflowEngine:
                           f"{self.cfg.approval_ttl_s:.0f}s)\n" + (f"Dry-run diff:\n{diff}" if diff else "")),
                     severity="warning",
                 )
-                self._on_notification()
-                raise Reschedule(min(5.0, self.cfg.approval_ttl_s), "waiting for approval")
-            if approval["status"] == "pending":
+                wait_s: float | None = min(5.0, self.cfg.approval_ttl_s)
+                approval = None
+            elif approval["status"] == "pending":
                 remaining = (approval["expires_at"] - _now()).total_seconds()
-                if remaining > 0:
-                    raise Reschedule(min(5.0, remaining), "waiting for approval")
+                wait_s = min(5.0, remaining) if remaining > 0 else None
+            else:
+                wait_s = None
+            if approval is not None and approval["status"] == "pending" and wait_s is None:
                 await conn.execute("UPDATE approvals SET status = 'expired' WHERE id = $1 AND status = 'pending'",
                                    approval["id"])
                 await audit.append(conn, "orchestrator", "approval.expired", wf["incident_id"],
                                    {"approval_id": approval["id"]})
                 approval = await approvals.for_workflow(conn, wf["id"])
-            if approval["status"] == "approved":
+            if approval is not None and approval["status"] == "approved":
                 used = await conn.fetchval(
                     "UPDATE approvals SET status = 'used', used_at = now() WHERE id = $1 AND status = 'approved' "
                     "RETURNING id", approval["id"])
                 if used is None:
-                    raise Reschedule(1.0, "approval changed concurrently")
-                await audit.append(conn, "orchestrator", "approval.used", wf["incident_id"],
-                                   {"approval_id": approval["id"], "by": approval["decided_by"]})
+                    wait_s = 1.0  # another replica is using it right now
+                else:
+                    await audit.append(conn, "orchestrator", "approval.used", wf["incident_id"],
+                                       {"approval_id": approval["id"], "by": approval["decided_by"]})
+        # Waiting is decided inside the transaction but signalled outside it, so the request commits.
+        if approval is None or wait_s is not None:
+            if approval is None:
+                self._on_notification()
+            raise Reschedule(wait_s or 1.0, "waiting for approval")
         status = approval["status"]
         if status in ("expired", "rejected", "cancelled"):
             phase = "timed_out" if status == "expired" else "cancelled"
