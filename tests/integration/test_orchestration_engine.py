@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from kubernaut.config import load_config
 from kubernaut.models.workflow import ActionRequest, ActionResult
@@ -318,7 +317,7 @@ def test_wilson_lower_bound() -> None:
 
 
 async def test_job_wake_brings_a_waiting_workflow_forward(fresh_dsn: str) -> None:
-    engine, db, _ = await make_engine(fresh_dsn)
+    _, db, _ = await make_engine(fresh_dsn)
     async with db.pool.acquire() as conn:
         await jobs.enqueue(conn, "workflow", 42, delay_s=3600)
         await jobs.wake(conn, "workflow", 42)
