@@ -137,6 +137,8 @@ class AlertProcessor(ReplicaBase):
                 "UPDATE alerts SET processed_at = now(), incident_id = $2, process_decision = $3 WHERE id = $1",
                 alert_id, incident_id, decision,
             )
+            logger.info("request_id=%s alert_id=%s %s %s → incident %s (%s via %s)", row["request_id"], alert_id,
+                        signal.alertname, signal.status, incident_id, decision["outcome"], resolution.source)
             if incident_id is not None and signal.status == "resolved":
                 still_firing = await incidents.refresh_firing(conn, incident_id)
                 if still_firing == 0 and decision["outcome"] == "resolved alert joined open incident":
