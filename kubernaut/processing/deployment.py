@@ -12,14 +12,15 @@ from ray.serve.handle import DeploymentHandle
 from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.models.signal import Signal
-from kubernaut.processing import filters
-from kubernaut.processing.classification import classify, normalize_severity
+from kubernaut.processing import filters, intake
+from kubernaut.processing.classification import classify
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, nudge
-from kubernaut.storage import audit, incidents, jobs, notifications
 from kubernaut.storage.alerts import unprocessed_ids
 
 logger = logging.getLogger(__name__)
+
+_BATCH = 200  # alerts per transaction: large enough to fold a storm, small enough to keep locks short
 
 
 def signal_from_row(row: Any) -> Signal:
@@ -54,105 +55,51 @@ class AlertProcessor(ReplicaBase):
         self._wake.set()
 
     async def process(self, alert_ids: list[int]) -> dict[int, int | None]:
-        """Turn committed alerts into incident memberships; returns alert id → incident id (None: a
+        """Turn committed alerts into incident memberships; returns alert id → incident id (None: filtered, or a
         resolved alert with no incident). Alerts another replica is processing right now are left out."""
         result: dict[int, int | None] = {}
         opened_any = notify_any = False
-        for alert_id in alert_ids:
-            outcome = await self._process_one(alert_id)
-            if outcome is None:
-                continue
-            incident_id, opened, notified = outcome
-            result[alert_id] = incident_id
-            opened_any |= opened
-            notify_any |= notified
+        for start in range(0, len(alert_ids), _BATCH):
+            outcome, already = await self._process_batch(alert_ids[start:start + _BATCH])
+            result.update(already)
+            if outcome is not None:
+                result.update(outcome.incident_by_alert)
+                opened_any |= bool(outcome.opened or outcome.reanalyze)
+                notify_any |= outcome.notified
         if opened_any:
             nudge(self._analysis)
         if notify_any:
             nudge(self._notifications)
         return result
 
-    async def _enrich(self, alert_id: int) -> tuple[Any, Any, Any] | None:
+    async def _enrich(self, rows: list[Any]) -> dict[int, intake.Enriched]:
         """Cluster lookups happen before the transaction: no row lock is held across API calls."""
-        row = await self.db.pool.fetchrow(
-            "SELECT labels, namespace, severity FROM alerts WHERE id = $1 AND processed_at IS NULL", alert_id)
-        if row is None:
-            return None
-        resolution = await self._owners.resolve(row["labels"])
-        namespace_labels = await self._owners.namespace_labels(row["namespace"])
-        return resolution, classify(row["namespace"], namespace_labels, row["severity"]), namespace_labels
-
-    async def _process_one(self, alert_id: int) -> tuple[int | None, bool, bool] | None:
-        enriched = await self._enrich(alert_id)
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT * FROM alerts WHERE id = $1 FOR UPDATE SKIP LOCKED", alert_id)
-            if row is None:  # being processed by another replica right now (or no such alert)
-                return None
-            if row["processed_at"] is not None or enriched is None:
-                return row["incident_id"], False, False
+        enriched = {}
+        for row in rows:
             signal = signal_from_row(row)
-            resolution, classification, _ = enriched
-            process, why = filters.decide(self._filters, signal, normalize_severity(signal.raw_severity)[0])
-            decision: dict[str, Any] = {
-                "filter": why, "target": resolution.target.model_dump(), "target_source": resolution.source,
-                "chain": resolution.chain, "classification": classification.model_dump(),
-            }
-            if not process:
-                decision["outcome"] = "filtered out"
-                await conn.execute(
-                    "UPDATE alerts SET processed_at = now(), process_decision = $2 WHERE id = $1", alert_id, decision
-                )
-                return None, False, False
-            opened = notified = False
-            if signal.status == "firing":
-                known = await conn.fetchval(
-                    "SELECT $2 = ANY(signals) FROM incidents WHERE fingerprint = $1 AND status = 'open'",
-                    resolution.fingerprint, signal.alertname,
-                )
-                incident_id, opened = await incidents.join_or_open(
-                    conn, resolution, classification, signal.alertname, signal.starts_at
-                )
-                decision["outcome"] = "opened incident" if opened else "joined open incident"
-                if opened:
-                    await jobs.enqueue(conn, "analyze", incident_id)
-                    await audit.append(conn, "processor", "incident.opened", incident_id, {
-                        "alert_id": alert_id, "alertname": signal.alertname, "target": str(resolution.target),
-                        "target_source": resolution.source,
-                    })
-                elif known is False and self.config.processing.reanalyze_on_new_signal:
-                    await jobs.requeue(conn, "analyze", incident_id)
-                    decision["outcome"] += " (new signal: re-analysis)"
-                    opened = True  # wakes the analysis like a new incident
-                    await audit.append(conn, "processor", "incident.reanalysis", incident_id, {
-                        "alert_id": alert_id, "alertname": signal.alertname,
-                    })
-            else:
-                incident_id = await incidents.open_incident_for(conn, resolution.fingerprint)
-                if incident_id is None:
-                    incident_id = await incidents.latest_incident_for(conn, resolution.fingerprint)
-                    decision["outcome"] = "resolved alert without an open incident"
-                else:
-                    decision["outcome"] = "resolved alert joined open incident"
-            await conn.execute(
-                "UPDATE alerts SET processed_at = now(), incident_id = $2, process_decision = $3 WHERE id = $1",
-                alert_id, incident_id, decision,
+            resolution = await self._owners.resolve(signal.labels)
+            namespace_labels = await self._owners.namespace_labels(signal.namespace)
+            enriched[row["id"]] = intake.Enriched(
+                signal=signal, resolution=resolution,
+                classification=classify(signal.namespace, namespace_labels, signal.raw_severity),
+                request_id=row["request_id"],
             )
-            logger.info("request_id=%s alert_id=%s %s %s → incident %s (%s via %s)", row["request_id"], alert_id,
-                        signal.alertname, signal.status, incident_id, decision["outcome"], resolution.source)
-            if incident_id is not None and signal.status == "resolved":
-                still_firing = await incidents.refresh_firing(conn, incident_id)
-                if still_firing == 0 and decision["outcome"] == "resolved alert joined open incident":
-                    await audit.append(conn, "processor", "incident.resolved", incident_id, {"alert_id": alert_id})
-                    await notifications.create(
-                        conn, incident_id, "incident.resolved",
-                        title=f"[resolved] {signal.alertname} on {resolution.target}",
-                        body=f"All alerts of incident #{incident_id} on {resolution.target} are resolved.",
-                        severity="success",
-                    )
-                    notified = True
-            elif incident_id is not None:
-                await incidents.refresh_firing(conn, incident_id)
-            return incident_id, opened, notified
+        return enriched
+
+    async def _process_batch(self, alert_ids: list[int]) -> tuple[intake.BatchOutcome | None, dict[int, int | None]]:
+        rows = await self.db.pool.fetch(
+            "SELECT * FROM alerts WHERE id = ANY($1::bigint[]) AND processed_at IS NULL ORDER BY id", alert_ids)
+        enriched = await self._enrich(rows)
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetch(
+                "SELECT id, processed_at, incident_id FROM alerts WHERE id = ANY($1::bigint[]) ORDER BY id "
+                "FOR UPDATE SKIP LOCKED", alert_ids)
+            already = {r["id"]: r["incident_id"] for r in locked if r["processed_at"] is not None}
+            todo = [enriched[r["id"]] for r in locked if r["processed_at"] is None and r["id"] in enriched]
+            if not todo:
+                return None, already
+            outcome = await intake.process_batch(conn, todo, self._filters, self.config.processing)
+        return outcome, already
 
     async def _sweep_forever(self) -> None:
         """Alerts committed without a (successful) processing call are picked up here: after a kick at
@@ -161,7 +108,7 @@ class AlertProcessor(ReplicaBase):
         kicked = False
         while True:
             try:
-                ids = await unprocessed_ids(self.db.pool, 0.0 if kicked else grace, self.config.work.batch_size)
+                ids = await unprocessed_ids(self.db.pool, 0.0 if kicked else grace, _BATCH)
                 if ids:
                     await self.process(ids)
                     continue

@@ -16,25 +16,27 @@ async def join_or_open(
     conn: asyncpg.Connection,
     resolution: TargetResolution,
     classification: Classification,
-    alertname: str,
+    alertnames: str | list[str],
     seen_at: Any,
+    count: int = 1,
 ) -> tuple[int, bool]:
-    """Add a firing signal to the open incident of its workload, or open one. Returns (id, opened).
+    """Add ``count`` firing signals to the open incident of their workload, or open one. Returns (id, opened).
 
     The partial unique index makes this safe under concurrency: two replicas racing on the same
     workload end up in the same row.
     """
+    names = [alertnames] if isinstance(alertnames, str) else list(alertnames)
     target = resolution.target
     row = await conn.fetchrow(
         f"""INSERT INTO incidents (fingerprint, target_kind, target_name, target_namespace, target_source,
                                    target_chain, signals, severity, environment, priority, classification,
-                                   first_seen, last_seen, firing_alerts)
-            VALUES ($1, $2, $3, $4, $5, $6, ARRAY[$7::text], $8, $9, $10, $11, $12, $12, 1)
+                                   first_seen, last_seen, firing_alerts, occurrence_count)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $12, 1, $13)
             ON CONFLICT (fingerprint) WHERE status = 'open' DO UPDATE SET
-                occurrence_count = incidents.occurrence_count + 1,
+                occurrence_count = incidents.occurrence_count + $13,
                 last_seen = GREATEST(incidents.last_seen, EXCLUDED.last_seen),
-                signals = CASE WHEN $7 = ANY(incidents.signals) THEN incidents.signals
-                               ELSE array_append(incidents.signals, $7::text) END,
+                signals = incidents.signals
+                          || ARRAY(SELECT n FROM unnest($7::text[]) n WHERE n <> ALL(incidents.signals)),
                 severity = CASE WHEN array_position({_SEVERITY_ORDER}, EXCLUDED.severity)
                                    > array_position({_SEVERITY_ORDER}, incidents.severity)
                                THEN EXCLUDED.severity ELSE incidents.severity END,
@@ -44,8 +46,8 @@ async def join_or_open(
                 updated_at = now()
             RETURNING id, (xmax = 0) AS opened""",
         resolution.fingerprint, target.kind, target.name, target.namespace, resolution.source,
-        resolution.chain, alertname, classification.severity, classification.environment,
-        classification.priority, classification.model_dump(), seen_at,
+        resolution.chain, names, classification.severity, classification.environment,
+        classification.priority, classification.model_dump(), seen_at, count,
     )
     return row["id"], row["opened"]
 

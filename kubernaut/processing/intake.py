@@ -1,0 +1,138 @@
+"""Alerts → incidents for a batch of committed alerts, in one transaction.
+
+Batching is what lets processing keep up with a storm on two cores: alerts about one workload are
+folded into a single incident upsert, and all alert rows are marked processed in one statement.
+Decisions are still recorded per alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from kubernaut.config.settings import FilterRule, ProcessingConfig
+from kubernaut.models.signal import Classification, Signal, TargetResolution
+from kubernaut.processing import filters
+from kubernaut.processing.classification import SEVERITY_RANK, normalize_severity
+from kubernaut.storage import audit, incidents, jobs, notifications
+
+logger = logging.getLogger(__name__)
+
+_PRIORITY_RANK = {"P3": 0, "P2": 1, "P1": 2, "P0": 3}
+
+
+@dataclass
+class Enriched:
+    signal: Signal
+    resolution: TargetResolution
+    classification: Classification
+    request_id: str
+
+
+@dataclass
+class BatchOutcome:
+    incident_by_alert: dict[int, int | None] = field(default_factory=dict)
+    opened: list[int] = field(default_factory=list)
+    reanalyze: list[int] = field(default_factory=list)
+    notified: bool = False
+
+
+def _decision(item: Enriched, why: str) -> dict[str, Any]:
+    return {"filter": why, "target": item.resolution.target.model_dump(), "target_source": item.resolution.source,
+            "chain": item.resolution.chain, "classification": item.classification.model_dump()}
+
+
+async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: list[FilterRule],
+                        config: ProcessingConfig) -> BatchOutcome:
+    """Caller holds the alert rows locked (FOR UPDATE) inside ``conn``'s transaction."""
+    outcome = BatchOutcome()
+    decisions: dict[int, dict[str, Any]] = {}
+    firing: dict[str, list[Enriched]] = {}
+    resolved: list[Enriched] = []
+    for item in items:
+        keep, why = filters.decide(rules, item.signal, normalize_severity(item.signal.raw_severity)[0])
+        decisions[item.signal.alert_id] = _decision(item, why)
+        if not keep:
+            decisions[item.signal.alert_id]["outcome"] = "filtered out"
+            outcome.incident_by_alert[item.signal.alert_id] = None
+        elif item.signal.status == "firing":
+            firing.setdefault(item.resolution.fingerprint, []).append(item)
+        else:
+            resolved.append(item)
+
+    touched: set[int] = set()
+    for fingerprint, group in firing.items():
+        names = list(dict.fromkeys(i.signal.alertname for i in group))
+        strongest = max(group, key=lambda i: (_PRIORITY_RANK[i.classification.priority],
+                                              SEVERITY_RANK[i.classification.severity]))
+        known = await conn.fetchval(
+            "SELECT signals FROM incidents WHERE fingerprint = $1 AND status = 'open'", fingerprint)
+        incident_id, opened = await incidents.join_or_open(
+            conn, strongest.resolution, strongest.classification, names, max(i.signal.starts_at for i in group),
+            count=len(group),
+        )
+        touched.add(incident_id)
+        first = group[0]
+        for i in group:
+            decisions[i.signal.alert_id]["outcome"] = "opened incident" if opened and i is first \
+                else "joined open incident"
+            outcome.incident_by_alert[i.signal.alert_id] = incident_id
+        if opened:
+            await jobs.enqueue(conn, "analyze", incident_id)
+            await audit.append(conn, "processor", "incident.opened", incident_id, {
+                "alert_id": first.signal.alert_id, "alertname": first.signal.alertname,
+                "target": str(first.resolution.target), "target_source": first.resolution.source,
+                "alerts_in_batch": len(group)})
+            outcome.opened.append(incident_id)
+        elif config.reanalyze_on_new_signal and known is not None and set(names) - set(known):
+            await jobs.requeue(conn, "analyze", incident_id)
+            await audit.append(conn, "processor", "incident.reanalysis", incident_id,
+                               {"new_signals": sorted(set(names) - set(known))})
+            for i in group:
+                decisions[i.signal.alert_id]["outcome"] += " (new signal: re-analysis)"
+            outcome.reanalyze.append(incident_id)
+
+    resolving: dict[int, Enriched] = {}
+    for item in resolved:
+        incident_id = await incidents.open_incident_for(conn, item.resolution.fingerprint)
+        if incident_id is None:
+            incident_id = await incidents.latest_incident_for(conn, item.resolution.fingerprint)
+            decisions[item.signal.alert_id]["outcome"] = "resolved alert without an open incident"
+        else:
+            decisions[item.signal.alert_id]["outcome"] = "resolved alert joined open incident"
+            resolving[incident_id] = item
+        outcome.incident_by_alert[item.signal.alert_id] = incident_id
+
+    ids = [i.signal.alert_id for i in items]
+    await conn.execute(
+        """UPDATE alerts SET processed_at = now(), incident_id = u.incident_id, process_decision = u.decision::jsonb
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, incident_id, decision)
+           WHERE alerts.id = u.id""",
+        ids, [outcome.incident_by_alert.get(i) for i in ids], [json.dumps(decisions[i]) for i in ids],
+    )
+    for incident_id in sorted(touched | set(resolving)):
+        still_firing = await incidents.refresh_firing(conn, incident_id)
+        item = resolving.get(incident_id)
+        if item is not None and still_firing == 0:
+            await audit.append(conn, "processor", "incident.resolved", incident_id,
+                               {"alert_id": item.signal.alert_id})
+            await notifications.create(
+                conn, incident_id, "incident.resolved",
+                title=f"[resolved] {item.signal.alertname} on {item.resolution.target}",
+                body=f"All alerts of incident #{incident_id} on {item.resolution.target} are resolved.",
+                severity="success",
+            )
+            outcome.notified = True
+    for item in items:
+        logger.debug("request_id=%s alert_id=%s %s %s → incident %s (%s via %s)", item.request_id,
+                     item.signal.alert_id, item.signal.alertname, item.signal.status,
+                     outcome.incident_by_alert.get(item.signal.alert_id), decisions[item.signal.alert_id]["outcome"],
+                     item.resolution.source)
+    logger.info("processed %d alerts (request_ids=%s): %d incidents touched, %d opened", len(items),
+                ",".join(sorted({i.request_id for i in items})[:5]), len(touched | set(resolving)),
+                len(outcome.opened))
+    return outcome
