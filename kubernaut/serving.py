@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.observability.logs import configure_logging
 from kubernaut.storage.database import Database
 from kubernaut.storage.jobs import Job, JobWorker, replica_identity
 
@@ -20,7 +21,7 @@ class ReplicaBase:
     service_name = "service"
 
     async def _setup(self, config: KubernautConfig) -> None:
-        logging.basicConfig(level=config.log_level)
+        configure_logging(config.log_level)
         self.config = config
         self.db = await Database.connect(config.storage)
         self.worker: JobWorker | None = None

@@ -25,6 +25,8 @@ from kubernaut.gateway.errors import describe_validation_error, summary
 from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.models.resource import ResourceRef
+from kubernaut.observability import metrics
+from kubernaut.observability.logs import configure_logging, serve_request_id
 from kubernaut.serving import nudge
 from kubernaut.storage import alerts as alert_store
 from kubernaut.storage import audit as audit_store
@@ -77,7 +79,7 @@ class Gateway:
         effectiveness: DeploymentHandle,
         orchestrator: DeploymentHandle,
     ) -> None:
-        logging.basicConfig(level=config.log_level)
+        configure_logging(config.log_level)
         self.config = config
         self.db = await Database.connect(config.storage)
         self._processor = processor
@@ -94,8 +96,6 @@ class Gateway:
         self._registry = CollectorRegistry()
         self._requests = Counter("kubernaut_gateway_requests", "Webhook requests by outcome",
                                  ["outcome"], registry=self._registry)
-        self._alerts = Counter("kubernaut_alerts_received", "Alerts received by status and novelty",
-                               ["status", "new"], registry=self._registry)
         self._latency = Histogram("kubernaut_gateway_accept_seconds", "Time to durable accept",
                                   registry=self._registry)
 
@@ -111,11 +111,15 @@ class Gateway:
 
     async def _receive(self, request: Request) -> JSONResponse:
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # One id for the answer, the stored rows and every log line (Serve's own when the sender has none).
+        request_id = request.headers.get("x-request-id") or serve_request_id() or uuid.uuid4().hex
         request_id = request_id[:64]
         outcome, response = await self._accept(request, request_id)
         self._requests.labels(outcome).inc()
         self._latency.observe(time.perf_counter() - started)
+        metrics.webhook_handled(outcome, time.perf_counter() - started)
+        if outcome != "accepted":
+            metrics.alert_rejected(outcome)
         logger.info("request_id=%s webhook outcome=%s status=%d", request_id, outcome, response.status_code)
         return response
 
@@ -176,7 +180,9 @@ class Gateway:
             logger.error("request_id=%s cannot persist alerts: %s", request_id, exc)
             return "unavailable", _problem(503, "cannot persist alerts right now; retry", request_id)
         for alert, row in zip(payload.alerts, stored, strict=True):
-            self._alerts.labels(alert.status, str(row.new).lower()).inc()
+            metrics.alert_received(alert.status or "firing")
+            if not row.new:
+                metrics.alert_deduplicated("redelivery")
         # Committed: from here on the answer is 2xx. Incident ids are a courtesy when the processor is quick.
         incident_by_alert: dict[int, int | None] = {s.id: s.incident_id for s in stored if s.incident_id}
         pending = [s.id for s in stored if s.incident_id is None]
@@ -355,7 +361,8 @@ class Gateway:
 
     @app.get("/metrics", summary="Prometheus metrics of this gateway replica", include_in_schema=False)
     async def metrics(self) -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(self._registry) + metrics.render_local()[0]
+        return PlainTextResponse(body.decode(), media_type=CONTENT_TYPE_LATEST)
 
     async def check_health(self) -> None:
         if not await self.db.ping():

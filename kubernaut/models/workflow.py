@@ -19,6 +19,11 @@ class ActionRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str = Field(min_length=8, max_length=200)
     dry_run: bool = True
+    # Set when this request undoes a recorded action (the `inverse` of its result): the executor
+    # checks the request against that record and restores the recorded before-state, which an
+    # ordinary request may not do (e.g. lower a limit, tighten a PDB); cooldown does not count it
+    # as a repeat. Every other safety check applies.
+    inverse_of: int | None = None
 
 
 class ActionResult(BaseModel):
@@ -29,6 +34,17 @@ class ActionResult(BaseModel):
     diff: str | None = None
     message: str
     error: str | None = None
+    # {action, target, parameters, inverse_of}: submit as a new ActionRequest to undo this action.
+    inverse: dict[str, Any] | None = None
+    # True when the same request may succeed later (cooldown, lock, budget, PDB, API unreachable).
+    retryable: bool = False
+    # What shows the action worked (the catalog's hint); verify(action_id) checks it live.
+    verification: str = ""
+    # Where the pipeline stopped: validation, scope, cooldown, lock, budget, preconditions, dry_run,
+    # execute, done.
+    stage: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
 
 class NotificationRequest(BaseModel):

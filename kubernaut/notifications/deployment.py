@@ -8,6 +8,7 @@ from ray import serve
 
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.notifications.delivery import deliver, scheme_of, validate_url
+from kubernaut.observability import metrics
 from kubernaut.serving import ReplicaBase
 from kubernaut.storage.jobs import Job, RetryLater
 
@@ -40,6 +41,7 @@ class NotificationService(ReplicaBase):
             if deliveries.get(key) == "sent":
                 continue
             ok = await deliver(url, row["title"], row["body"], row["severity"], self.config.notifications.timeout_s)
+            metrics.notification_sent(ok)
             deliveries[key] = "sent" if ok else "failed"
             if not ok:
                 failed.append(scheme_of(url))

@@ -11,6 +11,7 @@ from ray.serve.handle import DeploymentHandle
 
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.models.workflow import ActionRequest, ActionResult
+from kubernaut.observability import metrics
 from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine, expire_due
 from kubernaut.serving import ReplicaBase, nudge
 from kubernaut.storage import approvals, audit, incidents
@@ -66,6 +67,11 @@ class WorkflowOrchestrator(ReplicaBase):
             try:
                 if await expire_due(self.db.pool) and self.worker is not None:
                     self.worker.wake()
+                pool = self.db.pool
+                pending = await pool.fetchval("SELECT count(*) FROM approvals WHERE status = 'pending'")
+                metrics.approvals_pending(pending)
+                metrics.incidents_by_phase({r["phase"]: r["n"] for r in await pool.fetch(
+                    "SELECT phase, count(*) AS n FROM incidents WHERE status = 'open' GROUP BY phase")})
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -81,6 +87,7 @@ class WorkflowOrchestrator(ReplicaBase):
             decided = await self.engine.decide(approval_id, approve, by, reason, override)
         except ApprovalError as exc:
             return {"error": str(exc), "status": exc.status}
+        metrics.approval_decided(decided["status"])
         if self.worker is not None:
             self.worker.wake()
         return {"approval": decided}

@@ -21,6 +21,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.execution.catalog import CatalogError, get_action, validate_request
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.workflow import ActionRequest, ActionResult
+from kubernaut.observability import metrics
 from kubernaut.orchestration import autonomy, blocking
 from kubernaut.orchestration.plans import plan_for
 from kubernaut.orchestration.policy import PolicyInput, evaluate, load_policy
@@ -215,7 +216,7 @@ class WorkflowEngine:
             workflow_id=wf["id"], incident_id=wf["incident_id"], action=planned["action"],
             target=ResourceRef.model_validate(planned["target"]), parameters=planned["parameters"],
             idempotency_key=f"workflow-{wf['id']}-{name}{key_suffix}" + (f"-a{attempt}" if attempt else ""),
-            dry_run=dry_run,
+            dry_run=dry_run, inverse_of=planned.get("inverse_of"),
         )
         try:
             result = await asyncio.wait_for(self.executor.execute(request), timeout=self.cfg.step_timeout_s)
@@ -299,6 +300,7 @@ class WorkflowEngine:
             if approval is not None and approval["status"] == "pending" and wait_s is None:
                 await conn.execute("UPDATE approvals SET status = 'expired' WHERE id = $1 AND status = 'pending'",
                                    approval["id"])
+                metrics.approval_decided("expired")
                 await audit.append(conn, "orchestrator", "approval.expired", wf["incident_id"],
                                    {"approval_id": approval["id"]})
                 approval = await approvals.for_workflow(conn, wf["id"])
@@ -362,6 +364,7 @@ class WorkflowEngine:
                                           f"{why}; rollback by {inverse['action']} failed too: {result.error}: "
                                           "escalated to a human")
             undone.append(inverse["action"])
+            metrics.action_executed(plan[index]["action"], "rolled_back", dry_run=False)
         if undone:
             note = f"{why}; rolled back by {', '.join(undone)}"
             if impossible:

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from kubernaut.models.signal import Classification, TargetResolution
+from kubernaut.observability import metrics
 
 _SEVERITY_ORDER = "ARRAY['unknown','info','warning','high','critical']"
 _PRIORITY_ORDER = "ARRAY['P3','P2','P1','P0']"
@@ -49,6 +50,9 @@ async def join_or_open(
         resolution.chain, names, classification.severity, classification.environment,
         classification.priority, classification.model_dump(), seen_at, count,
     )
+    if row["opened"]:
+        metrics.incident_transition("new")
+    metrics.alert_deduplicated("incident", count - (1 if row["opened"] else 0))
     return row["id"], row["opened"]
 
 
@@ -88,4 +92,5 @@ async def refresh_firing(conn: asyncpg.Connection, incident_id: int) -> int:
 
 
 async def set_phase(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int, phase: str) -> None:
+    metrics.incident_transition(phase)
     await conn.execute("UPDATE incidents SET phase = $2, updated_at = now() WHERE id = $1", incident_id, phase)
