@@ -24,7 +24,7 @@ function request()
   for i = 1, size do
     local k = n * 32 + i
     parts[i] = string.format('{"status":"firing","labels":{"alertname":"%s","namespace":"ns-%d","pod":"app%d-5f6d7c-%05d","severity":"warning","bench_run":"RUN"},"annotations":{"summary":"benchmark alert"},"startsAt":"2026-11-26T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"%04x%012x"}',
-      names[(k % #names) + 1], k % 10, (k // 10) % 10, k % 99991, tid, k)
+      names[(k % #names) + 1], k % 10, math.floor(k / 10) % 10, k % 99991, tid, k)
   end
   local body = '{"version":"4","status":"firing","receiver":"bench","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am:9093","truncatedAlerts":0,"alerts":[' .. table.concat(parts, ",") .. ']}'
   return wrk.format("POST", "/api/v1/alerts", {["Content-Type"] = "application/json"}, body)
