@@ -39,12 +39,13 @@ def build_app(config: KubernautConfig) -> Application:
     d = config.deployments
     notifications = _configured(NotificationService, d["notifications"]).bind(config)
     executor = _configured(K8sExecutor, d["executor"]).bind(config)
-    orchestrator = _configured(WorkflowOrchestrator, d["orchestrator"]).bind(config, executor, notifications)
+    effectiveness = _configured(EffectivenessMonitor, d["effectiveness"]).bind(config)
+    orchestrator = _configured(WorkflowOrchestrator, d["orchestrator"]).bind(config, executor, notifications,
+                                                                            effectiveness)
     analysis = _configured(AnalysisService, d["analysis"]).bind(config, orchestrator)
     processor = _configured(AlertProcessor, d["processor"]).bind(config, analysis, notifications)
     context = _configured(ContextService, d["context"]).bind(config)
     intelligence = _configured(IntelligenceService, d["intelligence"]).bind(config)
-    effectiveness = _configured(EffectivenessMonitor, d["effectiveness"]).bind(config)
     return _configured(Gateway, d["gateway"]).bind(
         config, processor, analysis, executor, context, intelligence, effectiveness, orchestrator
     )

@@ -20,6 +20,14 @@ from kubernaut.storage.jobs import Job, JobWorker, replica_identity
 logger = logging.getLogger(__name__)
 
 
+class HandleAssessments:
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def assessment(self, action_id: int) -> dict[str, Any] | None:
+        return await self._handle.assessment.remote(action_id)
+
+
 class HandleExecutor:
     """The executor deployment seen through its handle (the engine's ExecutorPort)."""
 
@@ -38,11 +46,12 @@ class WorkflowOrchestrator(ReplicaBase):
     service_name = "orchestrator"
 
     async def __init__(self, config: KubernautConfig, executor: DeploymentHandle,
-                       notifications_handle: DeploymentHandle) -> None:
+                       notifications_handle: DeploymentHandle, effectiveness: DeploymentHandle | None = None) -> None:
         await self._setup(config)
         self._notifications = notifications_handle
         self.engine = WorkflowEngine(self.db, HandleExecutor(executor), config,
-                                     on_notification=lambda: nudge(self._notifications))
+                                     on_notification=lambda: nudge(self._notifications),
+                                     assessments=HandleAssessments(effectiveness) if effectiveness else None)
         work = config.work
         # Up to max_concurrent_workflows steps run at once in one replica; each is short (waits reschedule).
         self.worker = JobWorker(

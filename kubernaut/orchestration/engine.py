@@ -44,6 +44,10 @@ class ExecutorPort(Protocol):
     async def verify(self, action_id: int) -> dict[str, Any]: ...
 
 
+class AssessmentPort(Protocol):
+    async def assessment(self, action_id: int) -> dict[str, Any] | None: ...
+
+
 class ApprovalError(ValueError):
     """A decision that cannot be taken (unknown, already decided, expired, invalid override)."""
 
@@ -58,9 +62,11 @@ def _now() -> datetime:
 
 class WorkflowEngine:
     def __init__(self, db: Database, executor: ExecutorPort, config: KubernautConfig,
-                 on_notification: Callable[[], None] = lambda: None) -> None:
+                 on_notification: Callable[[], None] = lambda: None,
+                 assessments: AssessmentPort | None = None) -> None:
         self.db = db
         self.executor = executor
+        self.assessments = assessments
         self.config = config
         self.cfg = config.orchestration
         self.policy = load_policy(self.cfg.policy_file)
@@ -236,6 +242,9 @@ class WorkflowEngine:
             "AND status = 'failed'", base,
         )
         result = await self._call(wf, name, planned, dry_run=False, attempt=attempt)
+        if result.status == "succeeded" and get_action(planned["action"]).mutates:
+            # The effectiveness monitor takes its baseline now and scores after its stabilization window.
+            await jobs.enqueue(self.db.pool, "assess", result.action_id)
         if result.status == "failed":
             retryable = bool(getattr(result, "retryable", False))
             if retryable and attempt + 1 < self.cfg.step_max_attempts:
@@ -255,11 +264,26 @@ class WorkflowEngine:
         except asyncio.TimeoutError:
             raise Reschedule(self.cfg.verify_interval_s, "verification timed out; trying again") from None
         passed = outcome.get("passed")
+        deadline = ready_at + timedelta(seconds=self.cfg.verify_timeout_s)
         if passed is None:
-            if _now() < ready_at + timedelta(seconds=self.cfg.verify_timeout_s):
+            if _now() < deadline:
                 raise Reschedule(self.cfg.verify_interval_s, "verification cannot tell yet")
             return False, {**outcome, "reason": f"still undecided after {self.cfg.verify_timeout_s:.0f}s"}
-        return bool(passed), {**outcome, "reason": "; ".join(outcome.get("checks", [])) or str(passed)}
+        detail = {**outcome, "reason": "; ".join(outcome.get("checks", [])) or str(passed)}
+        if not passed or self.assessments is None:
+            return bool(passed), detail
+        # The action did what it says; did it fix the problem? The effectiveness monitor decides.
+        assessment = await self.assessments.assessment(executed["action_id"])
+        if assessment is None or assessment.get("status") == "pending":
+            if _now() < deadline:
+                raise Reschedule(self.cfg.verify_interval_s, "waiting for the effectiveness assessment")
+            return True, {**detail, "assessment": None,
+                          "reason": detail["reason"] + "; no effectiveness assessment in time (not scored)"}
+        detail["assessment"] = {k: assessment.get(k) for k in ("status", "verdict", "score", "reasons")}
+        if assessment.get("verdict") == "ineffective":
+            return False, {**detail, "reason": f"the action was ineffective (score {assessment.get('score')}): "
+                                               + "; ".join(assessment.get("reasons") or [])}
+        return True, detail
 
     async def _approval(self, wf: Any, analysis: Any, plan: list[dict[str, Any]], steps: dict[str, Any]
                         ) -> list[dict[str, Any]] | None:

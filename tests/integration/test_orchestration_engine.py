@@ -324,3 +324,31 @@ async def test_job_wake_brings_a_waiting_workflow_forward(fresh_dsn: str) -> Non
     claimed = await jobs.claim(db.pool, ["workflow"], "me", 30, 5)
     assert [j.ref_id for j in claimed] == [42]
     await db.close()
+
+
+class FixedAssessments:
+    def __init__(self, answer: dict[str, Any] | None) -> None:
+        self.answer = answer
+
+    async def assessment(self, action_id: int) -> dict[str, Any] | None:
+        return self.answer
+
+
+async def test_an_ineffective_assessment_rolls_back_and_an_effective_one_completes(fresh_dsn: str) -> None:
+    engine, db, executor = await make_engine(fresh_dsn)
+    engine.assessments = FixedAssessments({"status": "done", "verdict": "ineffective", "score": 0.1,
+                                           "reasons": ["alert still firing"]})
+    workflow_id = await engine.start(await seed(db))
+    assert await run_to_rest(engine, workflow_id) == "rolled_back"
+    assert "ineffective" in await db.pool.fetchval("SELECT error FROM workflows WHERE id = $1", workflow_id)
+    assert await db.pool.fetchval("SELECT count(*) FROM jobs WHERE kind = 'assess'") == 1  # the executed action
+
+    engine.assessments = FixedAssessments(None)  # not scored yet: the verify step waits
+    second = await engine.start(await seed(db, name="other"))
+    assert await run_to_rest(engine, second) == "verifying"
+    engine.assessments = FixedAssessments({"status": "done", "verdict": "effective", "score": 0.9, "reasons": []})
+    assert await run_to_rest(engine, second) == "completed"
+    detail = await db.pool.fetchval(
+        "SELECT detail FROM workflow_steps WHERE workflow_id = $1 AND name = 'verify:0'", second)
+    assert detail["assessment"]["verdict"] == "effective"
+    await db.close()
