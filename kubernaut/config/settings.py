@@ -233,6 +233,85 @@ class OrchestrationConfig(BaseModel):
     max_concurrent_workflows: int = Field(default=100, ge=1, le=10_000)
 
 
+class MetricQuery(BaseModel):
+    """One before/after PromQL measurement. Placeholders: {namespace}, {name}, {kind} (PromQL-escaped) and
+    {pod_regex} (a regex matching the target's pods). Queries that return nothing are not counted."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=63)
+    query: str = Field(min_length=1, max_length=2000)
+    better: Literal["lower", "higher"] = "lower"
+
+
+def _default_metric_queries() -> list[MetricQuery]:
+    # Conventional metric names (cAdvisor, http_requests_total, http_request_duration_seconds).
+    return [
+        MetricQuery(name="error_rate", query='sum(rate(http_requests_total{namespace="{namespace}",'
+                    'pod=~"{pod_regex}",code=~"5.."}[5m])) / sum(rate(http_requests_total{namespace="{namespace}",'
+                    'pod=~"{pod_regex}"}[5m]))'),
+        MetricQuery(name="latency_p95", query='histogram_quantile(0.95, sum by (le) (rate('
+                    'http_request_duration_seconds_bucket{namespace="{namespace}",pod=~"{pod_regex}"}[5m])))'),
+        MetricQuery(name="cpu", query='sum(rate(container_cpu_usage_seconds_total{namespace="{namespace}",'
+                    'pod=~"{pod_regex}",container!=""}[5m]))'),
+        MetricQuery(name="memory", query='sum(container_memory_working_set_bytes{namespace="{namespace}",'
+                    'pod=~"{pod_regex}",container!=""})'),
+    ]
+
+
+class EffectivenessConfig(BaseModel):
+    """How executed actions are scored after the stabilization window (orchestration.stabilization_s)."""
+
+    # An assessment not completed this long after it became due is closed with what was measured.
+    validity_s: float = Field(default=1800.0, ge=1, le=7 * 86400)
+    # AlertManager API v2 base URL (e.g. http://alertmanager:9093); None → only resolved webhooks count.
+    alertmanager_url: str | None = None
+    alertmanager_token: SecretStr | None = None
+    # Prometheus HTTP API base URL (e.g. http://prometheus:9090); None → no metrics component.
+    prometheus_url: str | None = None
+    prometheus_token: SecretStr | None = None
+    metric_queries: list[MetricQuery] = Field(default_factory=_default_metric_queries)
+    http_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    kube_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Weights of the measured components (field-notes.md); renormalized over those actually measured.
+    weight_health: float = Field(default=0.40, ge=0, le=1)
+    weight_alert: float = Field(default=0.35, ge=0, le=1)
+    weight_metrics: float = Field(default=0.25, ge=0, le=1)
+    effective_threshold: float = Field(default=0.7, ge=0, le=1)  # score ≥ this → effective
+    ineffective_threshold: float = Field(default=0.5, ge=0, le=1)  # score < this → ineffective
+    # Transient failures (AlertManager, Prometheus, API server) retry with backoff until the validity ends.
+    retry_initial_s: float = Field(default=2.0, gt=0, le=600)
+    retry_max_s: float = Field(default=60.0, gt=0, le=3600)
+    # How often a replica looks for executed actions that have no assessment job yet (safety net).
+    sweep_interval_s: float = Field(default=10.0, gt=0, le=3600)
+
+
+class IntelligenceConfig(BaseModel):
+    """Pattern mining and similar-incident search over the history in PostgreSQL."""
+
+    # hashing: dependency-free hashed features; minilm: the `embeddings` extra; openai: any compatible endpoint.
+    embedding_provider: Literal["hashing", "minilm", "openai"] = "hashing"
+    embedding_model: str | None = None  # openai: e.g. text-embedding-3-small (asked for 384 dimensions)
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    embedding_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Periodic mining: one round at most every interval, each batch its own short transaction.
+    mining_interval_s: float = Field(default=30.0, ge=0.1, le=86400)
+    mining_batch: int = Field(default=50_000, ge=100, le=1_000_000)
+    mining_round_budget_s: float = Field(default=20.0, gt=0, le=600)  # then the round yields and resumes
+    pattern_window_s: float = Field(default=30 * 86400.0, gt=0)  # history the pattern queries look at
+    recurring_min: int = Field(default=3, ge=2, le=1000)  # incidents of one workload + signature
+    chain_length: int = Field(default=3, ge=2, le=100)  # consecutive ineffective actions on one target
+    oscillation_window_s: float = Field(default=3600.0, gt=0)
+    harmful_window_s: float = Field(default=1800.0, gt=0)  # a new alert this soon after an action follows it
+    harmful_min_cases: int = Field(default=5, ge=1)
+    # Similar incidents: HNSW search breadth (recall vs latency) and the weakest neighbour worth showing.
+    hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
+    similar_min_similarity: float = Field(default=0.5, ge=-1, le=1)
+    # Ranking: weight of the neutral prior (pseudo-cases at 0.5) against measured outcomes.
+    ranking_prior_cases: float = Field(default=2.0, ge=0, le=100)
+
+
 class NotificationsConfig(BaseModel):
     # apprise URLs (slack://, msteams://, mailto://, json://, pagerduty:// ...); empty → log only.
     urls: list[SecretStr] = Field(default_factory=list)
@@ -265,6 +344,8 @@ class KubernautConfig(BaseSettings):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
+    intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
     work: WorkConfig = Field(default_factory=WorkConfig)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=_default_deployments)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

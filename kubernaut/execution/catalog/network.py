@@ -75,6 +75,8 @@ def _plan_remove_policy(target: ResourceRef, params: NoParams) -> list[str]:
     return [
         f"GET {ref(target)} (record the full manifest on the action so it can be re-applied)",
         f"DELETE {ref(target)} preconditions.resourceVersion=<recorded>",
+        f"if it is a kubernaut quarantine policy: PATCH v1 Pod {target.namespace}/<quarantined pod> "
+        "metadata.labels[kubernaut.ai/quarantine]=null",
     ]
 
 
@@ -135,7 +137,11 @@ SPECS: tuple[ActionSpec, ...] = (
         verification=("The policy is gone and the blocked connections succeed again (error rate and timeouts drop)."),
         inverse=None,
         inverse_note=("none in the catalog: the deleted manifest is recorded on the action for a human to re-apply"),
-        rbac=(RbacRule("networking.k8s.io", "networkpolicies", ("get", "list", "delete")),),
+        rbac=(
+            RbacRule("networking.k8s.io", "networkpolicies", ("get", "list", "delete")),
+            # Lifting a quarantine also removes the quarantine label from the pod.
+            RbacRule("", "pods", ("get", "patch")),
+        ),
         planner=_plan_remove_policy,
     ),
 )

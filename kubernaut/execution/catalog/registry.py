@@ -15,6 +15,7 @@ from kubernaut.execution.catalog.base import (
     ActionParams,
     ActionSpec,
     CatalogError,
+    RbacRule,
     UnknownActionError,
     format_validation_error,
     safe_repr,
@@ -87,13 +88,21 @@ def catalog_document() -> list[dict[str, Any]]:
     return [spec.document() for spec in CATALOG.values()]
 
 
+# What the executor's safety pipeline itself reads, whatever the action: the scope check reads the
+# target's namespace for the opt-in label (kubernaut.ai/managed).
+PIPELINE_RBAC: tuple[RbacRule, ...] = (RbacRule("", "namespaces", ("get",)),)
+
+
 def rbac_rules() -> list[dict[str, list[str]]]:
-    """Least-privilege ClusterRole rules for the executor: the union of what the actions need.
+    """Least-privilege ClusterRole rules for the executor: the union of what the actions and the
+    safety pipeline need.
 
     Verbs are merged per (apiGroup, resource), then resources sharing a verb set are grouped into
     one rule, so the generated manifest is short, sorted and stable across runs (diffable in git).
     """
     verbs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for rule in PIPELINE_RBAC:
+        verbs[(rule.api_group, rule.resource)].update(rule.verbs)
     for spec in CATALOG.values():
         for rule in spec.rbac:
             verbs[(rule.api_group, rule.resource)].update(rule.verbs)

@@ -292,7 +292,12 @@ SPECS: tuple[ActionSpec, ...] = (
         ),
         inverse="update_hpa",
         inverse_note="update_hpa with the min_replicas and max_replicas recorded before the change",
-        rbac=(RbacRule("autoscaling", "horizontalpodautoscalers", ("get", "list", "patch")),),
+        rbac=(
+            RbacRule("autoscaling", "horizontalpodautoscalers", ("get", "list", "patch")),
+            # A workload target is read (scope, existence) before its HPA is looked up.
+            RbacRule("apps", "deployments", ("get",)),
+            RbacRule("apps", "statefulsets", ("get",)),
+        ),
         planner=_plan_hpa,
     ),
     ActionSpec(

@@ -64,6 +64,7 @@ def _plan_expand(target: ResourceRef, params: ExpandPvcParams) -> list[str]:
         f"GET {ref(target)} (record spec.resources.requests.storage; refuse unless phase Bound and the new "
         "size is larger)",
         "GET storage.k8s.io/v1 StorageClass <the claim's storageClassName> (refuse unless allowVolumeExpansion)",
+        f"LIST v1 ResourceQuota in namespace {target.namespace} (refuse when requests.storage would exceed it)",
         f"PATCH {ref(target)} spec.resources.requests.storage={size}",
         f"WATCH {ref(target)} until status.capacity.storage reaches the new size (FileSystemResizePending "
         "means a pod restart completes it)",
@@ -119,6 +120,7 @@ SPECS: tuple[ActionSpec, ...] = (
         rbac=(
             RbacRule("", "persistentvolumeclaims", ("get", "list", "watch", "patch")),
             RbacRule("storage.k8s.io", "storageclasses", ("get",)),
+            RbacRule("", "resourcequotas", ("get", "list")),
         ),
         planner=_plan_expand,
     ),

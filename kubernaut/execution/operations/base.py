@@ -1,0 +1,274 @@
+"""What every catalog action implements: read and check the live object, plan exact writes, apply
+them (server-side dry-run or for real), compute the inverse, verify against the live cluster.
+
+An operation is stateless: everything it learns before acting goes into ``Prepared.record`` (stored
+as the action's before-state), which is all the inverse and the verification later get.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from kubernaut.config.settings import ExecutionConfig
+from kubernaut.execution import diff as diffs
+from kubernaut.execution.catalog import ActionParams
+from kubernaut.execution.kube import Kube, KubeError, Obj, PatchType
+from kubernaut.models.resource import ResourceRef
+
+
+class Refused(Exception):
+    """A precondition does not hold on the live object: nothing was (or will be) changed."""
+
+
+@dataclass
+class Context:
+    kube: Kube
+    config: ExecutionConfig
+    # Injectable so age-based decisions (orphaned claims) are testable without waiting hours.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class Write:
+    """One API write, fully determined before anything is sent (so dry-run and execution send the same)."""
+
+    verb: Literal["patch", "create", "delete", "evict"]
+    kind: str
+    name: str
+    namespace: str | None
+    body: Any = None
+    patch_type: PatchType = "merge"
+    subresource: str | None = None
+    # The live object as read, for the diff (None for a creation).
+    before: Obj | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    grace_period_seconds: int | None = None
+
+    @property
+    def title(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        sub = f"/{self.subresource}" if self.subresource else ""
+        return f"{self.kind}/{where}{self.name}{sub}"
+
+
+@dataclass
+class Prepared:
+    writes: list[Write]
+    # Before-state needed by the inverse and the verification (JSON-serializable).
+    record: dict[str, Any]
+    # What the action will set, in the same terms as the record (shown as the result's `after`).
+    planned: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Applied:
+    diff: str
+    responses: list[Obj | None]
+    notes: list[str] = field(default_factory=list)
+    after: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Verification:
+    passed: bool | None
+    checks: list[str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Operation:
+    """Base class; subclasses set ``name`` and implement prepare/verify (and inverse where one exists)."""
+
+    name: ClassVar[str]
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: ActionParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        """Read the live state, check preconditions (raise Refused), and plan the writes.
+
+        ``undo`` is the before-state record of the action this request inverts (None for ordinary
+        requests): it authorizes restoring exactly that state.
+        """
+        raise NotImplementedError
+
+    async def apply(self, ctx: Context, prepared: Prepared, *, dry_run: bool) -> Applied:
+        responses: list[Obj | None] = []
+        parts: list[str] = []
+        for write in prepared.writes:
+            response = await send(ctx.kube, write, dry_run=dry_run)
+            after = response if write.verb in ("patch", "create") else None
+            parts.append(diffs.object_diff(write.before, after, write.title))
+            responses.append(response)
+        return Applied(diff=diffs.join(parts), responses=responses, after=dict(prepared.planned))
+
+    def inverse(self, target: ResourceRef, params: ActionParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        """{action, target, parameters} that undoes this action, from its recorded before-state."""
+        return None
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: ActionParams,
+                     record: dict[str, Any], after: dict[str, Any]) -> Verification:
+        raise NotImplementedError
+
+
+async def send(kube: Kube, write: Write, *, dry_run: bool) -> Obj:
+    if write.verb == "patch":
+        return await kube.patch(write.kind, write.name, write.namespace, write.body, patch_type=write.patch_type,
+                                dry_run=dry_run, subresource=write.subresource)
+    if write.verb == "create":
+        return await kube.create(write.kind, write.namespace, write.body, dry_run=dry_run)
+    if write.verb == "delete":
+        return await kube.delete(write.kind, write.name, write.namespace, dry_run=dry_run, uid=write.uid,
+                                 resource_version=write.resource_version,
+                                 grace_period_seconds=write.grace_period_seconds)
+    if write.verb == "evict":
+        assert write.namespace is not None
+        return await kube.evict(write.name, write.namespace, dry_run=dry_run, uid=write.uid,
+                                grace_period_seconds=write.grace_period_seconds)
+    raise ValueError(f"unknown write verb {write.verb!r}")
+
+
+# -- helpers shared by the families ------------------------------------------------------------------
+
+
+def meta(obj: Obj | None) -> Obj:
+    return (obj or {}).get("metadata") or {}
+
+
+def labels(obj: Obj | None) -> dict[str, str]:
+    return meta(obj).get("labels") or {}
+
+
+def annotations(obj: Obj | None) -> dict[str, str]:
+    return meta(obj).get("annotations") or {}
+
+
+def rv(obj: Obj) -> str:
+    return str(meta(obj).get("resourceVersion", ""))
+
+
+def with_rv(obj: Obj, body: Obj) -> Obj:
+    """Optimistic concurrency: a patch carrying the resourceVersion we read is refused with 409 when
+    someone changed the object since, instead of silently applying on top of their change."""
+    out = copy.deepcopy(body)
+    out.setdefault("metadata", {})["resourceVersion"] = rv(obj)
+    return out
+
+
+def controller_of(obj: Obj) -> Obj | None:
+    for owner in meta(obj).get("ownerReferences") or []:
+        if owner.get("controller"):
+            return owner
+    return None
+
+
+async def must_get(ctx: Context, target: ResourceRef, kind: str | None = None, name: str | None = None,
+                   namespace: str | None = None) -> Obj:
+    """GET or raise the 404 as is (the pipeline records a clear 'target not found' failure)."""
+    return await ctx.kube.get(kind or target.kind, name or target.name,
+                              namespace if namespace is not None else target.namespace)
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """RFC 7386 merge patch turning ``old`` into ``new`` (removed keys become null; lists replaced)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return copy.deepcopy(new)
+    patch: Obj = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = copy.deepcopy(value)
+        elif old[key] != value:
+            patch[key] = merge_patch(old[key], value)
+    return patch
+
+
+def selector_string(selector: Obj | None) -> str:
+    """metav1.LabelSelector as a label-selector query string."""
+    if not selector:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def selector_matches(selector: Obj | None, pod_labels: dict[str, str]) -> bool:
+    """Does a LabelSelector select these labels? (An empty selector selects everything.)"""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if pod_labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in pod_labels
+        if (op == "In" and (not present or pod_labels[key] not in values)) or (
+            op == "NotIn" and present and pod_labels[key] in values
+        ) or (op == "Exists" and not present) or (op == "DoesNotExist" and present):
+            return False
+    return True
+
+
+def is_ready(pod: Obj) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+
+
+def rollout_state(obj: Obj) -> tuple[bool | None, str]:
+    """(True = complete, None = in progress, False = failed, text) like `kubectl rollout status`."""
+    kind = obj.get("kind")
+    spec, status, m = obj.get("spec") or {}, obj.get("status") or {}, meta(obj)
+    if (status.get("observedGeneration") or 0) < (m.get("generation") or 0):
+        return None, "the controller has not observed the latest spec yet"
+    if kind == "Deployment":
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+                return False, f"rollout exceeded its progress deadline: {cond.get('message', '')}"
+        want = spec.get("replicas", 1)
+        updated, total = status.get("updatedReplicas") or 0, status.get("replicas") or 0
+        available = status.get("availableReplicas") or 0
+        if updated < want:
+            return None, f"{updated} of {want} replicas updated"
+        if total > updated:
+            return None, f"{total - updated} old replicas pending termination"
+        if available < updated:
+            return None, f"{available} of {updated} updated replicas available"
+        return True, f"rollout complete: {updated} replicas updated and available"
+    if kind == "StatefulSet":
+        want = spec.get("replicas", 1)
+        ready = status.get("readyReplicas") or 0
+        if ready < want:
+            return None, f"{ready} of {want} replicas ready"
+        strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy == "RollingUpdate" and status.get("updateRevision") != status.get("currentRevision"):
+            return None, f"{status.get('updatedReplicas') or 0} of {want} pods at the update revision"
+        return True, f"rollout complete: {ready} replicas ready"
+    if kind == "DaemonSet":
+        desired = status.get("desiredNumberScheduled") or 0
+        updated = status.get("updatedNumberScheduled") or 0
+        available = status.get("numberAvailable") or 0
+        if updated < desired:
+            return None, f"{updated} of {desired} pods updated"
+        if available < desired:
+            return None, f"{available} of {desired} pods available"
+        return True, f"rollout complete: {desired} pods updated and available"
+    return True, "no rollout for this kind"
+
+
+def not_found_check(exc: KubeError, what: str) -> Verification:
+    return Verification(False, [f"{what} no longer exists ({exc.status} {exc.reason})"])

@@ -1,0 +1,332 @@
+"""Nodes: cordon/uncordon, taints, and a drain that only ever evicts (PodDisruptionBudgets hold)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kubernaut.execution import diff as diffs
+from kubernaut.execution.catalog import DrainNodeParams, NoParams, RemoveTaintParams, TaintNodeParams
+from kubernaut.execution.kube import KubeError
+from kubernaut.execution.operations.base import (
+    Applied,
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    Write,
+    annotations,
+    controller_of,
+    meta,
+    must_get,
+    send,
+    with_rv,
+)
+from kubernaut.models.resource import ResourceRef
+
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+PRESSURE = ("MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+class PartialFailure(Exception):
+    """Some writes happened, then the action could not finish (e.g. a drain timed out): the record
+    keeps what was applied so the inverse (uncordon) stays available."""
+
+    def __init__(self, message: str, applied: Applied, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.applied = applied
+        self.retryable = retryable
+
+
+def _conditions(node: dict[str, Any]) -> dict[str, str]:
+    return {c.get("type", ""): c.get("status", "") for c in (node.get("status") or {}).get("conditions") or []}
+
+
+def _taints(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((node.get("spec") or {}).get("taints") or [])
+
+
+class CordonNode(Operation):
+    name = "cordon_node"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: NoParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        if (node.get("spec") or {}).get("unschedulable"):
+            raise Refused(f"node {target.name} is already cordoned")
+        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"unschedulable": True}}), before=node)
+        return Prepared([write], {"unschedulable": False}, {"unschedulable": True})
+
+    def inverse(self, target: ResourceRef, params: NoParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        return {"action": "uncordon_node", "target": target.model_dump(), "parameters": {}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: NoParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        return Verification(cordoned, [f"spec.unschedulable={str(cordoned).lower()}"])
+
+
+class UncordonNode(Operation):
+    name = "uncordon_node"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: NoParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        if not (node.get("spec") or {}).get("unschedulable"):
+            raise Refused(f"node {target.name} is not cordoned")
+        conditions = _conditions(node)
+        if conditions.get("Ready") != "True":
+            raise Refused(f"node {target.name} is not Ready (Ready={conditions.get('Ready', 'unknown')})")
+        pressure = [c for c in PRESSURE if conditions.get(c) == "True"]
+        if pressure:
+            raise Refused(f"node {target.name} reports {', '.join(pressure)}")
+        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"unschedulable": None}}),
+                      before=node)
+        return Prepared([write], {"unschedulable": True}, {"unschedulable": False})
+
+    def inverse(self, target: ResourceRef, params: NoParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        return {"action": "cordon_node", "target": target.model_dump(), "parameters": {}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: NoParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        return Verification(not cordoned, [f"spec.unschedulable={str(cordoned).lower()}"])
+
+
+class TaintNode(Operation):
+    name = "taint_node"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: TaintNodeParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        taints = _taints(node)
+        effect = params.effect.value
+        if any(t.get("key") == params.key and t.get("effect") == effect for t in taints):
+            raise Refused(f"node {target.name} already has a {params.key}:{effect} taint")
+        taint: dict[str, Any] = {"key": params.key, "effect": effect}
+        if params.value:
+            taint["value"] = params.value
+        # A merge patch replaces the whole list; the resourceVersion makes that safe against a
+        # concurrent taint change (409 instead of dropping someone else's taint).
+        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"taints": [*taints, taint]}}),
+                      before=node)
+        notes = ["NoExecute evicts every pod on the node that does not tolerate the taint"] if effect == "NoExecute" \
+            else []
+        return Prepared([write], {"taints": taints}, {"taint": taint}, notes)
+
+    def inverse(self, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        return {"action": "remove_taint", "target": target.model_dump(),
+                "parameters": {"key": params.key, "effect": params.effect.value}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        want = after["taint"]
+        present = any(t.get("key") == want["key"] and t.get("effect") == want["effect"]
+                      and (t.get("value") or "") == want.get("value", "") for t in _taints(node))
+        return Verification(present, [f"taint {want['key']}={want.get('value', '')}:{want['effect']} "
+                                      f"{'present' if present else 'absent'}"])
+
+
+class RemoveTaint(Operation):
+    name = "remove_taint"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: RemoveTaintParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        taints = _taints(node)
+        effect = params.effect.value if params.effect else None
+
+        def matches(t: dict[str, Any]) -> bool:
+            return t.get("key") == params.key and (effect is None or t.get("effect") == effect)
+
+        removed = [t for t in taints if matches(t)]
+        if not removed:
+            raise Refused(f"node {target.name} has no taint {params.key}" + (f":{effect}" if effect else ""))
+        kept = [t for t in taints if not matches(t)]
+        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"taints": kept or None}}),
+                      before=node)
+        return Prepared([write], {"removed": removed}, {"key": params.key, "effect": effect})
+
+    def inverse(self, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        removed = record.get("removed") or []
+        if len(removed) != 1:  # one taint_node per removed taint: a single request cannot restore several
+            return None
+        taint = removed[0]
+        return {"action": "taint_node", "target": target.model_dump(),
+                "parameters": {"key": taint["key"], "value": taint.get("value", ""), "effect": taint["effect"]}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        left = [t for t in _taints(node) if t.get("key") == after["key"]
+                and (after.get("effect") is None or t.get("effect") == after["effect"])]
+        if left:
+            return Verification(False, [f"taint {after['key']} is present again"])
+        return Verification(True, [f"no taint {after['key']}" + (f":{after['effect']}" if after.get("effect") else "")])
+
+
+def _pod_id(pod: dict[str, Any]) -> str:
+    return f"{meta(pod).get('namespace')}/{meta(pod).get('name')}"
+
+
+class DrainNode(Operation):
+    """Cordon, then evict every evictable pod; 429 (a PDB forbids it now) is retried with backoff until
+    the timeout, never bypassed by a delete."""
+
+    name = "drain_node"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: DrainNodeParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        was_cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        pods = await ctx.kube.list("Pod", None, field_selector=f"spec.nodeName={target.name}")
+        evict, skipped, problems = [], [], []
+        for pod in pods:
+            m, spec = meta(pod), pod.get("spec") or {}
+            phase = (pod.get("status") or {}).get("phase")
+            owner = controller_of(pod)
+            if MIRROR_ANNOTATION in annotations(pod):
+                skipped.append(f"{_pod_id(pod)} (mirror pod)")
+            elif m.get("deletionTimestamp"):
+                skipped.append(f"{_pod_id(pod)} (already terminating)")
+            elif owner is not None and owner.get("kind") == "DaemonSet":
+                if params.ignore_daemonsets:
+                    skipped.append(f"{_pod_id(pod)} (DaemonSet)")
+                else:
+                    problems.append(f"{_pod_id(pod)} belongs to DaemonSet {owner.get('name')} "
+                                    "(ignore_daemonsets=false)")
+            elif owner is None and phase not in ("Succeeded", "Failed"):
+                problems.append(f"{_pod_id(pod)} has no controller and would be lost")
+            elif any("emptyDir" in v for v in spec.get("volumes") or []) and not params.delete_emptydir_data \
+                    and phase not in ("Succeeded", "Failed"):
+                problems.append(f"{_pod_id(pod)} uses emptyDir (set delete_emptydir_data to accept losing it)")
+            else:
+                evict.append(pod)
+        if problems:
+            raise Refused("cannot drain: " + "; ".join(problems[:20]))
+        others = [n for n in await ctx.kube.list("Node") if meta(n)["name"] != target.name
+                  and not (n.get("spec") or {}).get("unschedulable") and _conditions(n).get("Ready") == "True"]
+        if evict and not others:
+            raise Refused("no other schedulable Ready node: the evicted pods would stay Pending")
+        writes = []
+        if not was_cordoned:
+            writes.append(Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"unschedulable": True}}),
+                                before=node))
+        for pod in evict:
+            writes.append(Write("evict", "Pod", meta(pod)["name"], meta(pod)["namespace"], before=pod,
+                                uid=meta(pod)["uid"], grace_period_seconds=params.grace_period_seconds))
+        record = {"unschedulable": was_cordoned, "pods": [{"namespace": meta(p)["namespace"], "name": meta(p)["name"],
+                                                          "uid": meta(p)["uid"]} for p in evict],
+                  "skipped": skipped, "timeout_seconds": params.timeout_seconds}
+        return Prepared(writes, record, {"unschedulable": True, "evicted": [_pod_id(p) for p in evict]})
+
+    async def apply(self, ctx: Context, prepared: Prepared, *, dry_run: bool) -> Applied:
+        if dry_run:
+            return await self._dry_run(ctx, prepared)
+        cordon = [w for w in prepared.writes if w.verb == "patch"]
+        evictions = [w for w in prepared.writes if w.verb == "evict"]
+        parts: list[str] = []
+        for write in cordon:
+            parts.append(diffs.object_diff(write.before, await send(ctx.kube, write, dry_run=False), write.title))
+        applied = Applied("", [], after=dict(prepared.planned))
+        deadline = time.monotonic() + prepared.record.get("timeout_seconds", 600)
+        pending = {w.title: w for w in evictions}
+        delay = ctx.config.eviction_backoff_s
+        blocked: dict[str, str] = {}
+        refusals = 0
+        while pending:
+            for title, write in list(pending.items()):
+                try:
+                    await send(ctx.kube, write, dry_run=False)
+                except KubeError as exc:
+                    if exc.too_many:  # a PodDisruptionBudget forbids it right now: wait, never force
+                        blocked[title] = exc.message or "429"
+                        refusals += 1
+                        continue
+                    if exc.not_found or exc.conflict:  # already gone, or replaced (uid precondition)
+                        pass
+                    else:
+                        raise
+                parts.append(diffs.object_diff(write.before, None, write.title))
+                pending.pop(title)
+                blocked.pop(title, None)
+            if not pending:
+                break
+            if time.monotonic() + delay > deadline:
+                applied.diff = diffs.join(parts)
+                applied.notes.append(f"evictions still refused by a PodDisruptionBudget: {sorted(pending)}")
+                raise PartialFailure(
+                    f"drain timed out: {len(pending)} pod(s) could not be evicted without violating a "
+                    f"PodDisruptionBudget ({'; '.join(f'{k}: {v}' for k, v in sorted(blocked.items())[:5])}); "
+                    "the node stays cordoned", applied)
+            await asyncio.sleep(delay)  # backoff between eviction rounds, not a test synchronization
+            delay = min(delay * 2, ctx.config.eviction_backoff_max_s)
+        applied.diff = diffs.join(parts)
+        if refusals:
+            applied.notes.append(f"{refusals} eviction attempt(s) were refused by a PodDisruptionBudget (429) and "
+                                 "retried until the budget allowed them")
+        # Evicted pods terminate gracefully; the drain is done when they are gone from the node.
+        while True:
+            left = await self._remaining(ctx, prepared)
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                raise PartialFailure(f"drain timed out waiting for {len(left)} evicted pod(s) to terminate: "
+                                     f"{', '.join(left[:10])}; the node stays cordoned", applied)
+            await asyncio.sleep(1.0)
+        return applied
+
+    async def _dry_run(self, ctx: Context, prepared: Prepared) -> Applied:
+        parts, notes = [], []
+        for write in prepared.writes:
+            try:
+                response = await send(ctx.kube, write, dry_run=True)
+            except KubeError as exc:
+                if write.verb == "evict" and exc.too_many:
+                    notes.append(f"eviction of {write.title} is refused by a PodDisruptionBudget right now (429); "
+                                 "the drain would retry it until the timeout, never force it")
+                    continue
+                raise
+            parts.append(diffs.object_diff(write.before, response if write.verb == "patch" else None, write.title))
+        return Applied(diffs.join(parts), [], notes, dict(prepared.planned))
+
+    @staticmethod
+    async def _remaining(ctx: Context, prepared: Prepared) -> list[str]:
+        left = []
+        for pod in prepared.record["pods"]:
+            live = await ctx.kube.get_or_none("Pod", pod["name"], pod["namespace"])
+            if live is not None and meta(live).get("uid") == pod["uid"]:
+                left.append(f"{pod['namespace']}/{pod['name']}")
+        return left
+
+    def inverse(self, target: ResourceRef, params: DrainNodeParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        if record.get("unschedulable"):
+            return None  # it was cordoned before us: uncordoning is someone else's call
+        return {"action": "uncordon_node", "target": target.model_dump(), "parameters": {}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: DrainNodeParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        if not (node.get("spec") or {}).get("unschedulable"):
+            return Verification(False, [f"node {target.name} is schedulable again"])
+        pods = await ctx.kube.list("Pod", None, field_selector=f"spec.nodeName={target.name}")
+        remaining = [p for p in pods if MIRROR_ANNOTATION not in annotations(p)
+                     and (controller_of(p) or {}).get("kind") != "DaemonSet"
+                     and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        terminating = [p for p in remaining if meta(p).get("deletionTimestamp")]
+        running = [p for p in remaining if not meta(p).get("deletionTimestamp")]
+        checks = [f"node {target.name} is cordoned"]
+        if running:
+            return Verification(False, [*checks, f"{len(running)} evictable pod(s) still run there: "
+                                                 f"{', '.join(_pod_id(p) for p in running[:10])}"])
+        if terminating:
+            return Verification(None, [*checks, f"{len(terminating)} pod(s) still terminating"])
+        return Verification(True, [*checks, "only DaemonSet/mirror/finished pods remain on the node"])
+
+
+OPERATIONS = (CordonNode(), UncordonNode(), DrainNode(), TaintNode(), RemoveTaint())

@@ -1,0 +1,143 @@
+"""Action records of the executor: claimed by idempotency key, leased while running, finished once.
+
+The row is written before anything talks to the cluster, so a retried request (same key) finds it
+and gets the recorded outcome back instead of acting a second time (principle 1: nothing twice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from kubernaut.models.workflow import ActionRequest, ActionResult
+from kubernaut.storage import audit
+
+RUNNING = "running"
+FINISHED = ("planned", "dry_run", "refused", "succeeded", "failed")
+
+
+async def claim(
+    pool: asyncpg.Pool, request: ActionRequest, *, dry_run: bool, owner: str, lease_s: float, plan: list[str],
+) -> tuple[asyncpg.Record, bool]:
+    """Insert the running record for this key; (row, True) when new, (existing row, False) otherwise."""
+    target = request.target
+    row = await pool.fetchrow(
+        """INSERT INTO actions (workflow_id, incident_id, action, target, parameters, idempotency_key, dry_run,
+                                status, plan, target_key, namespace, stage, inverse_of, started_at,
+                                lease_owner, lease_until)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,'running',$8,$9,$10,'validation',$11, now(), $12,
+                   now() + make_interval(secs => $13))
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
+        request.workflow_id, request.incident_id, request.action, target.model_dump(), request.parameters,
+        request.idempotency_key, dry_run, plan, target.key, target.namespace or (
+            target.name if target.kind == "Namespace" else None),
+        request.inverse_of, owner, lease_s,
+    )
+    if row is not None:
+        return row, True
+    existing = await pool.fetchrow("SELECT * FROM actions WHERE idempotency_key = $1", request.idempotency_key)
+    return existing, False
+
+
+async def renew(pool: asyncpg.Pool, action_id: int, owner: str, lease_s: float) -> bool:
+    done = await pool.fetchval(
+        """UPDATE actions SET lease_until = now() + make_interval(secs => $3)
+           WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING id""",
+        action_id, owner, lease_s,
+    )
+    return done is not None
+
+
+async def update(pool: asyncpg.Pool | asyncpg.Connection, action_id: int, **fields: Any) -> None:
+    """Intermediate facts (stage, before-state, diff) written as the pipeline advances."""
+    allowed = {"stage", "before", "after", "diff", "plan", "mutating", "parameters"}
+    bad = set(fields) - allowed
+    if bad:
+        raise ValueError(f"not updatable while running: {sorted(bad)}")
+    if not fields:
+        return
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+    await pool.execute(f"UPDATE actions SET {sets} WHERE id = $1", action_id, *fields.values())
+
+
+async def finish(
+    pool: asyncpg.Pool,
+    action_id: int,
+    *,
+    status: str,
+    stage: str,
+    message: str,
+    error: str | None = None,
+    retryable: bool = False,
+    diff: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    inverse: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
+    mutating: bool | None = None,
+    owner: str | None = None,
+) -> asyncpg.Record | None:
+    """Record the outcome once, with its audit event, in one transaction; None if already finished
+    (a concurrent interruption sweep won, whose record then stands)."""
+    body = {**(result or {}), "message": message}
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE actions SET status = $2, stage = $3, result = $4, error = $5, retryable = $6,
+                      diff = COALESCE($7, diff), before = COALESCE($8, before), after = COALESCE($9, after),
+                      inverse = $10, mutating = COALESCE($11, mutating), finished_at = now(),
+                      lease_owner = NULL, lease_until = NULL
+               WHERE id = $1 AND status = 'running' AND ($12::text IS NULL OR lease_owner = $12)
+               RETURNING *""",
+            action_id, status, stage, body, error, retryable, diff, before, after, inverse, mutating, owner,
+        )
+        if row is None:
+            return None
+        detail: dict[str, Any] = {
+            "action_id": action_id, "action": row["action"], "target": row["target_key"], "dry_run": row["dry_run"],
+            "stage": stage,
+        }
+        if error:
+            detail["error"] = error[:500]
+        await audit.append(conn, "executor", f"action.{status}", row["incident_id"], detail)
+    return row
+
+
+async def interrupt_if_expired(pool: asyncpg.Pool, action_id: int) -> asyncpg.Record | None:
+    """A running record whose lease ran out belongs to a dead replica: record that, never re-run it."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE actions SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_until = NULL,
+                      error = 'interrupted: the executor replica running this action stopped before recording '
+                              || 'its outcome',
+                      result = result || jsonb_build_object('message',
+                          CASE WHEN mutating THEN 'interrupted during execution: the change may or may not '
+                               || 'have been applied; check the target (verify) before retrying'
+                          ELSE 'interrupted before any change was made' END)
+               WHERE id = $1 AND status = 'running' AND lease_until < now() RETURNING *""",
+            action_id,
+        )
+        if row is not None:
+            await audit.append(conn, "executor", "action.interrupted", row["incident_id"], {
+                "action_id": action_id, "action": row["action"], "target": row["target_key"],
+                "mutating": row["mutating"],
+            })
+    return row
+
+
+async def fetch(pool: asyncpg.Pool, action_id: int) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM actions WHERE id = $1", action_id)
+
+
+async def save_verification(pool: asyncpg.Pool, action_id: int, verification: dict[str, Any]) -> None:
+    await pool.execute("UPDATE actions SET verification = $2 WHERE id = $1", action_id, verification)
+
+
+def to_result(row: asyncpg.Record, verification_hint: str = "") -> ActionResult:
+    result = row["result"] or {}
+    return ActionResult(
+        action_id=row["id"], status=row["status"], dry_run=row["dry_run"], plan=row["plan"] or [],
+        diff=row["diff"], message=result.get("message", ""), error=row["error"],
+        inverse=row.get("inverse"), retryable=bool(row.get("retryable")), verification=verification_hint,
+        stage=row.get("stage"), before=row.get("before"), after=row.get("after"),
+    )
