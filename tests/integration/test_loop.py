@@ -44,10 +44,42 @@ async def incident_when(api: httpx.AsyncClient, incident_id: int, predicate: Any
     return await eventually(probe, timeout=30, what=what)
 
 
+def crashlooping_deployment(api_client: Any, namespace: str, name: str = "web") -> str:
+    """A real Deployment whose pods crash-loop (simulated kubelet); returns one of its pod names."""
+    from kubernetes import client
+
+    from tests.plugins.kube_testenv import wait_until
+
+    labels = {"app": name}
+    client.AppsV1Api(api_client).create_namespaced_deployment(namespace, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(
+            replicas=2, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels,
+                                             annotations={"sim.kubernaut.io/state": "CrashLoopBackOff"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name=name, image="registry.local/web:2")])))))
+    core = client.CoreV1Api(api_client)
+
+    def crashing_pod() -> str | None:
+        for pod in core.list_namespaced_pod(namespace, label_selector=f"app={name}").items:
+            statuses = pod.status.container_statuses or []
+            if any(s.state.waiting and s.state.waiting.reason == "CrashLoopBackOff" for s in statuses):
+                return pod.metadata.name
+        return None
+
+    return wait_until(crashing_pod, timeout=60, what="a crash-looping pod")
+
+
+@pytest.mark.k8s
 async def test_crashloop_alert_becomes_incident_with_dry_run_action_and_notifications(
-    api: httpx.AsyncClient, db: asyncpg.Connection, http_sink: Any, smtp_sink: Any
+    api: httpx.AsyncClient, db: asyncpg.Connection, http_sink: Any, smtp_sink: Any, kube_api_client: Any,
+    kube_namespace: str,
 ) -> None:
-    body = unique(payload("captured_am0.25_firing_prometheus_rule.json"), "loop1")
+    pod = crashlooping_deployment(kube_api_client, kube_namespace)
+    body = payload("captured_am0.25_firing_prometheus_rule.json")
+    body["alerts"][0]["labels"].update(namespace=kube_namespace, pod=pod, deployment="web", container="web")
+    body["alerts"][0].pop("fingerprint")
     response = await api.post("/api/v1/alerts", json=body)
     assert response.status_code == 200, response.text
     accepted = response.json()
@@ -62,31 +94,43 @@ async def test_crashloop_alert_becomes_incident_with_dry_run_action_and_notifica
     view = await incident_when(api, incident_id, lambda v: v["workflow"] and v["workflow"]["finished_at"]
                                and v["notifications"] and v["notifications"][-1]["status"] == "sent",
                                "workflow finished and notification sent")
-    assert view["target"] == {"kind": "Deployment", "name": "web-loop1", "namespace": "default-loop1"}
-    # Confidence 0.6 < 0.7: the policy sends it to human review; the dry-run still shows what it would do.
-    assert view["status"] == "open" and view["phase"] == "human_review"
-    assert view["workflow"]["phase"] == "review" and view["workflow"]["dry_run"] is True
+    assert view["target"] == {"kind": "Deployment", "name": "web", "namespace": kube_namespace}
+    assert view["target_source"] == "kubernetes"
+    assert view["status"] == "open" and view["workflow"]["dry_run"] is True
     assert [a["alertname"] for a in view["alerts"]] == ["PodCrashLooping"]
     analysis = view["analysis"]
-    assert analysis["engine"] == "rules" and analysis["action"] == "restart_pod"
-    assert analysis["target"]["kind"] == "Pod" and analysis["confidence"] > 0
-    # restart_pod is a two-step remediation: diagnostics first (a restart destroys the evidence).
-    assert [s["name"] for s in view["workflow"]["steps"]] == ["policy", "dry_run:0", "dry_run:1", "notify"]
-    assert [a["action"] for a in view["actions"]] == ["collect_diagnostics", "restart_pod"]
-    assert all(a["dry_run"] and a["status"] == "dry_run" for a in view["actions"])
-    action = view["actions"][-1]
-    assert any("DELETE" in step for step in action["plan"]), action["plan"]
-    assert "nothing was changed" in action["result"]["message"]
+    assert analysis["engine"] == "rules" and analysis["confidence"] > 0
+    assert view["workflow"]["steps"][0]["name"] == "policy" and view["workflow"]["steps"][-1]["name"] == "notify"
+    assert view["actions"], "the dry-run actions are recorded"
+    # Dry-run against the real API server: the exact calls, nothing changed.
+    assert all(a["dry_run"] and a["status"] == "dry_run" for a in view["actions"]), view["actions"]
+    assert view["actions"][-1]["action"] == analysis["action"]
+    assert "nothing" in view["actions"][-1]["result"]["message"].lower()
     note = view["notifications"][-1]
     assert note["deliveries"] == {"0": "sent", "1": "sent"}
     events = [e["event"] for e in view["audit"]]
     assert events[:2] == ["incident.opened", "analysis.completed"] and "action.dry_run" in events
-    assert events[-1] == "workflow.review"
+    assert events[-1].startswith("workflow.")
 
     # Delivered for real: over HTTP to the JSON sink and over SMTP to the mail sink.
     title = note["title"]
     await eventually(lambda: _async(any(m.get("title") == title for m in http_sink.received)), what="json sink")
     await eventually(lambda: _async(any(title in str(m["Subject"]) for m in smtp_sink.messages)), what="smtp sink")
+
+
+async def test_an_unmanaged_namespace_is_refused_and_says_how_to_opt_in(api: httpx.AsyncClient) -> None:
+    body = payload("captured_am0.25_firing_prometheus_rule.json")
+    # `default` exists and has not opted in.
+    body["alerts"][0]["labels"].update(namespace="default", deployment="web-scope", pod="web-scope-7d4b9c8f6-abcde")
+    body["alerts"][0].pop("fingerprint")
+    (incident_id,) = (await api.post("/api/v1/alerts", json=body)).json()["incident_ids"]
+    view = await incident_when(api, incident_id, lambda v: v["workflow"] and v["workflow"]["finished_at"],
+                               "workflow finished")
+    if view["actions"] and view["actions"][0]["status"] == "dry_run":
+        pytest.skip("no cluster reachable: the executor records plans only")
+    refused = view["actions"][0]
+    assert refused["status"] == "refused" and "kubernaut.ai/managed" in (refused["error"] or ""), refused
+    assert view["workflow"]["phase"] == "failed"
 
 
 async def _async(value: Any) -> Any:
