@@ -1,27 +1,36 @@
-"""Decide for one incident: the rule engine today, the LLM (with this as fallback) when configured.
+"""Decide for one incident: gather context, observe facts, ask the rules, then the LLM when configured.
 
-Every decision is validated against the catalog before anyone sees it: an action that is not in
-the catalog, parameters that do not validate or a target of the wrong kind become ``notify_only``
-with the reason recorded.
+Every decision is validated against the catalog before anyone sees it. The rules' decision is
+always computed — it is the fallback and it bounds the LLM — and when the LLM's answer is not used
+the result says why (``fallback_reason``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from kubernaut.analysis.rules import RuleSet, decide, default_decision
+from kubernaut.analysis.facts import Situation, observe
+from kubernaut.analysis.llm.analyzer import LLMAnalyzer
+from kubernaut.analysis.rules import RuleOutcome, RuleSet, decide, default_decision
+from kubernaut.config.settings import AnalysisConfig
+from kubernaut.context.models import ResourceContext
+from kubernaut.context.provider import ContextProvider
 from kubernaut.execution.catalog import CatalogError, validate_request
-from kubernaut.models.analysis import AnalysisResult
+from kubernaut.models.analysis import Alternative, AnalysisResult
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
+logger = logging.getLogger(__name__)
 
-def validated(result: AnalysisResult, rules: RuleSet, labels: dict[str, str], incident_target: ResourceRef
-              ) -> AnalysisResult:
+
+def validated(result: AnalysisResult, rules: RuleSet, situation: Situation) -> AnalysisResult:
+    """A rule decision the catalog refuses (e.g. a workload action on a Pod of unknown owner) becomes
+    the default decision, with the refusal recorded."""
     try:
         _, params = validate_request(result.action, result.target, result.parameters)
     except CatalogError as exc:
-        fallback = default_decision(rules, labels, incident_target, f"{result.action} rejected: {exc}")
+        fallback = default_decision(rules, situation, f"{result.action} rejected: {exc}")
         fallback.fallback_reason = f"{result.engine} chose {result.action} on {result.target}: {exc}"
         fallback.alternatives = [*result.alternatives]
         return fallback
@@ -30,6 +39,63 @@ def validated(result: AnalysisResult, rules: RuleSet, labels: dict[str, str], in
 
 
 def analyze_signals(rules: RuleSet, signals: Sequence[Signal], incident_target: ResourceRef) -> AnalysisResult:
-    decision = decide(rules, signals, incident_target)
-    labels = next((s.labels for s in signals if s.status == "firing"), signals[0].labels)
-    return validated(decision, rules, labels, incident_target)
+    """Rules only, from the alerts alone (no cluster context): the synchronous, dependency-free path."""
+    ctx = ResourceContext(target=incident_target, reason="no context")
+    situation = Situation(signals=signals, incident_target=incident_target, context=ctx,
+                          facts=observe(signals, ctx))
+    result = rules_decision(rules, situation)[1]
+    result.facts = {k: v for k, v in situation.facts.items() if v is not None}
+    return result
+
+
+def rules_decision(rules: RuleSet, situation: Situation) -> tuple[RuleOutcome, AnalysisResult]:
+    outcome = decide(rules, situation)
+    return outcome, validated(outcome.result, rules, situation)
+
+
+class Analyzer:
+    def __init__(self, cfg: AnalysisConfig, rules: RuleSet, context: ContextProvider | None,
+                 llm: LLMAnalyzer | None) -> None:
+        self.cfg = cfg
+        self.rules = rules
+        self.context = context
+        self.llm = llm
+
+    async def situation(self, signals: Sequence[Signal], target: ResourceRef,
+                        incident_id: int | None = None) -> Situation:
+        if self.context is not None:
+            ctx = await self.context.context_for(target, signals=sorted({s.alertname for s in signals}),
+                                                 exclude_incident=incident_id)
+        else:
+            ctx = ResourceContext(target=target, reason="no context provider")
+        facts = observe(signals, ctx, rollout_window_s=self.cfg.recent_rollout_window_s)
+        return Situation(signals=signals, incident_target=target, context=ctx, facts=facts, incident_id=incident_id)
+
+    async def analyze(self, signals: Sequence[Signal], target: ResourceRef,
+                      incident_id: int | None = None) -> AnalysisResult:
+        situation = await self.situation(signals, target, incident_id)
+        return await self.decide(situation)
+
+    async def decide(self, situation: Situation) -> AnalysisResult:
+        outcome, by_rules = rules_decision(self.rules, situation)
+        result = by_rules
+        if self.llm is not None:
+            llm = await self.llm.analyze(situation, outcome)
+            if llm.result is not None:
+                result = llm.result
+                result.reasoning.extend(llm.notes)
+                if (by_rules.action, by_rules.target) != (result.action, result.target):
+                    result.alternatives.insert(0, Alternative(
+                        action=by_rules.action, reason=f"rule engine ({by_rules.rule_id}): {by_rules.root_cause}"[:300],
+                        score=by_rules.confidence))
+            else:
+                result.fallback_reason = f"llm:{llm.usage.model}: {llm.failure}"
+                result.reasoning.extend(llm.notes)
+            result.llm = llm.usage
+            result.flags = llm.flags
+            self.llm.metrics.decision(result.engine, fallback=llm.result is None)
+        result.facts = {k: v for k, v in situation.facts.items() if v is not None}
+        result.incident_id = situation.incident_id
+        if situation.context.missing:
+            result.reasoning.append("context incomplete: " + "; ".join(situation.context.missing[:5]))
+        return result

@@ -83,7 +83,7 @@ class ContextGatherer:
         try:
             resolved = await asyncio.wait_for(asyncio.to_thread(self._resolve, target, deadline),
                                               timeout=max(deadline.left(), 0.01))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             ctx.missing.append("owner chain: time budget exhausted")
             ctx.elapsed_ms = (time.monotonic() - started) * 1000
             return ctx
@@ -94,7 +94,8 @@ class ContextGatherer:
             return ctx
         ctx.cluster_available = True
         ctx.owner_chain = resolved.chain
-        if resolved.target_obj is None and resolved.workload is None and resolved.node is None:
+        ctx.found = not (resolved.target_obj is None and resolved.workload is None and resolved.node is None)
+        if not ctx.found:
             ctx.missing.append(f"{target}: not found in the cluster")
         await self._phase_two(ctx, resolved, deadline)
         ctx.elapsed_ms = (time.monotonic() - started) * 1000
@@ -213,7 +214,7 @@ class ContextGatherer:
             try:
                 ctx.nodes = await asyncio.wait_for(asyncio.to_thread(self._nodes, node_names, deadline),
                                                    timeout=max(deadline.left(), 0.01))
-            except (TimeoutError, KubeError) as exc:
+            except (asyncio.TimeoutError, KubeError) as exc:
                 ctx.missing.append(f"nodes: {exc or 'time budget exhausted'}")
         meta = (workload or resolved.target_obj or {}).get("metadata") or {}
         ctx.traits = detect(resolved.workload_kind or ctx.target.kind, meta, has_hpa=ctx.hpa is not None,

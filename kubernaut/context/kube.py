@@ -8,6 +8,7 @@ clusters (1.20 serves ``policy/v1beta1`` and ``autoscaling/v2beta2``; newer ones
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -83,14 +84,23 @@ class KubeReader:
     def _call(self, path: str, timeout: float | None, query: list[tuple[str, str]] | None = None
               ) -> dict[str, Any]:
         try:
-            return self._api.call_api(
-                path, "GET", query_params=query or [], response_type="object", auth_settings=["BearerToken"],
-                _return_http_data_only=True, _request_timeout=timeout or self._timeout,
+            method, url, headers, _, _ = self._api.param_serialize(
+                method="GET", resource_path=path, query_params=query or [],
+                header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
             )
+            response = self._api.call_api(method, url, header_params=headers,
+                                          _request_timeout=timeout or self._timeout)
+            body = response.read()
         except ApiException as exc:
             raise KubeError(f"API answered {exc.status} {exc.reason}", status=exc.status) from None
         except Exception as exc:  # urllib3 / socket errors: the cluster is unreachable
             raise KubeError(f"API unreachable: {type(exc).__name__}") from None
+        if response.status >= 400:
+            raise KubeError(f"API answered {response.status} {response.reason}", status=response.status)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise KubeError("API answered something that is not JSON") from None
 
     def get(self, kind: str, name: str, namespace: str | None = None, timeout: float | None = None
             ) -> dict[str, Any] | None:

