@@ -29,6 +29,8 @@ done
 # Tests never join a developer's Ray cluster and never need its token.
 unset RAY_ADDRESS
 export RAY_AUTH_MODE=disabled
+# The self-hosted LLM app (ray.serve.llm + vLLM on CPU) is part of the suite unless switched off.
+export KUBERNAUT_TEST_VLLM="${KUBERNAUT_TEST_VLLM:-1}"
 
 step "lint"
 .venv/bin/ruff check kubernaut tests scripts bench

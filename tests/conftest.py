@@ -18,7 +18,7 @@ import pytest_asyncio
 from tests.support.polling import eventually
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
-pytest_plugins = ["tests.plugins.kube_testenv", "tests.plugins.alertmanager"]
+pytest_plugins = ["tests.plugins.kube_testenv", "tests.plugins.alertmanager", "tests.plugins.llm_server"]
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 

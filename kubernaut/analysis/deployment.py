@@ -21,6 +21,7 @@ from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.models.analysis import AnalysisResult
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
+from kubernaut.observability import metrics
 from kubernaut.processing.deployment import signal_from_row
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, nudge
@@ -104,8 +105,14 @@ class AnalysisService(ReplicaBase):
             if analysis_id is not None:
                 await jobs.enqueue(conn, "orchestrate", analysis_id)
         nudge(self._orchestrator)
+        if result is not None:
+            metrics.analysis_completed(
+                result.engine, "fallback" if result.fallback_reason else "ok", latency_ms / 1000,
+                model=result.llm.model if result.llm else None,
+                cost_usd=(result.llm.cost_usd or 0.0) if result.llm else 0.0)
 
     async def _gave_up(self, job: Job, error: str) -> None:
+        metrics.analysis_failed("llm" if self.config.analysis.llm_enabled else "rules")
         async with self.db.pool.acquire() as conn, conn.transaction():
             await incidents.set_phase(conn, job.ref_id, "analysis_failed")
             await audit.append(conn, "analysis", "analysis.failed", job.ref_id, {"error": error})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ray import serve
@@ -18,6 +19,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.execution.kube import Kube
 from kubernaut.execution.pipeline import Executor
 from kubernaut.models.workflow import ActionRequest, ActionResult
+from kubernaut.observability import metrics
 from kubernaut.serving import ReplicaBase
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,13 @@ class K8sExecutor(ReplicaBase):
         return self.executor.catalog()
 
     async def execute(self, request: ActionRequest) -> ActionResult:
-        return await self.executor.execute(request)
+        started = time.perf_counter()
+        result = await self.executor.execute(request)
+        outcome = {"dry_run": "succeeded", "succeeded": "succeeded", "failed": "failed", "refused": "rejected",
+                   "planned": "skipped"}.get(result.status, result.status)
+        metrics.action_executed(request.action, outcome, dry_run=result.dry_run,
+                                seconds=time.perf_counter() - started)
+        return result
 
     async def verify(self, action_id: int) -> dict[str, Any]:
         return await self.executor.verify(action_id)

@@ -333,8 +333,13 @@ class Gateway:
     @app.get("/ready", summary="Readiness: storage reachable")
     async def ready(self) -> JSONResponse:
         storage_ok = await self.db.ping()
-        body = {"ready": storage_ok, "storage": "ok" if storage_ok else "unreachable"}
-        return JSONResponse(body, status_code=200 if storage_ok else 503)
+        body: dict[str, Any] = {"ready": storage_ok, "storage": "ok" if storage_ok else "unreachable"}
+        try:
+            # An open LLM circuit degrades the analysis (the rules decide) but does not make us unready.
+            body["analysis"] = await asyncio.wait_for(self._analysis.llm_status.remote(), timeout=2)
+        except Exception as exc:
+            body["analysis"] = {"error": type(exc).__name__}
+        return JSONResponse(jsonable_encoder(body), status_code=200 if storage_ok else 503)
 
     @app.get("/api/v1/info", summary="Version, configuration summary and execution mode")
     async def info(self, request: Request) -> JSONResponse:
@@ -343,6 +348,10 @@ class Gateway:
             executor = await asyncio.wait_for(self._executor.status.remote(), timeout=5)
         except Exception as exc:
             executor = {"error": type(exc).__name__}
+        try:
+            analysis = await asyncio.wait_for(self._analysis.llm_status.remote(), timeout=5)
+        except Exception as exc:
+            analysis = {"error": type(exc).__name__}
         cfg = self.config
         return JSONResponse(jsonable_encoder({
             "name": "kubernaut",
@@ -353,8 +362,7 @@ class Gateway:
             "executor": executor,
             "storage": {"kind": self.db.dsn_kind,
                         "data_dir": str(cfg.storage.data_dir) if self.db.dsn_kind == "embedded" else None},
-            "analysis": {"engine": "llm" if cfg.analysis.llm_base_url else "rules",
-                         "llm_model": cfg.analysis.llm_model},
+            "analysis": analysis,
             "gateway": {"auth": self._auth.enabled, "max_body_bytes": cfg.gateway.max_body_bytes},
             "notifications": {"urls": len(cfg.notifications.urls)},
         }))

@@ -19,7 +19,6 @@ from kubernaut.models.signal import Signal
 from tests.support.polling import eventually
 from tests.support.sinks import free_port
 
-pytest_plugins = ["tests.plugins.llm_server"]
 pytestmark = pytest.mark.integration
 
 RULES = load_rules()

@@ -21,7 +21,6 @@ from kubernaut.models.analysis import AnalysisResult
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
-pytest_plugins = ["tests.plugins.llm_server"]
 pytestmark = pytest.mark.integration
 
 RULES = load_rules()

@@ -18,7 +18,6 @@ from kubernaut.execution.catalog import validate_request
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
-pytest_plugins = ["tests.plugins.llm_server"]
 pytestmark = pytest.mark.integration
 
 RULES = load_rules()

@@ -7,32 +7,19 @@ import logging
 from collections import Counter
 from typing import Any
 
+from kubernaut.observability import metrics as obs
+
 logger = logging.getLogger(__name__)
 
 
 class LLMMetrics:
-    def __init__(self) -> None:
+    """In-process counts for ``llm_status()``; Ray metrics through kubernaut.observability (one set of names)."""
+
+    def __init__(self, provider: str = "default") -> None:
         self.counts: Counter[str] = Counter()
         self.tokens: Counter[str] = Counter()
         self.last_latency_ms: float | None = None
-        self._ray: dict[str, Any] | None = None
-        try:
-            import ray
-            from ray.util import metrics
-
-            if ray.is_initialized():
-                self._ray = {
-                    "calls": metrics.Counter("kubernaut_llm_calls", "LLM calls by outcome",
-                                             tag_keys=("model", "outcome")),
-                    "tokens": metrics.Counter("kubernaut_llm_tokens", "LLM tokens", tag_keys=("model", "kind")),
-                    "decisions": metrics.Counter("kubernaut_analysis_decisions", "Analyses by engine and fallback",
-                                                 tag_keys=("engine", "fallback")),
-                    "breaker": metrics.Gauge("kubernaut_llm_circuit_open", "1 while the LLM circuit breaker is open"),
-                    "latency": metrics.Gauge("kubernaut_llm_last_latency_ms", "Latency of the last LLM call"),
-                }
-        except Exception:  # metrics are an aid, never a reason to fail an analysis
-            logger.debug("Ray metrics unavailable", exc_info=True)
-            self._ray = None
+        self.provider = provider
 
     def call(self, model: str, outcome: str, prompt_tokens: int = 0, completion_tokens: int = 0,
              latency_ms: float | None = None) -> None:
@@ -41,35 +28,23 @@ class LLMMetrics:
         self.tokens["completion"] += completion_tokens
         if latency_ms is not None:
             self.last_latency_ms = latency_ms
-        self._emit("calls", 1, {"model": model, "outcome": outcome})
-        if prompt_tokens or completion_tokens:
-            self._emit("tokens", prompt_tokens, {"model": model, "kind": "prompt"})
-            self._emit("tokens", completion_tokens, {"model": model, "kind": "completion"})
-        if latency_ms is not None:
-            self._set("latency", latency_ms)
+        try:
+            obs.llm_request(model, outcome)
+            if prompt_tokens or completion_tokens:
+                obs.llm_usage(model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        except Exception:  # metrics are an aid, never a reason to fail an analysis
+            logger.debug("LLM metrics failed", exc_info=True)
 
     def decision(self, engine: str, fallback: bool) -> None:
         self.counts[f"decisions.{'llm' if engine.startswith('llm:') else 'rules'}"] += 1
         if fallback:
             self.counts["fallbacks"] += 1
-        self._emit("decisions", 1, {"engine": engine, "fallback": str(fallback).lower()})
 
     def breaker_open(self, is_open: bool) -> None:
-        self._set("breaker", 1.0 if is_open else 0.0)
-
-    def _emit(self, name: str, value: float, tags: dict[str, str]) -> None:
-        if self._ray is not None and value:
-            try:
-                self._ray[name].inc(value, tags=tags)
-            except Exception:
-                logger.debug("metric %s failed", name, exc_info=True)
-
-    def _set(self, name: str, value: float) -> None:
-        if self._ray is not None:
-            try:
-                self._ray[name].set(value)
-            except Exception:
-                logger.debug("metric %s failed", name, exc_info=True)
+        try:
+            obs.llm_circuit_state(self.provider, "open" if is_open else "closed")
+        except Exception:
+            logger.debug("LLM circuit metric failed", exc_info=True)
 
     def snapshot(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "tokens": dict(self.tokens), "last_latency_ms": self.last_latency_ms}
