@@ -335,7 +335,7 @@ class FixedAssessments:
 
 
 async def test_an_ineffective_assessment_rolls_back_and_an_effective_one_completes(fresh_dsn: str) -> None:
-    engine, db, executor = await make_engine(fresh_dsn)
+    engine, db, _ = await make_engine(fresh_dsn)
     engine.assessments = FixedAssessments({"status": "done", "verdict": "ineffective", "score": 0.1,
                                            "reasons": ["alert still firing"]})
     workflow_id = await engine.start(await seed(db))
