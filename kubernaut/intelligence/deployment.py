@@ -1,13 +1,30 @@
-"""Intelligence: what history says about (alert signature, action) pairs."""
+"""Intelligence: what history says about (alert signature, action) pairs, and which incidents look alike.
+
+Work runs as durable jobs claimed by any replica: ``mine`` (one periodic job, ref 0, that reschedules
+itself) and ``embed`` (ref = incident id, woken when an assessment completes). The methods below are
+the feedback the other deployments read.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray import serve
 
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.intelligence import feedback, service
+from kubernaut.intelligence.embeddings import EmbeddingError, make_embedder
+from kubernaut.intelligence.mining import mining_round
+from kubernaut.intelligence.similarity import similar, upsert_incident
 from kubernaut.serving import ReplicaBase
+from kubernaut.storage import jobs
+from kubernaut.storage.jobs import Job, Reschedule, RetryLater
+
+logger = logging.getLogger(__name__)
+
+MINE_JOB = "mine"
+EMBED_JOB = "embed"
 
 
 @serve.deployment(name="intelligence")
@@ -16,18 +33,60 @@ class IntelligenceService(ReplicaBase):
 
     async def __init__(self, config: KubernautConfig) -> None:
         await self._setup(config)
+        self.cfg = config.intelligence
+        self.embedder = make_embedder(self.cfg)
+        # The periodic job exists once; a replica starting revives it if it ever ended.
+        await jobs.requeue(self.db.pool, MINE_JOB, 0)
+        self._start_worker({MINE_JOB: self._mine, EMBED_JOB: self._embed})
+
+    async def _mine(self, job: Job) -> None:
+        try:
+            result = await mining_round(self.db.pool, self.cfg, self.embedder)
+        except Exception:
+            # Never let the periodic job fail for good: try again later.
+            logger.exception("mining round failed")
+            raise Reschedule(min(self.cfg.mining_interval_s, 30.0), "mining round failed") from None
+        logger.debug("mining round: %s", result)
+        raise Reschedule(0.1 if result["more"] else self.cfg.mining_interval_s, "next mining round")
+
+    async def _embed(self, job: Job) -> None:
+        try:
+            await upsert_incident(self.db.pool, self.embedder, job.ref_id)
+        except EmbeddingError as exc:
+            raise RetryLater(str(exc), delay_s=10.0) from None
+
+    # --- API -------------------------------------------------------------------------------------
 
     async def action_stats(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Per (first alert name, target kind, action): how often chosen, and what happened."""
-        rows = await self.db.pool.fetch(
-            """SELECT i.signals[1] AS signature, i.target_kind, a.action,
-                      count(*) AS chosen,
-                      count(x.id) FILTER (WHERE x.status = 'succeeded' AND NOT x.dry_run) AS executed,
-                      count(x.id) FILTER (WHERE x.dry_run) AS simulated,
-                      count(x.id) FILTER (WHERE x.status IN ('failed', 'refused')) AS failed_or_refused
-               FROM analyses a JOIN incidents i ON i.id = a.incident_id
-               LEFT JOIN actions x ON x.incident_id = a.incident_id AND x.action = a.action
-               GROUP BY 1, 2, 3 ORDER BY chosen DESC LIMIT $1""",
-            limit,
-        )
-        return [dict(r) for r in rows]
+        """Per (signature, action): executions, verdicts, success rate, Wilson bound, mean score, MTTR."""
+        return await service.action_stats(self.db.pool, limit)
+
+    async def patterns(self, limit: int = 100) -> dict[str, Any]:
+        """Everything for ``GET /api/v1/patterns``: action statistics, mined patterns, mining progress."""
+        return await service.patterns(self.db.pool, limit)
+
+    async def mine_now(self) -> dict[str, Any]:
+        """Run one mining round now (operations, tests); the periodic job keeps running regardless."""
+        return await mining_round(self.db.pool, self.cfg, self.embedder)
+
+    # --- feedback --------------------------------------------------------------------------------
+
+    async def evidence_for(self, signature: str, action: str) -> dict[str, Any]:
+        return (await feedback.evidence_for(self.db.pool, signature, action)).model_dump(mode="json")
+
+    async def ranking(self, signature: str, candidate_actions: list[str],
+                      incident_id: int | None = None) -> list[dict[str, Any]]:
+        ranked = await feedback.ranking(self.db.pool, signature, candidate_actions, incident_id=incident_id,
+                                        prior_cases=self.cfg.ranking_prior_cases, ef_search=self.cfg.hnsw_ef_search)
+        return [r.model_dump(mode="json") for r in ranked]
+
+    async def context_for(self, incident_id: int, k: int = 5) -> dict[str, Any] | None:
+        context = await feedback.context_for(self.db.pool, incident_id, self.embedder, k=k,
+                                             ef_search=self.cfg.hnsw_ef_search,
+                                             min_similarity=self.cfg.similar_min_similarity)
+        return context.model_dump(mode="json") if context is not None else None
+
+    async def similar(self, incident_id: int | None = None, description: str | None = None,
+                      k: int = 5) -> list[dict[str, Any]]:
+        return await similar(self.db.pool, self.embedder, incident_id=incident_id, description=description, k=k,
+                             ef_search=self.cfg.hnsw_ef_search, min_similarity=self.cfg.similar_min_similarity)
