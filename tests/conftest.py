@@ -18,7 +18,8 @@ import pytest_asyncio
 from tests.support.polling import eventually
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
-pytest_plugins = ["tests.plugins.kube_testenv", "tests.plugins.alertmanager", "tests.plugins.llm_server"]
+pytest_plugins = ["tests.plugins.kube_testenv", "tests.plugins.alertmanager", "tests.plugins.llm_server",
+                  "tests.plugins.prometheus"]
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 

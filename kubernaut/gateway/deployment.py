@@ -284,7 +284,7 @@ class Gateway:
     @app.get("/api/v1/patterns", summary="History per alert signature and action")
     async def patterns(self, request: Request) -> JSONResponse:
         self._require_auth(request)
-        return JSONResponse(jsonable_encoder({"action_stats": await self._intelligence.action_stats.remote()}))
+        return JSONResponse(jsonable_encoder(await self._intelligence.patterns.remote()))
 
     # --- approvals and audit ---------------------------------------------------------------------
 

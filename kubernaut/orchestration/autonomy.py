@@ -33,7 +33,25 @@ def wilson_lower_bound(successes: int, cases: int, z: float = 1.96) -> float:
 
 async def measure(conn: asyncpg.Connection | asyncpg.Pool, signature: str, action: str, min_cases: int,
                   min_lower_bound: float) -> Evidence:
-    """Live (not dry-run) workflows that ran ``action`` for incidents with this signature."""
+    """Effectiveness assessments of ``action`` for this signature (intelligence), else workflow outcomes."""
+    from kubernaut.intelligence.feedback import evidence_for
+
+    try:
+        measured = await evidence_for(conn, signature, action)
+    except asyncpg.UndefinedTableError:  # a database without the learning tables yet
+        measured = None
+    if measured is not None and measured.cases > 0:
+        sufficient = measured.cases >= min_cases and measured.lower_bound >= min_lower_bound
+        return Evidence(signature=signature, action=action, successes=measured.successes, cases=measured.cases,
+                        lower_bound=measured.lower_bound, sufficient=sufficient,
+                        explanation=f"{measured.explanation} (needs ≥ {min_lower_bound:.2f} on ≥ {min_cases} "
+                                    "cases)")
+    return await _from_workflows(conn, signature, action, min_cases, min_lower_bound)
+
+
+async def _from_workflows(conn: asyncpg.Connection | asyncpg.Pool, signature: str, action: str, min_cases: int,
+                          min_lower_bound: float) -> Evidence:
+    """Before any assessment exists: live (not dry-run) workflows that ran ``action`` for this signature."""
     row = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE w.phase = 'completed') AS successes, count(*) AS cases
            FROM workflows w JOIN analyses a ON a.id = w.analysis_id

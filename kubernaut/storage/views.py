@@ -45,6 +45,9 @@ async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any
         notes = await conn.fetch(
             """SELECT id, event, title, body, severity, status, attempts, targets, deliveries, error, created_at,
                       sent_at FROM notifications WHERE incident_id = $1 ORDER BY id""", incident_id)
+        assessments = await conn.fetch(
+            """SELECT action_id, action, status, verdict, score, reasons, components, assessed_at
+               FROM assessments WHERE incident_id = $1 ORDER BY id""", incident_id)
         audit = await conn.fetch(
             "SELECT id, at, actor, event, detail, hash FROM audit_events WHERE incident_id = $1 ORDER BY id",
             incident_id)
@@ -61,5 +64,6 @@ async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any
     view["workflow"] = workflow_list[-1] if workflow_list else None
     view["actions"] = [dict(r) for r in actions]
     view["notifications"] = [dict(r) for r in notes]
+    view["assessments"] = [dict(r) for r in assessments]
     view["audit"] = [dict(r) for r in audit]
     return view
