@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernaut.cluster.selectors import selector_query
+
 
 def to_query(selector: dict[str, Any] | None) -> str | None:
     """``matchLabels`` + ``matchExpressions`` as a ``labelSelector`` query value (None: selects nothing)."""
-    if not selector:
-        return None
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts) or None
+    return selector_query(selector) or None
 
 
 def matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:

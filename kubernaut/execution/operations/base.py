@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
+from kubernaut.cluster.selectors import selector_query
 from kubernaut.config.settings import ExecutionConfig
 from kubernaut.execution import diff as diffs
 from kubernaut.execution.catalog import ActionParams
@@ -189,20 +190,7 @@ def merge_patch(old: Any, new: Any) -> Any:
 
 def selector_string(selector: Obj | None) -> str:
     """metav1.LabelSelector as a label-selector query string."""
-    if not selector:
-        return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
+    return selector_query(selector)
 
 
 def selector_matches(selector: Obj | None, pod_labels: dict[str, str]) -> bool:
