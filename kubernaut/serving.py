@@ -30,12 +30,13 @@ class ReplicaBase:
         self,
         handlers: dict[str, Callable[[Job], Awaitable[None]]],
         on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
+        batch_size: int | None = None,
     ) -> None:
         work = self.config.work
         self.worker = JobWorker(
             self.db.pool, handlers, owner=replica_identity(self.service_name),
             poll_interval_s=work.poll_interval_s, lease_s=work.lease_s, max_attempts=work.max_attempts,
-            batch_size=work.batch_size, on_give_up=on_give_up,
+            batch_size=batch_size or work.batch_size, on_give_up=on_give_up,
         )
         self.worker.start()
 

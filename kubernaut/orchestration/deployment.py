@@ -15,7 +15,7 @@ from kubernaut.observability import metrics
 from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine, expire_due
 from kubernaut.serving import ReplicaBase, nudge
 from kubernaut.storage import approvals, audit, incidents
-from kubernaut.storage.jobs import Job, JobWorker, replica_identity
+from kubernaut.storage.jobs import Job
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +52,9 @@ class WorkflowOrchestrator(ReplicaBase):
         self.engine = WorkflowEngine(self.db, HandleExecutor(executor), config,
                                      on_notification=lambda: nudge(self._notifications),
                                      assessments=HandleAssessments(effectiveness) if effectiveness else None)
-        work = config.work
         # Up to max_concurrent_workflows steps run at once in one replica; each is short (waits reschedule).
-        self.worker = JobWorker(
-            self.db.pool, {"orchestrate": self._start, "workflow": self._advance},
-            owner=replica_identity(self.service_name), poll_interval_s=work.poll_interval_s, lease_s=work.lease_s,
-            max_attempts=work.max_attempts, batch_size=config.orchestration.max_concurrent_workflows,
-            on_give_up=self._gave_up,
-        )
-        self.worker.start()
+        self._start_worker({"orchestrate": self._start, "workflow": self._advance}, on_give_up=self._gave_up,
+                           batch_size=config.orchestration.max_concurrent_workflows)
         self._expiry = asyncio.get_running_loop().create_task(self._expire_forever())
 
     async def _start(self, job: Job) -> None:
