@@ -31,6 +31,7 @@ from kubernaut.storage.jobs import Reschedule
 
 logger = logging.getLogger(__name__)
 
+_STEP_LOCK_CLASS = 0x6B77  # "kw": advisory-lock class of workflow_steps writers
 TERMINAL = ("completed", "failed", "rolled_back", "blocked", "cancelled", "timed_out", "denied", "review")
 _INCIDENT_PHASE = {"failed": "action_failed", "rolled_back": "rolled_back", "blocked": "blocked",
                    "cancelled": "cancelled", "timed_out": "escalated", "denied": "denied", "review": "human_review"}
@@ -405,16 +406,21 @@ class WorkflowEngine:
 
     async def _record(self, workflow_id: int, name: str, status: str, detail: dict[str, Any], *,
                       action_id: int | None = None, kind: str = "control", attempts: int = 1) -> None:
-        await self.db.pool.execute(
-            """INSERT INTO workflow_steps (workflow_id, seq, name, status, detail, finished_at, action_id, kind,
-                                           attempts)
-               VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM workflow_steps WHERE workflow_id = $1),
-                       $2, $3, $4, now(), $5, $6, $7)
-               ON CONFLICT (workflow_id, name) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail,
-                   finished_at = EXCLUDED.finished_at, action_id = EXCLUDED.action_id,
-                   attempts = EXCLUDED.attempts""",
-            workflow_id, name, status, detail, action_id, kind, attempts,
-        )
+        # Per-workflow seq is max+1: two writers of one workflow (a replica whose lease lapsed and its
+        # successor) would pick the same seq, so they take turns on a per-workflow transaction lock. The
+        # two-int form keeps this keyspace apart from the single-bigint locks used elsewhere.
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _STEP_LOCK_CLASS, workflow_id)
+            await conn.execute(
+                """INSERT INTO workflow_steps (workflow_id, seq, name, status, detail, finished_at, action_id, kind,
+                                               attempts)
+                   VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM workflow_steps WHERE workflow_id = $1),
+                           $2, $3, $4, now(), $5, $6, $7)
+                   ON CONFLICT (workflow_id, name) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail,
+                       finished_at = EXCLUDED.finished_at, action_id = EXCLUDED.action_id,
+                       attempts = EXCLUDED.attempts""",
+                workflow_id, name, status, detail, action_id, kind, attempts,
+            )
 
     async def _set_phase(self, wf: Any, phase: str) -> None:
         await self.db.pool.execute(
@@ -450,6 +456,7 @@ class WorkflowEngine:
                       + (" (dry-run)" if wf["dry_run"] else ""),
                 body="\n".join(lines), severity=_SEVERITY.get(phase, "info"),
             )
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _STEP_LOCK_CLASS, wf["id"])
             await conn.execute(
                 """INSERT INTO workflow_steps (workflow_id, seq, name, status, detail, finished_at)
                    VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM workflow_steps WHERE workflow_id = $1),
