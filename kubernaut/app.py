@@ -42,10 +42,10 @@ def build_app(config: KubernautConfig) -> Application:
     effectiveness = _configured(EffectivenessMonitor, d["effectiveness"]).bind(config)
     orchestrator = _configured(WorkflowOrchestrator, d["orchestrator"]).bind(config, executor, notifications,
                                                                             effectiveness)
-    analysis = _configured(AnalysisService, d["analysis"]).bind(config, orchestrator)
+    intelligence = _configured(IntelligenceService, d["intelligence"]).bind(config)
+    analysis = _configured(AnalysisService, d["analysis"]).bind(config, orchestrator, intelligence)
     processor = _configured(AlertProcessor, d["processor"]).bind(config, analysis, notifications)
     context = _configured(ContextService, d["context"]).bind(config)
-    intelligence = _configured(IntelligenceService, d["intelligence"]).bind(config)
     return _configured(Gateway, d["gateway"]).bind(
         config, processor, analysis, executor, context, intelligence, effectiveness, orchestrator
     )

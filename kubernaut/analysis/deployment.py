@@ -11,6 +11,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.analysis.engine import Analyzer
+from kubernaut.analysis.learning import HandleIntelligence, Learner
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.llm.providers import ProviderConfigError
 from kubernaut.analysis.rules import load_rules
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 class AnalysisService(ReplicaBase):
     service_name = "analysis"
 
-    async def __init__(self, config: KubernautConfig, orchestrator: DeploymentHandle) -> None:
+    async def __init__(self, config: KubernautConfig, orchestrator: DeploymentHandle,
+                       intelligence: DeploymentHandle | None = None) -> None:
         await self._setup(config)
         cfg = config.analysis
         self._rules = load_rules(*cfg.all_rules_files)
@@ -49,7 +51,11 @@ class AnalysisService(ReplicaBase):
                 # Misconfigured LLM: run on the rules and say so in llm_status() rather than crash-loop.
                 self._llm_error = str(exc)
                 logger.error("LLM disabled: %s", exc)
-        self._analyzer = Analyzer(cfg, self._rules, ContextProvider(config, cluster, self.db.pool), self._llm)
+        # Measured outcomes re-rank the rules' candidates and give the LLM the history (when intelligence runs).
+        learner = Learner(cfg, HandleIntelligence(intelligence)) \
+            if intelligence is not None and cfg.learning_enabled else None
+        self._analyzer = Analyzer(cfg, self._rules, ContextProvider(config, cluster, self.db.pool), self._llm,
+                                  learner)
         # The same owner lookup as the processor, so /api/v1/analyze groups alerts into the incidents
         # the processor would form.
         self._owners = OwnerResolver(cluster.api_client if cluster.available else None, config.cluster_name,

@@ -7,10 +7,12 @@ the result says why (``fallback_reason``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
 from kubernaut.analysis.facts import Situation, observe
+from kubernaut.analysis.learning import Learner
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.rules import RuleOutcome, RuleSet, decide, default_decision
 from kubernaut.config.settings import AnalysisConfig
@@ -55,21 +57,29 @@ def rules_decision(rules: RuleSet, situation: Situation) -> tuple[RuleOutcome, A
 
 class Analyzer:
     def __init__(self, cfg: AnalysisConfig, rules: RuleSet, context: ContextProvider | None,
-                 llm: LLMAnalyzer | None) -> None:
+                 llm: LLMAnalyzer | None, learner: Learner | None = None) -> None:
         self.cfg = cfg
         self.rules = rules
         self.context = context
         self.llm = llm
+        self.learner = learner
 
     async def situation(self, signals: Sequence[Signal], target: ResourceRef,
                         incident_id: int | None = None) -> Situation:
-        if self.context is not None:
-            ctx = await self.context.context_for(target, signals=sorted({s.alertname for s in signals}),
-                                                 exclude_incident=incident_id)
-        else:
-            ctx = ResourceContext(target=target, reason="no context provider")
+        async def gather() -> ResourceContext:
+            if self.context is None:
+                return ResourceContext(target=target, reason="no context provider")
+            return await self.context.context_for(target, signals=sorted({s.alertname for s in signals}),
+                                                  exclude_incident=incident_id)
+
+        async def no_history() -> list[str]:
+            return []
+
+        ctx, history = await asyncio.gather(
+            gather(), self.learner.history(incident_id) if self.learner is not None else no_history())
         facts = observe(signals, ctx, rollout_window_s=self.cfg.recent_rollout_window_s)
-        return Situation(signals=signals, incident_target=target, context=ctx, facts=facts, incident_id=incident_id)
+        return Situation(signals=signals, incident_target=target, context=ctx, facts=facts, incident_id=incident_id,
+                         history=history)
 
     async def analyze(self, signals: Sequence[Signal], target: ResourceRef,
                       incident_id: int | None = None) -> AnalysisResult:
@@ -78,10 +88,21 @@ class Analyzer:
 
     async def decide(self, situation: Situation) -> AnalysisResult:
         outcome, by_rules = rules_decision(self.rules, situation)
+        ruled_out: set[str] = set()
+        if self.learner is not None:
+            by_rules, ruled_out = await self.learner.rank(by_rules, outcome, situation)
+            outcome.result = by_rules  # the LLM's baseline is the proposal after learning
         result = by_rules
         if self.llm is not None:
+            used_llm = False
             llm = await self.llm.analyze(situation, outcome)
-            if llm.result is not None:
+            if llm.result is not None and llm.result.action in ruled_out:
+                # Measured outcomes outrank a model's opinion: what was ineffective here is not tried again.
+                result.fallback_reason = (f"llm:{llm.usage.model} chose {llm.result.action}, which measured "
+                                          "outcomes ruled out for this kind of incident")
+                result.reasoning.extend(llm.notes)
+            elif llm.result is not None:
+                used_llm = True
                 result = llm.result
                 result.reasoning.extend(llm.notes)
                 if (by_rules.action, by_rules.target) != (result.action, result.target):
@@ -93,7 +114,7 @@ class Analyzer:
                 result.reasoning.extend(llm.notes)
             result.llm = llm.usage
             result.flags = llm.flags
-            self.llm.metrics.decision(result.engine, fallback=llm.result is None)
+            self.llm.metrics.decision(result.engine, fallback=not used_llm)
         result.facts = {k: v for k, v in situation.facts.items() if v is not None}
         result.incident_id = situation.incident_id
         if situation.context.missing:

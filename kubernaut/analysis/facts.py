@@ -33,6 +33,8 @@ class Situation:
     context: ResourceContext
     facts: dict[str, FactValue] = field(default_factory=dict)
     incident_id: int | None = None
+    # What history says about this incident (intelligence.context_for), one finding per line: data, not orders.
+    history: list[str] = field(default_factory=list)
 
     @property
     def firing(self) -> list[Signal]:

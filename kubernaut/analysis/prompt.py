@@ -108,7 +108,11 @@ def incident_data(situation: Situation) -> dict[str, Any]:
             "starts_at": signal.starts_at.isoformat(),
         })
     facts = {k: v for k, v in situation.facts.items() if v not in (None, False, 0)}
-    return {"alerts": alerts, "observed": facts, "context": _context_digest(situation.context)}
+    data: dict[str, Any] = {"alerts": alerts, "observed": facts, "context": _context_digest(situation.context)}
+    if situation.history:
+        # Past outcomes on this workload and on similar incidents: the strongest hint what not to repeat.
+        data["history"] = [clip(line, 200) for line in situation.history[:8]]
+    return data
 
 
 def build_messages(situation: Situation, outcome: RuleOutcome, actions: Sequence[str],

@@ -158,6 +158,15 @@ class AnalysisConfig(BaseModel):
     context_time_budget_s: float = Field(default=3.0, gt=0, le=60)
     context_event_limit: int = Field(default=20, ge=0, le=500)
     recent_rollout_window_s: float = Field(default=3600.0, gt=0)  # "after a new revision" means within this
+    # -- learning: measured outcomes steer the choice (kubernaut.analysis.learning) ------------------------
+    learning_enabled: bool = True
+    # Pseudo-cases of the rule's own score against measured outcomes: 1 lets one ineffective run of an
+    # action demote it for the next incident of the same kind, while a long good record keeps it.
+    learning_prior_cases: float = Field(default=1.0, ge=0, le=100)
+    # An action whose estimate falls below this is not chosen again; with no alternative above it the
+    # incident is escalated to a human (notify_only) with the evidence.
+    learning_min_value: float = Field(default=0.5, ge=0, le=1)
+    learning_time_budget_s: float = Field(default=3.0, gt=0, le=60)
 
     @field_validator("rules_files")
     @classmethod
@@ -312,6 +321,39 @@ class IntelligenceConfig(BaseModel):
     ranking_prior_cases: float = Field(default=2.0, ge=0, le=100)
 
 
+class HolmesConfig(BaseModel):
+    """An optional HolmesGPT server asked for a second opinion (``POST {url}/api/investigate``).
+
+    Its answer is untrusted text: stored and shown, never parsed for actions. The token belongs in the
+    environment (``KUBERNAUT_HOLMES__TOKEN``), never in YAML.
+    """
+
+    url: str | None = Field(default=None, description="HolmesGPT base URL (http/https); None disables it")
+    token: SecretStr | None = Field(default=None, description="sent as 'Authorization: Bearer <token>'")
+    timeout_s: float = Field(default=60.0, gt=0, le=600, description="hard limit on one whole call, queueing included")
+    max_chars: int = Field(default=8000, ge=100, le=200_000, description="longer analyses are truncated")
+    in_analysis: bool = Field(default=False, description="ask for a second opinion on every new incident")
+    max_concurrent: int = Field(default=2, ge=1, le=100, description="calls in flight per replica")
+    breaker_failures: int = Field(default=3, ge=1, le=100, description="consecutive failures that stop calls")
+    breaker_reset_s: float = Field(default=60.0, gt=0, le=3600, description="then one trial call after this")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"holmes.url must be an http:// or https:// URL with a host, got {value!r}")
+        return value.strip().rstrip("/")
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
+
+
 class NotificationsConfig(BaseModel):
     # apprise URLs (slack://, msteams://, mailto://, json://, pagerduty:// ...); empty → log only.
     urls: list[SecretStr] = Field(default_factory=list)
@@ -346,6 +388,7 @@ class KubernautConfig(BaseSettings):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
     intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
+    holmes: HolmesConfig = Field(default_factory=HolmesConfig)
     work: WorkConfig = Field(default_factory=WorkConfig)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=_default_deployments)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

@@ -74,10 +74,13 @@ class IntelligenceService(ReplicaBase):
     async def evidence_for(self, signature: str, action: str) -> dict[str, Any]:
         return (await feedback.evidence_for(self.db.pool, signature, action)).model_dump(mode="json")
 
-    async def ranking(self, signature: str, candidate_actions: list[str],
-                      incident_id: int | None = None) -> list[dict[str, Any]]:
-        ranked = await feedback.ranking(self.db.pool, signature, candidate_actions, incident_id=incident_id,
-                                        prior_cases=self.cfg.ranking_prior_cases, ef_search=self.cfg.hnsw_ef_search)
+    async def ranking(self, signature: str, candidate_actions: list[str], incident_id: int | None = None,
+                      priors: dict[str, float] | None = None,
+                      prior_cases: float | None = None) -> list[dict[str, Any]]:
+        ranked = await feedback.ranking(
+            self.db.pool, signature, candidate_actions, incident_id=incident_id, priors=priors,
+            prior_cases=self.cfg.ranking_prior_cases if prior_cases is None else prior_cases,
+            ef_search=self.cfg.hnsw_ef_search)
         return [r.model_dump(mode="json") for r in ranked]
 
     async def context_for(self, incident_id: int, k: int = 5) -> dict[str, Any] | None:

@@ -108,11 +108,12 @@ async def _neighbour_outcomes(pool: asyncpg.Pool, incident_id: int, k: int, ef_s
 
 
 async def ranking(pool: asyncpg.Pool, signature: str, candidates: list[str], *, incident_id: int | None = None,
-                  prior_cases: float = 2.0, neighbour_weight: float = 0.5, k: int = 10, ef_search: int = 100,
-                  min_similarity: float = 0.8) -> list[RankedAction]:
-    """Candidates ordered by measured outcomes: an estimate of success pulled towards 0.5 by
+                  priors: dict[str, float] | None = None, prior_cases: float = 2.0, neighbour_weight: float = 0.5,
+                  k: int = 10, ef_search: int = 100, min_similarity: float = 0.8) -> list[RankedAction]:
+    """Candidates ordered by measured outcomes: an estimate of success pulled towards a prior by
     ``prior_cases`` pseudo-cases, so one failure demotes an action below an untried one and a
-    long good record promotes it. Ties keep the caller's order (the rule engine's own preference).
+    long good record promotes it. The prior of a candidate is ``priors[action]`` (the rule engine's own
+    score for it) or 0.5. Ties keep the caller's order (the rule engine's own preference).
     Outcomes of similar past incidents (when ``incident_id`` is embedded) count at ``neighbour_weight``;
     actions mined as harmful (new alerts tend to follow them) are halved."""
     unique = list(dict.fromkeys(candidates))
@@ -125,9 +126,10 @@ async def ranking(pool: asyncpg.Pool, signature: str, candidates: list[str], *, 
     for order, action in enumerate(unique):
         ev = evidence[action]
         good, bad = neighbours.get(action, (0.0, 0.0))
-        value = (ev.successes + neighbour_weight * good + 0.5 * prior_cases) / (
+        prior = min(max((priors or {}).get(action, 0.5), 0.0), 1.0)
+        value = (ev.successes + neighbour_weight * good + prior * prior_cases) / (
             ev.cases + neighbour_weight * (good + bad) + prior_cases) if (ev.cases or good or bad or prior_cases) \
-            else 0.5
+            else prior
         reasons = [ev.explanation]
         if good or bad:
             reasons.append(f"similar incidents: {good:.1f} effective / {bad:.1f} ineffective (similarity-weighted)")
