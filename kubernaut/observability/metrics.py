@@ -108,7 +108,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Incidents entering a phase (the incident funnel).",
                ("phase",),
                label_values=(("phase", "new | analyzed | analysis_failed | awaiting_approval | dry_run_completed "
-                                       "| remediated | action_failed | workflow_failed | resolved"),)),
+                                       "| remediated | escalated | action_failed | workflow_failed | resolved"),)),
     MetricSpec("kubernaut_incidents", "gauge",
                "Incidents currently in each phase, as last counted from the database by this replica.",
                ("phase",), aggregation="max"),
@@ -449,3 +449,10 @@ def metric(name: str) -> MetricSpec:
 def exported_series() -> dict[str, MetricSpec]:
     """Every sample name on Ray's endpoint (``ray_kubernaut_…``) mapped to its spec."""
     return {series: spec for spec in METRICS for series in spec.series}
+
+
+def event_signal_committed(status: str, count: int = 1) -> None:
+    """``count`` alerts from the Kubernetes Warning-event source (``processing.events``) were committed. They
+    are counted with the webhook's in ``kubernaut_alerts_received`` (they enter the same pipeline); their
+    ``source=kubernetes-event`` label tells them apart in the database."""
+    _record("kubernaut_alerts_received", count, {"status": status})

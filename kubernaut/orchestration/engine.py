@@ -435,8 +435,11 @@ class WorkflowEngine:
             )
             if changed is None:
                 return  # another replica ended it first
-            incident_phase = ("dry_run_completed" if wf["dry_run"] else "remediated") if phase == "completed" \
-                else _INCIDENT_PHASE[phase]
+            # A completed plan that changes nothing (notify_only, diagnostics) handed the incident to a human:
+            # calling it "remediated" would tell the on-call it is fixed.
+            hands_off = not any(get_action(p["action"]).mutates for p in wf["plan"])
+            incident_phase = ("dry_run_completed" if wf["dry_run"] else "escalated" if hands_off else "remediated") \
+                if phase == "completed" else _INCIDENT_PHASE[phase]
             await incidents.set_phase(conn, wf["incident_id"], incident_phase)
             await audit.append(conn, "orchestrator", f"workflow.{phase}", wf["incident_id"],
                                {"workflow_id": wf["id"], "reason": why})
@@ -450,6 +453,10 @@ class WorkflowEngine:
             for row in actions:
                 lines.append(f"- {row['action']}: {row['status']}")
                 lines.extend(f"    {step}" for step in row["plan"][:6])
+            if analysis["action"] == "notify_only" and (analysis["parameters"] or {}).get("reason"):
+                lines.append(f"For the on-call: {analysis['parameters']['reason']}")
+            # Which measured outcomes moved the decision (kubernaut.analysis.learning).
+            lines.extend(r for r in (analysis["reasoning"] or []) if r.startswith("learning:"))
             await notifications.create(
                 conn, wf["incident_id"], f"workflow.{phase}",
                 title=f"[kubernaut] {analysis['action']} on {target}: {phase}"
