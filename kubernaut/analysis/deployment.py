@@ -10,6 +10,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from kubernaut.analysis import second_opinion
 from kubernaut.analysis.engine import Analyzer
 from kubernaut.analysis.learning import HandleIntelligence, Learner
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
@@ -17,6 +18,7 @@ from kubernaut.analysis.llm.providers import ProviderConfigError
 from kubernaut.analysis.rules import load_rules
 from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.context.holmes import HolmesClient
 from kubernaut.context.provider import ContextProvider
 from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.models.analysis import AnalysisResult
@@ -54,15 +56,22 @@ class AnalysisService(ReplicaBase):
         # Measured outcomes re-rank the rules' candidates and give the LLM the history (when intelligence runs).
         learner = Learner(cfg, HandleIntelligence(intelligence)) \
             if intelligence is not None and cfg.learning_enabled else None
-        self._analyzer = Analyzer(cfg, self._rules, ContextProvider(config, cluster, self.db.pool), self._llm,
-                                  learner)
+        context = ContextProvider(config, cluster, self.db.pool)
+        self._analyzer = Analyzer(cfg, self._rules, context, self._llm, learner)
         # The same owner lookup as the processor, so /api/v1/analyze groups alerts into the incidents
         # the processor would form.
         self._owners = OwnerResolver(cluster.api_client if cluster.available else None, config.cluster_name,
                                      ttl_s=config.processing.owner_cache_ttl_s,
                                      timeout_s=config.processing.kube_timeout_s)
         self._orchestrator = orchestrator
-        self._start_worker({"analyze": self._analyze_incident}, on_give_up=self._gave_up)
+        self._context = context
+        # Optional HolmesGPT second opinion on each new analysis: its own job, never on the decision's path.
+        self._holmes = HolmesClient(config.holmes, config.cluster_name) \
+            if config.holmes.enabled and config.holmes.in_analysis else None
+        handlers = {"analyze": self._analyze_incident}
+        if self._holmes is not None:
+            handlers[second_opinion.JOB] = self._second_opinion
+        self._start_worker(handlers, on_give_up=self._gave_up)
 
     async def llm_status(self) -> dict[str, Any]:
         """For /ready, /api/v1/info and metrics: which engine decides and whether the LLM is reachable.
@@ -110,6 +119,8 @@ class AnalysisService(ReplicaBase):
                                    _audit_detail(analysis_id, result))
             if analysis_id is not None:
                 await jobs.enqueue(conn, "orchestrate", analysis_id)
+            if self._holmes is not None and analysis_id is not None and analysis_id != current:
+                await jobs.enqueue(conn, second_opinion.JOB, analysis_id)
         nudge(self._orchestrator)
         if result is not None:
             metrics.analysis_completed(
@@ -117,7 +128,13 @@ class AnalysisService(ReplicaBase):
                 model=result.llm.model if result.llm else None,
                 cost_usd=(result.llm.cost_usd or 0.0) if result.llm else 0.0)
 
+    async def _second_opinion(self, job: Job) -> None:
+        assert self._holmes is not None
+        await second_opinion.record(self.db.pool, self._holmes, self._context, job.ref_id)
+
     async def _gave_up(self, job: Job, error: str) -> None:
+        if job.kind == second_opinion.JOB:
+            return  # advisory: the incident goes on without it
         metrics.analysis_failed("llm" if self.config.analysis.llm_enabled else "rules")
         async with self.db.pool.acquire() as conn, conn.transaction():
             await incidents.set_phase(conn, job.ref_id, "analysis_failed")

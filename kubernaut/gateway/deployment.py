@@ -271,10 +271,12 @@ class Gateway:
         kind: str = Query(min_length=1, max_length=63),
         name: str = Query(min_length=1, max_length=253),
         namespace: str | None = Query(default=None, max_length=63),
+        second_opinion: bool = Query(default=False, description="also ask HolmesGPT (holmes.url); untrusted text"),
     ) -> JSONResponse:
         self._require_auth(request)
         target = ResourceRef(kind=kind, name=name, namespace=namespace)
-        return JSONResponse(jsonable_encoder(await self._context.get_context.remote(target)))
+        body = await self._context.get_context.remote(target, second_opinion=second_opinion)
+        return JSONResponse(jsonable_encoder(body))
 
     @app.get("/api/v1/effectiveness", summary="How executed actions worked")
     async def effectiveness(self, request: Request) -> JSONResponse:
