@@ -99,6 +99,44 @@ class FilterRule(BaseModel):
         return self
 
 
+class EventSourceConfig(BaseModel):
+    """Optional second signal source: Kubernetes Warning events turned into alerts (kubernaut.processing.events)."""
+
+    enabled: bool = False  # opt-in: list/watch on events cluster-wide (or in `namespaces`)
+    namespaces: list[str] = Field(default_factory=list)  # empty: all namespaces
+    # Event reason → alert name the rules know (kubernaut/analysis/rules.yaml). Entries given in the config are
+    # merged over these defaults; map a reason to "" to ignore it.
+    reasons: dict[str, str] = Field(default_factory=lambda: {
+        "BackOff": "KubePodCrashLooping",  # crash loop (reason label CrashLoopBackOff)
+        "OOMKilling": "KubeContainerOOMKilled",  # kernel OOM on a node (node-problem-detector)
+        "OOMKilled": "KubeContainerOOMKilled",
+        "FailedScheduling": "KubePodNotReady",  # a Pending pod is not ready; the rules check pods.unschedulable
+        "Failed": "KubeContainerWaiting",  # only image-pull and container-config errors named in the message
+        "FailedMount": "KubeContainerWaiting",
+        "FailedAttachVolume": "KubeContainerWaiting",
+        "Evicted": "KubeNodeEviction",  # on the node named by the event's source host
+        "Unhealthy": "KubePodNotReady",  # readiness probe failures only
+    })
+    # Occurrences (event count) before an event becomes an alert, per reason (default 1).
+    min_count: dict[str, int] = Field(default_factory=lambda: {"Unhealthy": 3})
+    max_message_chars: int = Field(default=1024, ge=64, le=16_384)  # the message is untrusted text
+    # An event alert resolves itself after this long without a new occurrence; 0: never.
+    resolve_after_s: float = Field(default=900.0, ge=0, le=7 * 86400)
+    sweep_interval_s: float = Field(default=30.0, gt=0, le=3600)  # how often quiet alerts are resolved
+    watch_timeout_s: int = Field(default=300, ge=5, le=3600)  # server-side; then re-watch from resourceVersion
+    backoff_initial_s: float = Field(default=1.0, gt=0, le=300)  # API errors: exponential backoff with jitter
+    backoff_max_s: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("reasons")
+    @classmethod
+    def _merge_reasons(cls, value: dict[str, str]) -> dict[str, str]:
+        merged = {**cls.model_fields["reasons"].default_factory(), **value}
+        for reason, alertname in merged.items():
+            if len(reason) > 128 or len(alertname) > 256 or "\x00" in reason + alertname:
+                raise ValueError(f"bad event reason mapping {reason[:64]!r}")
+        return {reason: alertname for reason, alertname in merged.items() if alertname}
+
+
 class ProcessingConfig(BaseModel):
     filters: list[FilterRule] = Field(default_factory=list)
     filters_file: Path | None = None  # YAML list of FilterRule, applied after `filters`
@@ -108,6 +146,8 @@ class ProcessingConfig(BaseModel):
     kube_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # Storm collapse: analysis runs once per incident; set to re-analyze when a new alert name joins.
     reanalyze_on_new_signal: bool = False
+    # Optional second source: Kubernetes Warning events (kubernaut.processing.events).
+    events: EventSourceConfig = Field(default_factory=EventSourceConfig)
 
 
 class AnalysisConfig(BaseModel):

@@ -14,6 +14,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.models.signal import Signal
 from kubernaut.processing import filters, intake
 from kubernaut.processing.classification import classify
+from kubernaut.processing.events import EventSource
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, nudge
 from kubernaut.storage.alerts import unprocessed_ids
@@ -42,13 +43,26 @@ class AlertProcessor(ReplicaBase):
         self._analysis = analysis
         self._notifications = notifications_handle
         self._filters = filters.load_filters(config.processing)
-        cluster = await asyncio.to_thread(connect, config.kubernetes) if config.processing.resolve_owners else None
+        processing = config.processing
+        cluster = await asyncio.to_thread(connect, config.kubernetes) \
+            if processing.resolve_owners or processing.events.enabled else None
         self._owners = OwnerResolver(
-            cluster.api_client if cluster else None, config.cluster_name,
-            ttl_s=config.processing.owner_cache_ttl_s, timeout_s=config.processing.kube_timeout_s,
+            cluster.api_client if cluster and processing.resolve_owners else None, config.cluster_name,
+            ttl_s=processing.owner_cache_ttl_s, timeout_s=processing.kube_timeout_s,
         )
         self._wake = asyncio.Event()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        # Optional second source: Warning events become alerts on the webhook's path (committed, then the
+        # sweeper, woken at once, processes them). Every replica watches; see kubernaut.processing.events.
+        self._events: EventSource | None = None
+        if processing.events.enabled and cluster is not None and cluster.available:
+            self._events = EventSource(cluster.api_client, self.db.pool, processing.events,
+                                       on_committed=self._wake.set,
+                                       request_timeout_s=config.kubernetes.request_timeout_s)
+            self._events.start()
+        elif processing.events.enabled:
+            logger.warning("processing.events is enabled but no cluster is reachable (%s): no event source",
+                           cluster.reason if cluster else "no connection")
 
     async def kick(self) -> None:
         """New alerts were committed without a processing call: process them now."""
@@ -124,4 +138,13 @@ class AlertProcessor(ReplicaBase):
             self._wake.clear()
 
     async def __del__(self) -> None:
-        self._sweeper.cancel()
+        if getattr(self, "_events", None) is not None:
+            await self._events.stop()
+        if getattr(self, "_sweeper", None) is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await super().__del__()
+        try:  # nothing runs on the pool any more: close it rather than leave it to the process exit
+            await asyncio.wait_for(self.db.close(), timeout=5)
+        except Exception:
+            logger.debug("database pool not closed cleanly", exc_info=True)

@@ -89,8 +89,9 @@ def catalog_document() -> list[dict[str, Any]]:
 
 
 # What the executor's safety pipeline itself reads, whatever the action: the scope check reads the
-# target's namespace for the opt-in label (kubernaut.ai/managed).
-PIPELINE_RBAC: tuple[RbacRule, ...] = (RbacRule("", "namespaces", ("get",)),)
+# target's namespace for the opt-in label (kubernaut.ai/managed). The Alert Processor runs under the same
+# account: its optional Warning-event source (processing.events) lists and watches core/v1 Events.
+PIPELINE_RBAC: tuple[RbacRule, ...] = (RbacRule("", "namespaces", ("get",)), RbacRule("", "events", ("list", "watch")))
 
 
 def rbac_rules() -> list[dict[str, list[str]]]:

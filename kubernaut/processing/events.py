@@ -1,0 +1,540 @@
+"""Kubernetes Warning events as a second signal source (``processing.events``, opt-in).
+
+Each replica of the Alert Processor lists, then watches, core/v1 Events with ``type=Warning`` (all
+namespaces, or those configured) and turns the ones whose reason is configured into AlertManager-v4
+alerts: ``BackOff`` → ``KubePodCrashLooping`` with ``reason=CrashLoopBackOff`` and so on, the names the
+rules in ``kubernaut/analysis/rules.yaml`` know. The alerts go down the webhook's own path: committed by
+:func:`kubernaut.storage.alerts.insert_webhook` (idempotent on fingerprint, startsAt, status), then the
+processor opens or joins the incident of the owner workload.
+
+One alert per (involved object uid, reason) and episode: the fingerprint is derived from them, so the
+repeats of an event (its count going up, or a new Event object for the same pod and reason) are
+occurrences of one firing alert, not new alerts. An alert that has not occurred again for
+``resolve_after_s`` resolves itself: its firing row's ``endsAt`` is "last occurrence + resolve_after_s"
+(AlertManager's meaning of endsAt on a firing alert), moved forward as occurrences arrive, and a
+resolved row with the same fingerprint and startsAt is committed once it has passed. A new occurrence
+after that fires a new episode (startsAt = that occurrence).
+
+Several replicas: every replica watches and nobody is elected. Duplicates are impossible all the same:
+the decision to insert, extend or resolve is taken per fingerprint under a PostgreSQL advisory lock,
+reading the latest row of that fingerprint, and the insert itself is idempotent (unique dedup key) —
+two replicas seeing the same event commit one alert. The cost is one watch per replica.
+
+The ``kubernetes`` client is synchronous: the list and every read of the watch stream run in this
+source's own small thread pool, so the event loop never blocks and a long watch never starves the
+default executor used by the owner lookups.
+
+Event messages, names and reasons come from anyone allowed to create Events: they are untrusted data.
+Messages are stripped of control characters and truncated; nothing from an event is evaluated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+from pydantic import ValidationError
+
+from kubernaut.config.settings import EventSourceConfig
+from kubernaut.models.alertmanager import WebhookAlert, WebhookPayload, parse_go_time
+from kubernaut.observability import metrics
+from kubernaut.storage.alerts import insert_webhook
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "kubernetes-event"  # the `source` label of every alert from here
+RECEIVER = "kubernetes-events"  # the alerts' `receiver` column: tells them from webhook alerts
+
+# Same names as kubernaut.analysis.facts (IMAGE_REASONS, CONFIG_REASONS): the waiting reasons a kubelet
+# "Failed" event names in its message ("Error: ImagePullBackOff").
+_WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
+                    "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+# involvedObject kind → the label kube-state-metrics alerts carry (kubernaut.processing.target reads them).
+_KIND_LABELS = {
+    "Pod": "pod", "Node": "node", "Deployment": "deployment", "StatefulSet": "statefulset",
+    "DaemonSet": "daemonset", "CronJob": "cronjob", "Job": "job_name", "ReplicaSet": "replicaset",
+    "HorizontalPodAutoscaler": "horizontalpodautoscaler", "PersistentVolumeClaim": "persistentvolumeclaim",
+    "PersistentVolume": "persistentvolume",
+}
+_CLUSTER_SCOPED = {"Node", "PersistentVolume", "StorageClass", "Namespace", "ClusterRole"}
+_FIELD_PATH = re.compile(r"^spec\.(?:initContainers|containers|ephemeralContainers)\{([^}]{1,253})\}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_LOCK_CLASS = 0x6B65  # "ke": advisory-lock class of event-source writers (one lock per fingerprint)
+_NAME_CHARS = 253
+_SUMMARY_CHARS = 200
+_PAGE = 500
+
+
+def clean_text(value: object, limit: int) -> str:
+    """Untrusted text made storable and bounded: no control characters (tab and newline kept), at most
+    ``limit`` characters (an ellipsis marks a cut)."""
+    text = _CONTROL.sub(" ", str(value or "")).strip()
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def _label(value: object, limit: int = _NAME_CHARS) -> str:
+    """A label value from untrusted text: one line, bounded."""
+    return " ".join(clean_text(value, limit).split())
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return parse_go_time(value)
+    except ValueError:
+        return None
+
+
+_serializer: client.ApiClient | None = None
+
+
+def _as_dict(event: Any) -> dict[str, Any]:
+    """The API's JSON shape (camelCase) whether we got it raw or as a client model."""
+    global _serializer
+    if isinstance(event, dict):
+        return event
+    if _serializer is None:
+        _serializer = client.ApiClient()
+    return _serializer.sanitize_for_serialization(event)
+
+
+def signal_reason(event_reason: str, message: str) -> str | None:
+    """The ``reason`` label the rules understand, or None when this occurrence is not a signal."""
+    lowered = message.lower()
+    if event_reason == "BackOff":
+        # A kubelet reports image-pull back-off as a Normal event; a Warning one is treated the same.
+        return "ImagePullBackOff" if "pulling image" in lowered else "CrashLoopBackOff"
+    if event_reason in ("OOMKilling", "OOMKilled"):
+        return "OOMKilled"
+    if event_reason == "FailedScheduling":
+        return "Unschedulable"
+    if event_reason == "Failed":
+        for reason in _WAITING_REASONS:
+            if reason in message:
+                return reason
+        # "Failed to pull image ..." precedes "Error: ErrImagePull"; other container failures end in BackOff.
+        return "ErrImagePull" if "failed to pull image" in lowered else None
+    if event_reason == "Unhealthy":
+        # Readiness only: failing liveness probes restart the container, which ends in BackOff.
+        return "Unhealthy" if lowered.startswith("readiness probe") else None
+    return event_reason
+
+
+@dataclass(frozen=True)
+class EventSignal:
+    """One Warning event occurrence as an alert (``alert.starts_at`` = the event's first occurrence)."""
+
+    alert: WebhookAlert
+    namespace: str | None  # the alert's namespace label (None for cluster-scoped objects)
+    occurred_at: datetime  # this occurrence (lastTimestamp / series.lastObservedTime)
+    count: int
+    event_ref: str  # namespace/name of the Event object
+
+
+def event_to_signal(event: Any, config: EventSourceConfig) -> EventSignal | None:
+    """An Event (API JSON or ``CoreV1Event``) → an alert, or None: not a Warning, reason not configured,
+    too few occurrences yet, or nothing to identify."""
+    ev = _as_dict(event)
+    if ev.get("type") != "Warning":
+        return None
+    event_reason = str(ev.get("reason") or "")
+    alertname = config.reasons.get(event_reason)
+    if not alertname:
+        return None
+    message = clean_text(ev.get("message"), config.max_message_chars)
+    label_reason = signal_reason(event_reason, message)
+    if label_reason is None:
+        return None
+    series = ev.get("series") or {}
+    count = max(int(ev.get("count") or 0), int(series.get("count") or 0), 1)
+    if count < config.min_count.get(event_reason, 1):
+        return None
+    meta = ev.get("metadata") or {}
+    first = _time(ev.get("firstTimestamp")) or _time(ev.get("eventTime")) or _time(meta.get("creationTimestamp"))
+    if first is None:
+        return None
+    occurred = _time(series.get("lastObservedTime")) or _time(ev.get("lastTimestamp")) or _time(ev.get("eventTime"))
+    occurred = max(occurred or first, first)
+
+    obj = ev.get("involvedObject") or {}
+    kind = _label(obj.get("kind"), 63) or "Unknown"
+    name = _label(obj.get("name"))
+    if not name:
+        return None
+    namespace = None if kind in _CLUSTER_SCOPED else (
+        _label(obj.get("namespace") or meta.get("namespace"), 63) or None)
+    host = _label((ev.get("source") or {}).get("host") or ev.get("reportingInstance"))
+
+    labels = {"alertname": alertname, "reason": label_reason, "event_reason": _label(event_reason, 128),
+              "severity": "warning", "source": SOURCE}
+    if namespace:
+        labels["namespace"] = namespace
+    if event_reason == "Evicted" and host:
+        # The node is what evicts (kube-prometheus' KubeNodeEviction is about the node): the incident is the
+        # node's, the pod is named for context only.
+        labels["node"] = host
+        labels["evicted_pod"] = name
+    else:
+        labels[_KIND_LABELS.get(kind, "involved_object")] = name if kind in _KIND_LABELS else f"{kind}/{name}"
+    container = _FIELD_PATH.match(str(obj.get("fieldPath") or ""))
+    if container:
+        labels["container"] = _label(container[1])
+
+    identity = str(obj.get("uid") or f"{kind}/{namespace or ''}/{name}")
+    fingerprint = hashlib.sha256(f"{SOURCE}\x00{identity}\x00{event_reason}\x00{alertname}".encode()).hexdigest()[:16]
+    where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    first_line = message.splitlines()[0] if message else ""
+    annotations = {
+        "summary": clean_text(f"{labels['event_reason']} on {where}: {first_line}", _SUMMARY_CHARS),
+        "description": message,
+        "event": _label(f"{meta.get('namespace') or ''}/{meta.get('name') or ''}", 2 * _NAME_CHARS),
+    }
+    try:
+        alert = WebhookAlert.model_validate({"status": "firing", "labels": labels, "annotations": annotations,
+                                             "startsAt": first, "fingerprint": fingerprint})
+    except ValidationError as exc:
+        logger.debug("event %s not turned into an alert: %s", annotations["event"], exc)
+        return None
+    return EventSignal(alert=alert, namespace=namespace, occurred_at=occurred, count=count,
+                       event_ref=annotations["event"])
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+@dataclass
+class _Tracked:
+    """A firing event alert this replica knows of."""
+
+    namespace: str | None
+    ends_at: datetime | None  # as stored in the firing row: resolves then unless it occurs again
+    last_seen: datetime | None  # latest occurrence this replica saw (None: known from the database only)
+
+
+class EventSource:
+    """List + watch Warning events, commit the configured ones as alerts, resolve the quiet ones."""
+
+    def __init__(self, api_client: client.ApiClient, pool: asyncpg.Pool, config: EventSourceConfig, *,
+                 on_committed: Callable[[], None] | None = None, request_timeout_s: float = 10.0,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self._api = api_client
+        self._pool = pool
+        self._config = config
+        self._on_committed = on_committed
+        self._timeout = request_timeout_s
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._window = timedelta(seconds=config.resolve_after_s)
+        # Extending endsAt on every repeat would write on every probe failure: only when it moves this much.
+        self._slack = min(self._window / 10, timedelta(seconds=60))
+        self._tracked: dict[str, _Tracked] = {}
+        # One writer at a time per replica: at most two pool connections (lock + insert) for this source.
+        self._write = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._responses: set[Any] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self.committed = 0  # alerts (firing and resolved) this replica inserted
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        targets: list[str | None] = list(self._config.namespaces) or [None]
+        self._executor = ThreadPoolExecutor(max_workers=len(targets) + 1, thread_name_prefix="kube-events")
+        self._tasks = [loop.create_task(self._watch_forever(ns), name=f"kube-events:{ns or '*'}") for ns in targets]
+        if self._window:
+            self._tasks.append(loop.create_task(self._sweep_forever(), name="kube-events:resolve"))
+        logger.info("event source started: Warning events in %s, reasons %s",
+                    ", ".join(self._config.namespaces) or "all namespaces", sorted(self._config.reasons))
+
+    async def stop(self) -> None:
+        """Cancel the loops and unblock the threads reading watch streams; returns once the loops ended."""
+        for task in self._tasks:
+            task.cancel()
+        for resp in list(self._responses):
+            _interrupt(resp)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- list + watch -------------------------------------------------------------------------------------
+
+    async def _watch_forever(self, namespace: str | None) -> None:
+        where = namespace or "all namespaces"
+        cursor: dict[str, str | None] = {"rv": None}
+        backoff = self._config.backoff_initial_s
+        while True:
+            try:
+                if cursor["rv"] is None:
+                    cursor["rv"] = await self._list(namespace)
+                await self._watch(namespace, cursor)
+                backoff = self._config.backoff_initial_s
+                continue  # the server ended the watch (timeout): resume from the last resourceVersion
+            except asyncio.CancelledError:
+                raise
+            except _Gone:
+                logger.info("event watch (%s): resourceVersion expired, listing again", where)
+                cursor["rv"] = None
+                continue
+            except ApiException as exc:
+                if exc.status == 410:
+                    cursor["rv"] = None
+                    continue
+                hint = " (RBAC: list/watch on events needed)" if exc.status in (401, 403) else ""
+                logger.warning("event watch (%s): API answered %s %s%s; retrying", where, exc.status,
+                               exc.reason, hint)
+            except Exception as exc:  # network, a bad line, the database: resume where we were
+                logger.warning("event watch (%s) failed: %s: %s; retrying", where, type(exc).__name__, exc)
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self._config.backoff_max_s)
+
+    def _list_page(self, namespace: str | None, token: str | None) -> dict[str, Any]:
+        core = client.CoreV1Api(self._api)
+        kwargs: dict[str, Any] = {"field_selector": "type=Warning", "limit": _PAGE, "_preload_content": False,
+                                  "_request_timeout": self._timeout}
+        if token:
+            kwargs["_continue"] = token
+        resp = (core.list_namespaced_event(namespace, **kwargs) if namespace
+                else core.list_event_for_all_namespaces(**kwargs))
+        try:
+            return json.loads(resp.data)
+        finally:
+            resp.release_conn()
+
+    async def _list(self, namespace: str | None) -> str:
+        token = None
+        while True:
+            page = await self._run(self._list_page, namespace, token)
+            for item in page.get("items") or []:
+                await self.handle(item)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return str((page.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _open_watch(self, namespace: str | None, rv: str | None) -> Any:
+        core = client.CoreV1Api(self._api)
+        timeout = self._config.watch_timeout_s
+        kwargs: dict[str, Any] = {
+            "field_selector": "type=Warning", "watch": True, "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout, "_preload_content": False,
+            # The server closes the stream after timeout_seconds; a silent connection is dead after more.
+            "_request_timeout": (self._timeout, timeout + 30),
+        }
+        if rv:
+            kwargs["resource_version"] = rv
+        return (core.list_namespaced_event(namespace, **kwargs) if namespace
+                else core.list_event_for_all_namespaces(**kwargs))
+
+    async def _watch(self, namespace: str | None, cursor: dict[str, str | None]) -> None:
+        resp = await self._run(self._open_watch, namespace, cursor["rv"])
+        self._responses.add(resp)
+        try:
+            lines = iter_resp_lines(resp)
+            while True:
+                line = await self._run(next, lines, None)
+                if line is None:
+                    return
+                if not line:
+                    continue
+                change = json.loads(line)
+                kind, obj = change.get("type"), change.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Gone()
+                    raise ApiException(status=obj.get("code") or 500,
+                                       reason=f"{obj.get('reason')}: {clean_text(obj.get('message'), 200)}")
+                if kind in ("ADDED", "MODIFIED"):
+                    await self.handle(obj)
+                # Only once handled: a failure replays this event after the back-off.
+                cursor["rv"] = (obj.get("metadata") or {}).get("resourceVersion") or cursor["rv"]
+        finally:
+            self._responses.discard(resp)
+            resp.close()
+            resp.release_conn()
+
+    # -- events → alerts ----------------------------------------------------------------------------------
+
+    async def handle(self, event: Any) -> bool:
+        """One event (ADDED/MODIFIED or listed): returns whether an alert row was inserted. Database errors
+        propagate (the watch replays the event after a back-off); a malformed event is skipped."""
+        try:
+            signal = event_to_signal(event, self._config)
+        except Exception as exc:
+            logger.warning("malformed event skipped: %s", type(exc).__name__)
+            return False
+        if signal is None:
+            return False
+        async with self._write:
+            return await self._record(signal)
+
+    def _ends(self, occurred: datetime) -> datetime | None:
+        return occurred + self._window if self._window else None
+
+    async def _record(self, signal: EventSignal) -> bool:
+        fingerprint = signal.alert.fingerprint or ""
+        ends = self._ends(signal.occurred_at)
+        now = self._clock()
+        known = self._tracked.get(fingerprint)
+        if known is not None:
+            known.last_seen = max(known.last_seen or signal.occurred_at, signal.occurred_at)
+            # Firing, and this occurrence does not move its end enough to be worth a write.
+            if ends is None or known.ends_at is None or ends <= known.ends_at + self._slack:
+                return False
+        if ends is not None and ends <= now:
+            return False  # quiet for resolve_after_s already: an old event (first list, relist), not a signal
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, _lock_key(fingerprint))
+            latest = await _latest(conn, signal.namespace, fingerprint)
+            if latest is not None and latest["status"] == "firing":
+                stored_end = latest["ends_at"]
+                if ends is not None and (stored_end is None or ends > stored_end):
+                    await conn.execute("UPDATE alerts SET ends_at = $2 WHERE id = $1 "
+                                       "AND (ends_at IS NULL OR ends_at < $2)", latest["id"], ends)
+                    stored_end = ends
+                self._track(fingerprint, signal, stored_end)
+                return False
+            if latest is None:
+                starts = signal.alert.starts_at
+            elif latest["ends_at"] is not None and (ends or signal.occurred_at) <= latest["ends_at"]:
+                return False  # the occurrence that episode already ended with (a replay after a relist)
+            else:
+                starts = signal.occurred_at  # occurring again after it resolved: a new episode
+            alert = signal.alert.model_copy(update={"starts_at": starts, "ends_at": ends})
+            inserted = await self._insert(alert, f"k8s-event:{signal.event_ref}")
+        self._track(fingerprint, signal, ends)
+        if inserted:
+            logger.info("event %s (%s x%d) → %s firing since %s", signal.event_ref,
+                        signal.alert.labels.get("event_reason"), signal.count, signal.alert.labels["alertname"],
+                        starts.isoformat())
+        return inserted
+
+    def _track(self, fingerprint: str, signal: EventSignal, ends_at: datetime | None) -> None:
+        known = self._tracked.get(fingerprint)
+        if known is None:
+            self._tracked[fingerprint] = _Tracked(signal.namespace, ends_at, signal.occurred_at)
+        else:
+            known.ends_at = max(filter(None, (known.ends_at, ends_at)), default=None)
+            known.last_seen = max(filter(None, (known.last_seen, signal.occurred_at)), default=None)
+
+    async def _insert(self, alert: WebhookAlert, request_id: str) -> bool:
+        payload = WebhookPayload.model_validate({"status": alert.status, "receiver": RECEIVER, "alerts": [alert]})
+        stored = await insert_webhook(self._pool, payload, request_id[:64])
+        if not stored[0].new:
+            return False
+        self.committed += 1
+        metrics.event_signal_committed(alert.status or "firing")
+        if self._on_committed is not None:
+            self._on_committed()
+        return True
+
+    # -- synthetic resolution ------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        adopted = False
+        while True:
+            try:
+                if not adopted:
+                    await self.adopt_firing()
+                    adopted = True
+                await self.resolve_quiet()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("event alert resolution failed; retrying")
+            await asyncio.sleep(self._config.sweep_interval_s)
+
+    async def adopt_firing(self) -> int:
+        """Firing event alerts committed before this replica started (maybe by a replica that is gone):
+        tracked so that they resolve even if their Event no longer exists. One scan at start-up."""
+        rows = await self._pool.fetch(
+            """SELECT * FROM (SELECT DISTINCT ON (am_fingerprint) am_fingerprint, namespace, status, ends_at
+                              FROM alerts WHERE receiver = $1
+                              ORDER BY am_fingerprint, starts_at DESC, (status = 'resolved') DESC, id DESC) latest
+               WHERE status = 'firing'""", RECEIVER)
+        for row in rows:
+            self._tracked.setdefault(row["am_fingerprint"], _Tracked(row["namespace"], row["ends_at"], None))
+        return len(rows)
+
+    async def resolve_quiet(self) -> int:
+        """Commit a resolved alert for every tracked firing alert whose end has passed; returns how many."""
+        if not self._window:
+            return 0
+        resolved = 0
+        now = self._clock()
+        for fingerprint, known in list(self._tracked.items()):
+            if known.ends_at is not None and known.ends_at > now:
+                continue
+            async with self._write:
+                resolved += await self._resolve(fingerprint, known, now)
+        return resolved
+
+    async def _resolve(self, fingerprint: str, known: _Tracked, now: datetime) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, _lock_key(fingerprint))
+            latest = await _latest(conn, known.namespace, fingerprint)
+            if latest is None or latest["status"] != "firing":
+                self._tracked.pop(fingerprint, None)
+                return 0
+            stored_end = latest["ends_at"]
+            mine = self._ends(known.last_seen) if known.last_seen else None
+            if mine is not None and mine > now and (stored_end is None or mine > stored_end):
+                # An occurrence we saw but did not write (within the slack): extend instead of resolving.
+                await conn.execute("UPDATE alerts SET ends_at = $2 WHERE id = $1", latest["id"], mine)
+                known.ends_at = mine
+                return 0
+            if stored_end is not None and stored_end > now:  # another replica saw it occur again
+                known.ends_at = stored_end
+                return 0
+            # endsAt: the end of the last occurrence known (a later replay of it must not fire again).
+            ends_at = max(filter(None, (stored_end, mine)), default=now)
+            alert = WebhookAlert.model_validate({
+                "status": "resolved", "labels": latest["labels"], "annotations": latest["annotations"],
+                "startsAt": latest["starts_at"], "endsAt": ends_at, "fingerprint": fingerprint})
+            inserted = await self._insert(alert, f"k8s-event-resolve:{fingerprint}")
+        self._tracked.pop(fingerprint, None)
+        if inserted:
+            logger.info("event alert %s %s resolved: no occurrence for %.0fs", latest["alertname"], fingerprint,
+                        self._window.total_seconds())
+        return int(inserted)
+
+
+async def _latest(conn: asyncpg.Connection, namespace: str | None, fingerprint: str) -> asyncpg.Record | None:
+    """The newest row of one event alert (the namespace narrows the scan to the (namespace, received_at) index)."""
+    where = "namespace = $1" if namespace is not None else "namespace IS NULL AND $1::text IS NULL"
+    return await conn.fetchrow(
+        f"""SELECT id, status, alertname, labels, annotations, starts_at, ends_at FROM alerts
+            WHERE {where} AND am_fingerprint = $2 AND receiver = $3
+            ORDER BY starts_at DESC, (status = 'resolved') DESC, id DESC LIMIT 1""",
+        namespace, fingerprint, RECEIVER)
+
+
+def _lock_key(fingerprint: str) -> int:
+    return int.from_bytes(hashlib.sha256(fingerprint.encode()).digest()[:4], "big", signed=True)
+
+
+def _interrupt(resp: Any) -> None:
+    """Unblock a thread reading ``resp`` (urllib3 ≥ 2.3 shuts the socket down; older: close it)."""
+    try:
+        if hasattr(resp, "shutdown"):
+            resp.shutdown()
+        else:
+            resp.close()
+    except Exception:
+        logger.debug("cannot interrupt a watch stream", exc_info=True)
