@@ -23,7 +23,7 @@ class ReplicaBase:
     async def _setup(self, config: KubernautConfig) -> None:
         configure_logging(config.log_level)
         self.config = config
-        self.db = await Database.connect(config.storage)
+        self.db = await Database.connect(config.storage, application_name=f"kubernaut-{self.service_name}")
         self.worker: JobWorker | None = None
 
     def _start_worker(

@@ -70,6 +70,9 @@ class GatewayConfig(BaseModel):
     # Above this many requests in flight on one replica the gateway stops waiting for incident ids:
     # under load the acknowledgement is what AlertManager needs, ids are a courtesy.
     process_wait_max_inflight: int = Field(default=4, ge=0, le=10_000)
+    # Nor above this many webhooks per second on one replica (measured over the last second): at that rate
+    # waiting would put processing time into every acknowledgement.
+    process_wait_max_rate: float = Field(default=20.0, ge=0, le=100_000)
     max_labels_per_alert: int = Field(default=128, ge=8, le=10_000)
     # Per-sender token bucket (sender = bearer token, else client address); 0 disables.
     rate_limit_per_s: float = Field(default=200.0, ge=0)

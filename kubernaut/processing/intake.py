@@ -64,48 +64,56 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
         else:
             resolved.append(item)
 
+    # Lock order, the same in every transaction that touches incidents: incident rows by fingerprint (one
+    # pass for firing and resolved alerts), then the audit chain lock at the very end. Two batches (the
+    # gateway's call and the sweeper, or two replicas) then wait for each other instead of deadlocking.
     touched: set[int] = set()
-    for fingerprint, group in firing.items():
-        names = list(dict.fromkeys(i.signal.alertname for i in group))
-        strongest = max(group, key=lambda i: (_PRIORITY_RANK[i.classification.priority],
-                                              SEVERITY_RANK[i.classification.severity]))
-        known = await conn.fetchval(
-            "SELECT signals FROM incidents WHERE fingerprint = $1 AND status = 'open'", fingerprint)
-        incident_id, opened = await incidents.join_or_open(
-            conn, strongest.resolution, strongest.classification, names, max(i.signal.starts_at for i in group),
-            count=len(group),
-        )
-        touched.add(incident_id)
-        first = group[0]
-        for i in group:
-            decisions[i.signal.alert_id]["outcome"] = "opened incident" if opened and i is first \
-                else "joined open incident"
-            outcome.incident_by_alert[i.signal.alert_id] = incident_id
-        if opened:
-            await jobs.enqueue(conn, "analyze", incident_id)
-            await audit.append(conn, "processor", "incident.opened", incident_id, {
-                "alert_id": first.signal.alert_id, "alertname": first.signal.alertname,
-                "target": str(first.resolution.target), "target_source": first.resolution.source,
-                "alerts_in_batch": len(group)})
-            outcome.opened.append(incident_id)
-        elif config.reanalyze_on_new_signal and known is not None and set(names) - set(known):
-            await jobs.requeue(conn, "analyze", incident_id)
-            await audit.append(conn, "processor", "incident.reanalysis", incident_id,
-                               {"new_signals": sorted(set(names) - set(known))})
-            for i in group:
-                decisions[i.signal.alert_id]["outcome"] += " (new signal: re-analysis)"
-            outcome.reanalyze.append(incident_id)
-
     resolving: dict[int, Enriched] = {}
+    resolved_by_fp: dict[str, list[Enriched]] = {}
     for item in resolved:
-        incident_id = await incidents.open_incident_for(conn, item.resolution.fingerprint)
-        if incident_id is None:
-            incident_id = await incidents.latest_incident_for(conn, item.resolution.fingerprint)
-            decisions[item.signal.alert_id]["outcome"] = "resolved alert without an open incident"
-        else:
-            decisions[item.signal.alert_id]["outcome"] = "resolved alert joined open incident"
-            resolving[incident_id] = item
-        outcome.incident_by_alert[item.signal.alert_id] = incident_id
+        resolved_by_fp.setdefault(item.resolution.fingerprint, []).append(item)
+    audit_events: list[tuple[str, int, dict[str, Any]]] = []
+    for fingerprint in sorted(firing.keys() | resolved_by_fp.keys()):
+        group = firing.get(fingerprint, [])
+        if group:
+            names = list(dict.fromkeys(i.signal.alertname for i in group))
+            strongest = max(group, key=lambda i: (_PRIORITY_RANK[i.classification.priority],
+                                                  SEVERITY_RANK[i.classification.severity]))
+            known = await conn.fetchval(
+                "SELECT signals FROM incidents WHERE fingerprint = $1 AND status = 'open'", fingerprint)
+            incident_id, opened = await incidents.join_or_open(
+                conn, strongest.resolution, strongest.classification, names, max(i.signal.starts_at for i in group),
+                count=len(group),
+            )
+            touched.add(incident_id)
+            first = group[0]
+            for i in group:
+                decisions[i.signal.alert_id]["outcome"] = "opened incident" if opened and i is first \
+                    else "joined open incident"
+                outcome.incident_by_alert[i.signal.alert_id] = incident_id
+            if opened:
+                await jobs.enqueue(conn, "analyze", incident_id)
+                audit_events.append(("incident.opened", incident_id, {
+                    "alert_id": first.signal.alert_id, "alertname": first.signal.alertname,
+                    "target": str(first.resolution.target), "target_source": first.resolution.source,
+                    "alerts_in_batch": len(group)}))
+                outcome.opened.append(incident_id)
+            elif config.reanalyze_on_new_signal and known is not None and set(names) - set(known):
+                await jobs.requeue(conn, "analyze", incident_id)
+                audit_events.append(("incident.reanalysis", incident_id,
+                                     {"new_signals": sorted(set(names) - set(known))}))
+                for i in group:
+                    decisions[i.signal.alert_id]["outcome"] += " (new signal: re-analysis)"
+                outcome.reanalyze.append(incident_id)
+        for item in resolved_by_fp.get(fingerprint, []):
+            incident_id = await incidents.open_incident_for(conn, item.resolution.fingerprint)
+            if incident_id is None:
+                incident_id = await incidents.latest_incident_for(conn, item.resolution.fingerprint)
+                decisions[item.signal.alert_id]["outcome"] = "resolved alert without an open incident"
+            else:
+                decisions[item.signal.alert_id]["outcome"] = "resolved alert joined open incident"
+                resolving[incident_id] = item
+            outcome.incident_by_alert[item.signal.alert_id] = incident_id
 
     ids = [i.signal.alert_id for i in items]
     await conn.execute(
@@ -114,19 +122,22 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
            WHERE alerts.id = u.id""",
         ids, [outcome.incident_by_alert.get(i) for i in ids], [json.dumps(decisions[i]) for i in ids],
     )
-    for incident_id in sorted(touched | set(resolving)):
+    resolved_now: list[tuple[int, Enriched]] = []
+    for incident_id in sorted(touched | set(resolving)):  # rows this transaction holds already
         still_firing = await incidents.refresh_firing(conn, incident_id)
         item = resolving.get(incident_id)
         if item is not None and still_firing == 0:
-            await audit.append(conn, "processor", "incident.resolved", incident_id,
-                               {"alert_id": item.signal.alert_id})
-            await notifications.create(
-                conn, incident_id, "incident.resolved",
-                title=f"[resolved] {item.signal.alertname} on {item.resolution.target}",
-                body=f"All alerts of incident #{incident_id} on {item.resolution.target} are resolved.",
-                severity="success",
-            )
-            outcome.notified = True
+            audit_events.append(("incident.resolved", incident_id, {"alert_id": item.signal.alert_id}))
+            resolved_now.append((incident_id, item))
+    for incident_id, item in resolved_now:
+        await notifications.create(
+            conn, incident_id, "incident.resolved",
+            title=f"[resolved] {item.signal.alertname} on {item.resolution.target}",
+            body=f"All alerts of incident #{incident_id} on {item.resolution.target} are resolved.",
+            severity="success",
+        )
+        outcome.notified = True
+    await audit.append_many(conn, "processor", audit_events)
     for item in items:
         logger.debug("request_id=%s alert_id=%s %s %s → incident %s (%s via %s)", item.request_id,
                      item.signal.alert_id, item.signal.alertname, item.signal.status,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -22,40 +24,66 @@ def dedup_key(fingerprint: str, starts_at_iso: str, status: str) -> str:
 
 
 async def insert_webhook(pool: asyncpg.Pool, payload: WebhookPayload, request_id: str) -> list[StoredAlert]:
-    """Store every alert of one webhook in one statement; redelivered alerts map to their first row.
+    """Store every alert of one webhook in one statement; redelivered alerts map to their first row."""
+    return (await insert_webhooks(pool, [(payload, request_id)]))[0]
 
-    One round trip for the common case (all new): the webhook path is the hot path.
+
+async def insert_webhooks(pool: asyncpg.Pool, webhooks: Sequence[tuple[WebhookPayload, str]]
+                          ) -> list[list[StoredAlert]]:
+    """Store the alerts of several webhooks in one statement (the gateway's group commit); one list per webhook.
+
+    An alert is new for the first webhook that carries it (in order) and a duplicate for the others; the
+    same alert twice in one body is one alert, reported once per occurrence. One round trip when all are new.
     """
-    columns: list[list] = [[] for _ in range(13)]
-    keys: list[str] = []
-    for alert in payload.alerts:
-        labels = alert.labels
-        key = dedup_key(alert.fingerprint or "", alert.starts_at.isoformat(), alert.status or "firing")
-        values = (payload.receiver, payload.group_key, alert.fingerprint, labels["alertname"], alert.status,
-                  labels.get("severity"), labels.get("namespace"), json.dumps(labels),
-                  json.dumps(alert.annotations or {}), alert.starts_at, alert.ends_at, alert.generator_url, key)
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-        keys.append(key)
-    async with pool.acquire() as conn, conn.transaction():
+    columns: list[list[Any]] = [[] for _ in range(14)]
+    keys_per_webhook: list[list[str]] = []
+    for payload, request_id in webhooks:
+        keys: list[str] = []
+        for alert in payload.alerts:
+            labels = alert.labels
+            key = dedup_key(alert.fingerprint or "", alert.starts_at.isoformat(), alert.status or "firing")
+            values = (request_id, payload.receiver, payload.group_key, alert.fingerprint, labels["alertname"],
+                      alert.status, labels.get("severity"), labels.get("namespace"), json.dumps(labels),
+                      json.dumps(alert.annotations or {}), alert.starts_at, alert.ends_at, alert.generator_url, key)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+            keys.append(key)
+        keys_per_webhook.append(keys)
+    # One statement is atomic on its own: no BEGIN/COMMIT round trips. A conflicting row of a concurrent,
+    # uncommitted insert makes ON CONFLICT wait for it, so every row the lookup below needs is committed.
+    async with pool.acquire() as conn:
         inserted = await conn.fetch(
             """INSERT INTO alerts (request_id, receiver, group_key, am_fingerprint, alertname, status, severity,
                                    namespace, labels, annotations, starts_at, ends_at, generator_url, dedup_key)
-               SELECT $1, r, g, f, n, st, sev, ns, l::jsonb, a::jsonb, sa, ea, gu, k
-               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::text[])
-                    AS t(r, g, f, n, st, sev, ns, l, a, sa, ea, gu, k)
+               SELECT rid, r, g, f, n, st, sev, ns, l::jsonb, a::jsonb, sa, ea, gu, k
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                           $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::text[],
+                           $14::text[])
+                    AS t(rid, r, g, f, n, st, sev, ns, l, a, sa, ea, gu, k)
                ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key""",
-            request_id, *columns,
+            *columns,
         )
-        by_key = {row["dedup_key"]: StoredAlert(row["id"], True, None) for row in inserted}
-        missing = [k for k in keys if k not in by_key]
+        new = {row["dedup_key"]: row["id"] for row in inserted}
+        every = {k for keys in keys_per_webhook for k in keys}
+        old: dict[str, StoredAlert] = {}
+        missing = [k for k in every if k not in new]
         if missing:
             for row in await conn.fetch("SELECT id, incident_id, dedup_key FROM alerts WHERE dedup_key = ANY($1)",
                                         missing):
-                by_key[row["dedup_key"]] = StoredAlert(row["id"], False, row["incident_id"])
-    # The same alert twice in one body is one alert, reported once per occurrence.
-    return [by_key[k] for k in keys]
+                old[row["dedup_key"]] = StoredAlert(row["id"], False, row["incident_id"])
+    results: list[list[StoredAlert]] = []
+    owner: dict[str, int] = {}  # the webhook a new alert counts as new for
+    for index, keys in enumerate(keys_per_webhook):
+        stored = []
+        for key in keys:
+            if key in new and owner.setdefault(key, index) == index:
+                stored.append(StoredAlert(new[key], True, None))
+            elif key in new:
+                stored.append(StoredAlert(new[key], False, None))
+            else:
+                stored.append(old[key])
+        results.append(stored)
+    return results
 
 
 async def unprocessed_ids(pool: asyncpg.Pool, older_than_s: float, limit: int) -> list[int]:

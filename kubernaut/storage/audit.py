@@ -22,13 +22,28 @@ async def append(
     conn: asyncpg.Connection, actor: str, event: str, incident_id: int | None, detail: dict[str, Any] | None = None
 ) -> None:
     """Append one event; must run inside the caller's transaction so it commits with the fact it audits."""
-    detail = detail or {}
+    await append_many(conn, actor, [(event, incident_id, detail or {})])
+
+
+async def append_many(
+    conn: asyncpg.Connection, actor: str, events: list[tuple[str, int | None, dict[str, Any]]]
+) -> None:
+    """Append several events in order, taking the chain lock once (a processor batch opening many incidents).
+
+    Take it last in a transaction, after any row locks: every writer does, so none waits in a cycle.
+    """
+    if not events:
+        return
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_CHAIN_LOCK)
     prev = await conn.fetchval("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1") or GENESIS
-    digest = chain_hash(prev, actor, event, incident_id, detail)
-    await conn.execute(
+    rows = []
+    for event, incident_id, detail in events:
+        digest = chain_hash(prev, actor, event, incident_id, detail)
+        rows.append((actor, event, incident_id, detail, prev, digest))
+        prev = digest
+    await conn.executemany(
         "INSERT INTO audit_events (actor, event, incident_id, detail, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6)",
-        actor, event, incident_id, detail, prev, digest,
+        rows,
     )
 
 

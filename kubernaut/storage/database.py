@@ -32,7 +32,8 @@ class Database:
         self.dsn_kind = dsn_kind
 
     @classmethod
-    async def connect(cls, config: StorageConfig, *, run_migrations: bool = True) -> Database:
+    async def connect(cls, config: StorageConfig, *, run_migrations: bool = True,
+                      application_name: str = "kubernaut") -> Database:
         if config.dsn is not None:
             dsn, kind = config.dsn.get_secret_value(), "external"
         else:
@@ -52,6 +53,8 @@ class Database:
             max_size=config.pool_max_size,
             command_timeout=config.command_timeout_s,
             init=_init_connection,
+            # Which service a backend serves, in pg_stat_activity (locks, slow queries, CPU per service).
+            server_settings={"application_name": application_name[:63]},
         )
         logger.info("database pool ready (%s)", kind)
         return cls(pool, kind)
