@@ -23,6 +23,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway.auth import TokenVerifier
 from kubernaut.gateway.commit import GroupCommitter
 from kubernaut.gateway.errors import describe_validation_error, summary
+from kubernaut.gateway.fastpath import WebhookFastPath
 from kubernaut.gateway.load import RequestRate
 from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.models.alertmanager import WebhookPayload
@@ -50,6 +51,7 @@ API_DESCRIPTION = """Kubernaut turns AlertManager alerts about Kubernetes worklo
 remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/alerts`."""
 
 app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION)
+app.add_middleware(WebhookFastPath)
 
 _WEBHOOK_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -101,6 +103,7 @@ class Gateway:
                                  ["outcome"], registry=self._registry)
         self._latency = Histogram("kubernaut_gateway_accept_seconds", "Time to durable accept",
                                   registry=self._registry)
+        WebhookFastPath.handler = self._receive
 
     # --- webhook ---------------------------------------------------------------------------------
 
