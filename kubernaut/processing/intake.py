@@ -123,8 +123,15 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
         ids, [outcome.incident_by_alert.get(i) for i in ids], [json.dumps(decisions[i]) for i in ids],
     )
     resolved_now: list[tuple[int, Enriched]] = []
+    members: dict[int, list[Enriched]] = {}
+    for item in items:
+        incident_id = outcome.incident_by_alert.get(item.signal.alert_id)
+        if incident_id is not None:
+            members.setdefault(incident_id, []).append(item)
     for incident_id in sorted(touched | set(resolving)):  # rows this transaction holds already
-        still_firing = await incidents.refresh_firing(conn, incident_id)
+        group = members.get(incident_id, [])
+        still_firing = await incidents.refresh_firing(
+            conn, incident_id, sorted({i.signal.am_fingerprint for i in group}), [i.signal.alert_id for i in group])
         item = resolving.get(incident_id)
         if item is not None and still_firing == 0:
             audit_events.append(("incident.resolved", incident_id, {"alert_id": item.signal.alert_id}))

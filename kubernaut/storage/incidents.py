@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -32,7 +33,7 @@ async def join_or_open(
         f"""INSERT INTO incidents (fingerprint, target_kind, target_name, target_namespace, target_source,
                                    target_chain, signals, severity, environment, priority, classification,
                                    first_seen, last_seen, firing_alerts, occurrence_count)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $12, 1, $13)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $12, 0, $13)
             ON CONFLICT (fingerprint) WHERE status = 'open' DO UPDATE SET
                 occurrence_count = incidents.occurrence_count + $13,
                 last_seen = GREATEST(incidents.last_seen, EXCLUDED.last_seen),
@@ -68,27 +69,34 @@ async def latest_incident_for(conn: asyncpg.Connection, fingerprint: str) -> int
     )
 
 
-async def refresh_firing(conn: asyncpg.Connection, incident_id: int) -> int:
-    """Count alerts of the incident whose latest event is firing; resolve the incident at zero."""
-    firing = await conn.fetchval(
-        """SELECT count(*) FROM (
-               SELECT DISTINCT ON (am_fingerprint) status FROM alerts
-               WHERE incident_id = $1 ORDER BY am_fingerprint, starts_at DESC,
-                        (status = 'resolved') DESC, id DESC) latest
-           WHERE status = 'firing'""",
-        incident_id,
+_LATEST = """SELECT DISTINCT ON (am_fingerprint) status FROM alerts
+               WHERE incident_id = $1 AND am_fingerprint = ANY($2::text[]) {extra}
+               ORDER BY am_fingerprint, starts_at DESC, (status = 'resolved') DESC, id DESC"""
+
+
+async def refresh_firing(conn: asyncpg.Connection, incident_id: int, fingerprints: Sequence[str],
+                         batch_ids: Sequence[int]) -> int:
+    """Update the count of the incident's alerts whose latest event is firing after a batch added
+    ``batch_ids`` (alert fingerprints ``fingerprints``); resolve the incident at zero. Returns the count.
+
+    Only the touched fingerprints are looked at — before and with the batch — so the cost follows the
+    batch, not the incident's history. The caller holds the incident's row lock, so counts cannot race.
+    """
+    delta = await conn.fetchval(
+        f"""SELECT (SELECT count(*) FROM ({_LATEST.format(extra="")}) a WHERE status = 'firing')
+                 - (SELECT count(*) FROM ({_LATEST.format(extra="AND NOT (id = ANY($3::bigint[]))")}) b
+                    WHERE status = 'firing')""",
+        incident_id, list(fingerprints), list(batch_ids),
     )
-    if firing == 0:
-        await conn.execute(
-            """UPDATE incidents SET firing_alerts = 0, status = 'resolved', resolved_at = now(), updated_at = now()
-               WHERE id = $1 AND status = 'open'""",
-            incident_id,
-        )
-    else:
-        await conn.execute(
-            "UPDATE incidents SET firing_alerts = $2, updated_at = now() WHERE id = $1", incident_id, firing
-        )
-    return firing
+    return await conn.fetchval(
+        """UPDATE incidents SET firing_alerts = GREATEST(firing_alerts + $2, 0), updated_at = now(),
+                                status = CASE WHEN firing_alerts + $2 <= 0 AND status = 'open' THEN 'resolved'
+                                              ELSE status END,
+                                resolved_at = CASE WHEN firing_alerts + $2 <= 0 AND status = 'open' THEN now()
+                                                   ELSE resolved_at END
+           WHERE id = $1 RETURNING firing_alerts""",
+        incident_id, delta,
+    )
 
 
 async def set_phase(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int, phase: str) -> None:
