@@ -8,7 +8,6 @@ resolved — are decided with that outcome: memory is not raised again, a human 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -20,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from kubernaut.execution.kube import Kube
+from tests.k8s.live_app import live_application
 from tests.k8s.test_executor_harness import (  # noqa: F401  (fixtures: imported to be visible here)
     SIM_STATE,
     admin_fixture,
@@ -37,32 +37,15 @@ pytestmark = pytest.mark.k8s
 async def learning_app(serve_app: Any, fresh_dsn: str, kube_testenv: Any, executor_role: Any
                        ) -> AsyncIterator[tuple[str, str]]:
     """The whole application, live, as the executor's RBAC identity, with short windows."""
-    from ray import serve
-
-    from kubernaut.app import build_app
-    from kubernaut.config import load_config
-
-    config = load_config({
-        "cluster_name": "learn", "storage": {"dsn": fresh_dsn},
-        "execution": {"mode": "live", "cooldown_s": 0},
-        "kubernetes": {"kubeconfig": kube_testenv.executor_kubeconfig},
-        "orchestration": {"stabilization_s": 3, "verify_interval_s": 0.5, "verify_timeout_s": 60,
-                          "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
-        "effectiveness": {"retry_initial_s": 0.5, "sweep_interval_s": 2},
-        "work": {"poll_interval_s": 0.5, "lease_s": 10},
-    })
-    await asyncio.to_thread(serve.run, build_app(config), name="learn", route_prefix="/learn", blocking=False)
-    base = f"{serve_app.base_url}/learn"
-    async with httpx.AsyncClient(timeout=5) as client:
-        async def ready() -> bool:
-            try:
-                return (await client.get(f"{base}/ready")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(ready, timeout=180, what="learning app ready")
-    yield base, fresh_dsn
-    await asyncio.to_thread(serve.delete, "learn")
+    async with live_application(
+        serve_app, "learn", fresh_dsn, kube_testenv.executor_kubeconfig,
+        execution={"cooldown_s": 0},
+        orchestration={"stabilization_s": 3, "verify_interval_s": 0.5, "verify_timeout_s": 60,
+                       "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
+        effectiveness={"retry_initial_s": 0.5, "sweep_interval_s": 2},
+        work={"poll_interval_s": 0.5, "lease_s": 10},
+    ) as base:
+        yield base, fresh_dsn
 
 
 def webhook(namespace: str, pod: str, status: str, starts_at: datetime) -> dict[str, Any]:

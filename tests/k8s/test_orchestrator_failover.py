@@ -3,7 +3,6 @@ the workflow up from PostgreSQL and completes it exactly once against the real A
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from kubernaut.execution.kube import Kube
+from tests.k8s.live_app import live_application
 from tests.k8s.test_executor_harness import (  # noqa: F401  (fixtures: imported to be visible here)
     admin_fixture,
     create_ready,
@@ -29,31 +29,13 @@ pytestmark = pytest.mark.k8s
 @pytest_asyncio.fixture(loop_scope="session")
 async def live_app(serve_app: Any, fresh_dsn: str, kube_testenv: Any, executor_role: Any
                    ) -> AsyncIterator[tuple[str, str]]:
-    """A second application on the same Ray cluster, in live mode, as the executor's RBAC identity."""
-    from ray import serve
-
-    from kubernaut.app import build_app
-    from kubernaut.config import load_config
-
-    config = load_config({
-        "cluster_name": "live", "storage": {"dsn": fresh_dsn},
-        "execution": {"mode": "live"}, "kubernetes": {"kubeconfig": kube_testenv.executor_kubeconfig},
-        "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "autonomy_min_cases": 0,
-                          "autonomy_min_lower_bound": 0},
-        "work": {"poll_interval_s": 0.5, "lease_s": 5},
-    })
-    await asyncio.to_thread(serve.run, build_app(config), name="live", route_prefix="/live", blocking=False)
-    base = f"{serve_app.base_url}/live"
-    async with httpx.AsyncClient(timeout=5) as client:
-        async def ready() -> bool:
-            try:
-                return (await client.get(f"{base}/ready")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(ready, timeout=180, what="live app ready")
-    yield base, fresh_dsn
-    await asyncio.to_thread(serve.delete, "live")
+    async with live_application(
+        serve_app, "live", fresh_dsn, kube_testenv.executor_kubeconfig,
+        orchestration={"stabilization_s": 0, "verify_interval_s": 0.5, "autonomy_min_cases": 0,
+                       "autonomy_min_lower_bound": 0},
+        work={"poll_interval_s": 0.5, "lease_s": 5},
+    ) as base:
+        yield base, fresh_dsn
 
 
 def orchestrator_replicas() -> list[Any]:
