@@ -36,6 +36,7 @@ class GroupCommitter:
         self._max_alerts = max_alerts  # per statement: bounds its size and the time a lock is held
         self._queue: deque[_Pending] = deque()
         self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def commit(self, payload: WebhookPayload, request_id: str) -> list[StoredAlert]:
         """Store the webhook's alerts; returns when they are committed (raises when they could not be)."""
@@ -43,7 +44,9 @@ class GroupCommitter:
         self._queue.append(pending)
         if self._running < self._slots:
             self._running += 1
-            asyncio.get_running_loop().create_task(self._drain())
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._tasks.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._tasks.discard)
         return await pending.done
 
     async def _drain(self) -> None:
