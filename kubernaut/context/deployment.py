@@ -60,22 +60,10 @@ class ContextService(ReplicaBase):
         opinion = await self._second_opinion(ctx, signals) if second_opinion else None
         return context_body(ctx, self._cluster_info(), opinion)
 
-    async def second_opinion(self, target: ResourceRef, signals: list[str],
-                             alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """HolmesGPT's view of ``target`` (a SecondOpinion as JSON); never raises for Holmes failures.
-
-        ``alerts``: ``{"name", "summary", "description"}`` per alert; nothing else of them is sent.
-        """
+    async def _second_opinion(self, ctx: ResourceContext, signals: list[str]) -> dict[str, Any]:
         if self._holmes is None:
             return not_configured()
-        ctx = await self._provider.context_for(target, signals=signals, history_limit=0)
-        return await self._second_opinion(ctx, signals, alerts)
-
-    async def _second_opinion(self, ctx: ResourceContext, signals: list[str],
-                              alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        if self._holmes is None:
-            return not_configured()
-        opinion = await self._holmes.second_opinion(ctx.target, signals, holmes_summary(ctx, alerts or ()))
+        opinion = await self._holmes.second_opinion(ctx.target, signals, holmes_summary(ctx))
         if not opinion.available:
             logger.info("HolmesGPT second opinion on %s unavailable: %s", ctx.target, opinion.error)
         return opinion.model_dump(mode="json")
