@@ -450,9 +450,3 @@ def exported_series() -> dict[str, MetricSpec]:
     """Every sample name on Ray's endpoint (``ray_kubernaut_…``) mapped to its spec."""
     return {series: spec for spec in METRICS for series in spec.series}
 
-
-def event_signal_committed(status: str, count: int = 1) -> None:
-    """``count`` alerts from the Kubernetes Warning-event source (``processing.events``) were committed. They
-    are counted with the webhook's in ``kubernaut_alerts_received`` (they enter the same pipeline); their
-    ``source=kubernetes-event`` label tells them apart in the database."""
-    _record("kubernaut_alerts_received", count, {"status": status})

@@ -439,7 +439,8 @@ class EventSource:
         if not stored[0].new:
             return False
         self.committed += 1
-        metrics.event_signal_committed(alert.status or "firing")
+        # Counted with the webhook's alerts (same pipeline); `source=kubernetes-event` tells them apart.
+        metrics.alert_received(alert.status or "firing")
         if self._on_committed is not None:
             self._on_committed()
         return True
