@@ -72,17 +72,17 @@ def _mutates(action: str) -> bool:
         return False
 
 
-def _as_alternative(action: str, parameters: dict[str, Any], situation: Situation,
+def _as_alternative(action: str, situation: Situation,
                     preferred: ResourceRef) -> tuple[ResourceRef, dict[str, Any]] | None:
-    """A valid (target, parameters) for an alternative the rule named only by action: the proposal's target
-    first, then the workload (a Deployment action proposed instead of a Pod one)."""
+    """A valid (target, default parameters) for an alternative the rule named only by action: the proposal's
+    target first, then the workload (a Deployment action proposed instead of a Pod one)."""
     targets = [preferred]
     workload = situation.context.workload_ref
     if workload is not None and workload not in targets:
         targets.append(workload)
     for target in targets:
         try:
-            _, params = validate_request(action, target, parameters)
+            _, params = validate_request(action, target, {})
         except CatalogError:
             continue
         return target, params.model_dump(mode="json", exclude_none=True)
@@ -147,11 +147,12 @@ class Learner:
                f"{challenger['reason'] if challenger else ''}")[:400]
         moved = Alternative(action=result.action, reason=why[:300], score=round(min(proposal["value"], 1.0), 4))
         others = [a for a in result.alternatives if a.action != result.action]
+        learned_id = f"{result.rule_id}+learned" if result.rule_id else "learned"
         for candidate in ranked:
             name = candidate["action"]
             if name == result.action or name in demoted or candidate["value"] < floor:
                 continue
-            built = _as_alternative(name, {}, situation, result.target)
+            built = _as_alternative(name, situation, result.target)
             if built is None:
                 result.reasoning.append(f"learning: {name} has a good record but no valid target/parameters here")
                 continue
@@ -160,7 +161,7 @@ class Learner:
                 "action": name, "target": target, "parameters": params,
                 # The alternative is trusted as far as its record and never beyond the rule's own confidence.
                 "confidence": round(min(result.confidence, candidate["value"]), 4),
-                "rule_id": f"{result.rule_id}+learned" if result.rule_id else "learned",
+                "rule_id": learned_id,
                 "alternatives": [moved, *[a for a in others if a.action != name]],
                 "reasoning": [*result.reasoning, f"learning: chose {name} instead: {candidate['reason']}"[:400]],
             }), demoted
@@ -170,7 +171,7 @@ class Learner:
         reason = notify_reason(f"{result.root_cause} Not done automatically: {why}", alertname)
         return result.model_copy(update={
             "action": "notify_only", "parameters": {"reason": reason},
-            "rule_id": f"{result.rule_id}+learned" if result.rule_id else "learned",
+            "rule_id": learned_id,
             "alternatives": [moved, *others],
             "reasoning": [*result.reasoning, "learning: no candidate with a good enough record: escalated to a human"],
         }), demoted
