@@ -57,6 +57,13 @@ class ApprovalError(ValueError):
         self.status = status
 
 
+async def _lock_steps(conn: Any, workflow_id: int) -> None:
+    """Every writer of ``workflow_steps`` takes this first, in its transaction. A step's seq is max+1: two
+    writers of one workflow (a replica whose lease lapsed and its successor) would pick the same seq, so
+    they take turns. The two-int form keeps this keyspace apart from the single-bigint locks elsewhere."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _STEP_LOCK_CLASS, workflow_id)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -406,11 +413,8 @@ class WorkflowEngine:
 
     async def _record(self, workflow_id: int, name: str, status: str, detail: dict[str, Any], *,
                       action_id: int | None = None, kind: str = "control", attempts: int = 1) -> None:
-        # Per-workflow seq is max+1: two writers of one workflow (a replica whose lease lapsed and its
-        # successor) would pick the same seq, so they take turns on a per-workflow transaction lock. The
-        # two-int form keeps this keyspace apart from the single-bigint locks used elsewhere.
         async with self.db.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _STEP_LOCK_CLASS, workflow_id)
+            await _lock_steps(conn, workflow_id)
             await conn.execute(
                 """INSERT INTO workflow_steps (workflow_id, seq, name, status, detail, finished_at, action_id, kind,
                                                attempts)
@@ -463,7 +467,7 @@ class WorkflowEngine:
                       + (" (dry-run)" if wf["dry_run"] else ""),
                 body="\n".join(lines), severity=_SEVERITY.get(phase, "info"),
             )
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _STEP_LOCK_CLASS, wf["id"])
+            await _lock_steps(conn, wf["id"])
             await conn.execute(
                 """INSERT INTO workflow_steps (workflow_id, seq, name, status, detail, finished_at)
                    VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM workflow_steps WHERE workflow_id = $1),
