@@ -11,6 +11,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.analysis import second_opinion
+from kubernaut.analysis.dry import analyze_webhook
 from kubernaut.analysis.engine import Analyzer
 from kubernaut.analysis.learning import HandleIntelligence, Learner
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
@@ -20,10 +21,8 @@ from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
 from kubernaut.context.provider import ContextProvider
-from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.models.analysis import AnalysisResult
 from kubernaut.models.resource import ResourceRef
-from kubernaut.models.signal import Signal
 from kubernaut.observability import metrics
 from kubernaut.processing.deployment import signal_from_row
 from kubernaut.processing.owners import OwnerResolver
@@ -142,19 +141,7 @@ class AnalysisService(ReplicaBase):
 
     async def analyze_payload(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         """Analysis only (``POST /api/v1/analyze``): what would be decided, nothing stored or done."""
-        webhook = WebhookPayload.model_validate(payload)
-        groups: dict[str, tuple[ResourceRef, list[Signal]]] = {}
-        for index, alert in enumerate(webhook.alerts):
-            resolution = await self._owners.resolve(alert.labels)
-            signal = Signal(
-                alert_id=-(index + 1), alertname=alert.labels["alertname"], status=alert.status or "firing",
-                raw_severity=alert.labels.get("severity"), namespace=alert.labels.get("namespace"),
-                labels=alert.labels, annotations=alert.annotations or {}, starts_at=alert.starts_at,
-                ends_at=alert.ends_at, am_fingerprint=alert.fingerprint or "",
-            )
-            groups.setdefault(resolution.fingerprint, (resolution.target, []))[1].append(signal)
-        results = await asyncio.gather(*(self._analyzer.analyze(signals, target)
-                                         for target, signals in groups.values()))
+        results = await analyze_webhook(self._analyzer, self._owners, payload)
         return [r.model_dump(mode="json") for r in results]
 
 
