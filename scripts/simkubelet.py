@@ -13,17 +13,54 @@ There is no container runtime: this process plays the kubelet's part towards the
   ``CrashLoopBackOff``  waiting CrashLoopBackOff, growing restartCount, lastState terminated Error/1
   ``OOMKilled``         as above with lastState terminated OOMKilled/137
   ``ImagePullBackOff``  waiting ImagePullBackOff, never started (phase Pending on a new pod)
-  ``NotReady``          running but not ready
+  ``NotReady``          running but not ready, with Warning ``Unhealthy`` events (one per probe
+                        period, counted up like the kubelet's event aggregation)
 
   ``sim.kubernaut.io/container: <name>`` limits the state to one container. No annotation (or
-  ``Running``) gives Running/Ready again.
+  ``Running``) gives Running/Ready again. More pod annotations:
+
+  ``sim.kubernaut.io/exit-code: "127"``   exit code of the crashing container (default 1; reason
+                                          ``Error``, ``Completed`` for 0; OOMKilled is always 137)
+  ``sim.kubernaut.io/message: "..."``     ``lastState.terminated.message`` of the crashed container
+                                          (what ``terminationMessagePolicy: FallbackToLogsOnError``
+                                          puts there: the log tail; the last 4096 bytes are kept)
+  ``sim.kubernaut.io/probe-message: ...`` for ``NotReady``, the ``Unhealthy`` event text (default
+                                          ``Readiness probe failed: HTTP probe failed with
+                                          statuscode: 503``)
+
 * pods that do not restart (Jobs): ``sim.kubernaut.io/complete: "true"`` ends them Succeeded
-  (``"failed"``: Failed, exit 1), after ``sim.kubernaut.io/run-seconds`` (default 0); without it they
-  stay Running.
+  (``"failed"``: Failed, exit 1 or ``sim.kubernaut.io/exit-code``), after
+  ``sim.kubernaut.io/run-seconds`` (default 0); without it they stay Running.
+* reproduces, without annotations, what the kubelet does with a broken pod spec:
+
+  - a ConfigMap/Secret volume (``configMap.name``/``secret.secretName``, not ``optional``) that does
+    not exist, or whose ``items`` name a missing key: the pod stays Pending, its containers waiting
+    ``ContainerCreating`` (``PodInitializing`` with init containers), no podIP, Warning
+    ``FailedMount`` events ``MountVolume.SetUp failed for volume "v" : configmap "x" not found``;
+  - env (``envFrom``, ``valueFrom.configMapKeyRef``/``secretKeyRef``, not ``optional``) naming a
+    missing ConfigMap/Secret or key: the container waits ``CreateContainerConfigError`` with the
+    kubelet's message (``configmap "x" not found``, ``couldn't find key k in ConfigMap ns/x``,
+    ``secret "y" not found``) and Warning ``Failed`` events ``Error: <message>``;
+  - a readiness probe (``httpGet``/``tcpSocket``) whose port is no declared port of the pod's
+    containers (numbers) or of the container (names), judged only when the container declares
+    ports: running, never ready, Warning ``Unhealthy`` events ``Readiness probe failed: Get
+    "http://<podIP>:<port><path>": dial tcp <podIP>:<port>: connect: connection refused``.
+
+  Both checks are made where the kubelet makes them: volumes before the pod's first container
+  starts, env when a container is (re)created; a running container is left alone. The object
+  appearing lets the pod start normally. ConfigMaps and Secrets (names and keys only) are watched;
+  a miss is confirmed with a GET.
+* node annotation ``sim.kubernaut.io/node-state`` on its own nodes (comma-separated list):
+  ``NotReady`` (Ready False, reason ``KubeletNotReady``, "container runtime is down"; pod statuses
+  on that node are then left alone, as a kubelet without its runtime does; deletions still
+  finish), ``MemoryPressure``, ``DiskPressure``, ``PIDPressure`` (that condition True, Ready stays
+  True). Node annotations are polled every ``--node-poll-interval`` seconds (default 2) and a
+  change is written at once; otherwise node status is written every ``--status-interval``.
 
 Status is written only when it differs from what the server has, so the process never fights with
 itself; all bookkeeping (restart counts, times) lives in the pod status, so a restart of this
-process continues where the last one stopped.
+process continues where the last one stopped. (Recurring events are counted up on the Event
+objects themselves: only their timing is kept in memory.)
 """
 
 from __future__ import annotations
@@ -48,12 +85,42 @@ ANN_STATE = "sim.kubernaut.io/state"
 ANN_CONTAINER = "sim.kubernaut.io/container"
 ANN_COMPLETE = "sim.kubernaut.io/complete"
 ANN_RUN_SECONDS = "sim.kubernaut.io/run-seconds"
+ANN_EXIT_CODE = "sim.kubernaut.io/exit-code"
+ANN_MESSAGE = "sim.kubernaut.io/message"
+ANN_PROBE_MESSAGE = "sim.kubernaut.io/probe-message"
+ANN_NODE_STATE = "sim.kubernaut.io/node-state"
 NODE_LABEL = "sim.kubernaut.io/node"
 KUBELET_VERSION = "v1.20.2"
 LEASE_NS = "kube-node-lease"
 LEASE_DURATION = 40
 
 FAILURE_STATES = {"CrashLoopBackOff", "OOMKilled", "ImagePullBackOff", "NotReady"}
+DEFAULT_PROBE_MESSAGE = "Readiness probe failed: HTTP probe failed with statuscode: 503"
+MAX_TERMINATION_MESSAGE = 4096  # bytes, like the kubelet (kuberuntime maxMsgSize)
+CONFIG_ERROR_EVENT_INTERVAL = 10.0  # the kubelet retries the container creation on each pod sync
+FAILED_MOUNT_EVENT_INTERVAL = 15.0
+
+# Node condition type -> (healthy status, reason, message), (state status, reason, message).
+NODE_CONDITIONS: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
+    "MemoryPressure": (
+        ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        ("True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+    ),
+    "DiskPressure": (
+        ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("True", "KubeletHasDiskPressure", "kubelet has disk pressure"),
+    ),
+    "PIDPressure": (
+        ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+    ),
+    "Ready": (
+        ("True", "KubeletReady", "kubelet is posting ready status (simulated)"),
+        ("False", "KubeletNotReady", "container runtime is down"),
+    ),
+}
+NODE_STATES = {"NotReady": "Ready", "MemoryPressure": "MemoryPressure", "DiskPressure": "DiskPressure",
+               "PIDPressure": "PIDPressure"}
 
 log = logging.getLogger("simkubelet")
 
@@ -89,6 +156,34 @@ def drop_none(value: Any) -> Any:
     return value
 
 
+def clip_tail(text: str, limit: int = MAX_TERMINATION_MESSAGE) -> str:
+    """The last ``limit`` bytes of ``text`` (a log tail), cut on a character boundary."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[-limit:].decode("utf-8", "ignore")
+
+
+def exit_code(annotations: dict[str, str], default: int) -> int:
+    """``sim.kubernaut.io/exit-code`` (0-255), else ``default``."""
+    try:
+        code = int(annotations.get(ANN_EXIT_CODE, "").strip())
+    except ValueError:
+        return default
+    return code if 0 <= code <= 255 else default
+
+
+def data_keys(obj: dict) -> frozenset[str]:
+    """The keys of a ConfigMap/Secret: ``data`` keys as they are, ``binaryData`` keys after a NUL."""
+    return frozenset(obj.get("data") or {}) | frozenset("\0" + k for k in obj.get("binaryData") or {})
+
+
+def node_states(node: dict) -> set[str]:
+    """The simulated states a Node's ``sim.kubernaut.io/node-state`` annotation asks for."""
+    value = ((node.get("metadata") or {}).get("annotations") or {}).get(ANN_NODE_STATE, "")
+    return {s.strip() for s in value.split(",") if s.strip() in NODE_STATES}
+
+
 def rv_int(obj: Pod) -> int:
     try:
         return int(obj["metadata"]["resourceVersion"])
@@ -105,6 +200,13 @@ class SimKubelet:
         self.stop = threading.Event()
         self.started = time.time()
         self.node_uids: dict[str, str] = {}
+        self.node_states: dict[str, set[str]] = {n: set() for n in self.nodes}
+        # ConfigMap/Secret cache: kind -> (namespace, name) -> (resourceVersion, keys); kinds listed.
+        self.refs: dict[str, dict[tuple[str, str], tuple[int, frozenset[str]]]] = {"configmap": {}, "secret": {}}
+        self.refs_synced: set[str] = set()
+        self.refs_lock = threading.Lock()
+        # Recurring events: (namespace, event name) -> (last emitted, count); timing only.
+        self.recurring: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- clients --------------------------------------------------------------------------------
     def api_client(self) -> client.ApiClient:
@@ -115,29 +217,47 @@ class SimKubelet:
     def node_ip(self, node: str) -> str:
         return f"10.240.0.{self.nodes[node] + 1}"
 
-    def node_status(self, node: str, now: float) -> dict:
+    def node_conditions(self, node: str, now: float, old: dict | None = None) -> list[dict]:
+        states = self.node_states.get(node, set())
+        bad = {NODE_STATES[s] for s in states}
+        old_conds = {c["type"]: c for c in ((old or {}).get("status") or {}).get("conditions") or []}
+        out = []
+        for type_, (healthy, failing) in NODE_CONDITIONS.items():
+            status, reason, message = failing if type_ in bad else healthy
+            prev = old_conds.get(type_)
+            if prev is None:
+                since = self.started if type_ not in bad else now
+            elif prev.get("status") == status:
+                since = parse_ts(prev.get("lastTransitionTime")) or self.started
+            else:
+                since = now
+            out.append(
+                {
+                    "type": type_,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastHeartbeatTime": ts(now),
+                    "lastTransitionTime": ts(since),
+                }
+            )
+        return out
+
+    @staticmethod
+    def node_conditions_differ(node: dict, want: list[dict]) -> bool:
+        def key(c: dict) -> tuple:
+            return c.get("type"), c.get("status"), c.get("reason"), c.get("message")
+
+        have = {key(c) for c in (node.get("status") or {}).get("conditions") or []}
+        return not {key(c) for c in want} <= have
+
+    def node_status(self, node: str, now: float, old: dict | None = None) -> dict:
         a = self.args
         resources = {"cpu": a.cpu, "memory": a.memory, "pods": str(a.pods), "ephemeral-storage": "100Gi"}
-
-        def cond(type_: str, status: str, reason: str, message: str) -> dict:
-            return {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastHeartbeatTime": ts(now),
-                "lastTransitionTime": ts(self.started),
-            }
-
         return {
             "capacity": resources,
             "allocatable": resources,
-            "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID"),
-                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status (simulated)"),
-            ],
+            "conditions": self.node_conditions(node, now, old),
             "addresses": [
                 {"type": "InternalIP", "address": self.node_ip(node)},
                 {"type": "Hostname", "address": node},
@@ -189,26 +309,43 @@ class SimKubelet:
         api = self.api_client()
         core = client.CoreV1Api(api)
         coord = client.CoordinationV1Api(api)
-        last_status = 0.0
+        last_status = last_lease = 0.0
         while not self.stop.is_set():
             now = time.time()
             try:
-                if now - last_status >= self.args.status_interval:
-                    for node in self.nodes:
-                        self.update_node_status(core, node, now)
-                    last_status = now
+                # Node annotations are polled often so that a node-state change shows within seconds;
+                # the status itself is written only when due or when its conditions change. (All nodes
+                # are listed: nodes created before this process registers them lack NODE_LABEL.)
+                current = {
+                    n["metadata"]["name"]: n
+                    for n in json.loads(core.list_node(_preload_content=False).data)["items"]
+                    if n["metadata"]["name"] in self.nodes
+                }
+                due = now - last_status >= self.args.status_interval
                 for node in self.nodes:
-                    self.renew_lease(coord, node, now)
+                    cur = current.get(node)
+                    states = node_states(cur) if cur else set()
+                    if states != self.node_states.get(node):
+                        log.info("node %s: simulated state %s", node, ",".join(sorted(states)) or "normal")
+                        self.node_states[node] = states
+                    if due or cur is None or self.node_conditions_differ(cur, self.node_conditions(node, now, cur)):
+                        self.update_node_status(core, node, now, cur)
+                if due:
+                    last_status = now
+                if now - last_lease >= self.args.lease_interval:
+                    for node in self.nodes:
+                        self.renew_lease(coord, node, now)
+                    last_lease = now
             except Exception as e:  # keep beating whatever happens (apiserver restart, ...)
                 log.warning("heartbeat failed: %s", e)
-                last_status = 0.0
+                last_status = last_lease = 0.0
                 self.stop.wait(1)
                 continue
-            self.stop.wait(self.args.lease_interval)
+            self.stop.wait(min(self.args.node_poll_interval, self.args.lease_interval))
 
-    def update_node_status(self, core: client.CoreV1Api, node: str, now: float) -> None:
+    def update_node_status(self, core: client.CoreV1Api, node: str, now: float, old: dict | None = None) -> None:
         try:
-            resp = core.patch_node_status(node, {"status": self.node_status(node, now)})
+            resp = core.patch_node_status(node, {"status": self.node_status(node, now, old)})
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -233,12 +370,20 @@ class SimKubelet:
                 {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec},
             )
 
-    # -- pods: desired state --------------------------------------------------------------------
+    # -- pods: container status ----------------------------------------------------------------
     def pod_ip(self, pod: Pod) -> str:
         h = int(sha(pod["metadata"]["uid"])[:8], 16)
         return f"10.244.{self.nodes[pod['spec']['nodeName']]}.{h % 250 + 2}"
 
-    def container_status(self, pod: Pod, c: dict, old: dict, state: str, now: float) -> dict:
+    def container_status(
+        self,
+        pod: Pod,
+        c: dict,
+        old: dict,
+        state: str,
+        now: float,
+        config_error: str | None = None,
+    ) -> dict:
         name, image = c["name"], c["image"]
         uid = pod["metadata"]["uid"]
         restarts = old.get("restartCount", 0)
@@ -251,8 +396,26 @@ class SimKubelet:
             return "containerd://" + sha(f"{uid}/{name}/{n}")
 
         base = {"name": name, "image": image, "imageID": image_id, "restartCount": restarts}
+        if config_error and "running" not in old_state:
+            # The kubelet could not build the container's config (env from a missing ConfigMap/Secret):
+            # it is not created; what ran before (lastState) stays.
+            out = base | {
+                "imageID": image_id if old_last else "",
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": config_error}},
+                "ready": False,
+                "started": False,
+            }
+            if old_last:
+                out["lastState"] = old_last
+            return out
         if state in ("CrashLoopBackOff", "OOMKilled"):
-            reason, code = ("OOMKilled", 137) if state == "OOMKilled" else ("Error", 1)
+            ann = pod["metadata"].get("annotations") or {}
+            if state == "OOMKilled":
+                reason, code = "OOMKilled", 137
+            else:
+                code = exit_code(ann, 1)
+                reason = "Error" if code else "Completed"
+            message = ann.get(ANN_MESSAGE)
             last = old_last.get("terminated")
             crashing = (old_state.get("waiting") or {}).get("reason") == "CrashLoopBackOff"
             finished = parse_ts(last.get("finishedAt")) if last else None
@@ -267,6 +430,8 @@ class SimKubelet:
                     "finishedAt": ts(now),
                     "containerID": cid(restarts),
                 }
+                if message:
+                    last["message"] = clip_tail(message)
             backoff = min(10 * 2 ** max(restarts - 1, 0), 300)
             return base | {
                 "restartCount": restarts,
@@ -303,11 +468,146 @@ class SimKubelet:
             out["lastState"] = old_last
         return out
 
-    def desired_status(self, pod: Pod, now: float) -> dict | None:
+    # -- pods: what the kubelet finds wrong with a spec -----------------------------------------
+    def ref_keys(
+        self, core: client.CoreV1Api | None, kind: str, ns: str, name: str, need: tuple[str, ...] = ()
+    ) -> frozenset[str] | None:
+        """Keys of ConfigMap/Secret ``ns/name`` (binaryData keys prefixed with NUL), None if missing.
+
+        Answered from the watch cache; a miss (object or one of ``need``) is confirmed with a GET so
+        that an object created just before the pod is never reported missing."""
+        with self.refs_lock:
+            hit = self.refs[kind].get((ns, name)) if kind in self.refs_synced else None
+        if hit is not None and all(k in hit[1] or "\0" + k in hit[1] for k in need):
+            return hit[1]
+        if core is None:
+            return hit[1] if hit else None
+        read = core.read_namespaced_config_map if kind == "configmap" else core.read_namespaced_secret
+        try:
+            obj = json.loads(read(name, ns, _preload_content=False).data)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self.ref_store(kind, obj)
+
+    def ref_store(self, kind: str, obj: dict) -> frozenset[str]:
+        keys = data_keys(obj)
+        meta = obj["metadata"]
+        key, rv = (meta["namespace"], meta["name"]), rv_int(obj)
+        with self.refs_lock:
+            cur = self.refs[kind].get(key)
+            if cur is None or cur[0] <= rv:
+                self.refs[kind][key] = (rv, keys)
+        return keys
+
+    def env_error(self, core: client.CoreV1Api | None, ns: str, c: dict) -> str | None:
+        """The kubelet's error building container ``c``'s environment (makeEnvironmentVariables)."""
+        for src in c.get("envFrom") or []:
+            for field, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
+                ref = src.get(field)
+                if ref is None or ref.get("optional"):
+                    continue
+                if self.ref_keys(core, kind, ns, ref.get("name") or "") is None:
+                    return f'{kind} "{ref.get("name") or ""}" not found'
+        for env in c.get("env") or []:
+            value_from = env.get("valueFrom") or {}
+            for field, kind, title in (
+                ("configMapKeyRef", "configmap", "ConfigMap"),
+                ("secretKeyRef", "secret", "Secret"),
+            ):
+                ref = value_from.get(field)
+                if ref is None or ref.get("optional"):
+                    continue
+                name, key = ref.get("name") or "", ref.get("key") or ""
+                keys = self.ref_keys(core, kind, ns, name, (key,))
+                if keys is None:
+                    return f'{kind} "{name}" not found'
+                if key not in keys:  # env reads ConfigMap.data only, not binaryData
+                    return f"couldn't find key {key} in {title} {ns}/{name}"
+        return None
+
+    def volume_errors(self, core: client.CoreV1Api | None, pod: Pod) -> list[str]:
+        """FailedMount messages for ConfigMap/Secret volumes the kubelet could not set up."""
+        ns = pod["metadata"]["namespace"]
+        out = []
+        for vol in pod["spec"].get("volumes") or []:
+            for field, kind, name_field, missing_key in (
+                ("configMap", "configmap", "name", "configmap references non-existent config key: {}"),
+                ("secret", "secret", "secretName", "references non-existent secret key: {}"),
+            ):
+                src = vol.get(field)
+                if src is None or src.get("optional"):
+                    continue
+                name = src.get(name_field) or ""
+                items = tuple(i.get("key") or "" for i in src.get("items") or [])
+                keys = self.ref_keys(core, kind, ns, name, items)
+                if keys is None:
+                    error = f'{kind} "{name}" not found'
+                else:
+                    absent = [k for k in items if k not in keys and "\0" + k not in keys]
+                    if not absent:
+                        continue
+                    error = missing_key.format(absent[0])
+                out.append(f'MountVolume.SetUp failed for volume "{vol.get("name")}" : {error}')
+        return out
+
+    @staticmethod
+    def probe_failure(pod: Pod, c: dict, ip: str) -> str | None:
+        """The Unhealthy message of a readiness probe aimed at a port nothing in the pod declares.
+
+        Judged only for containers that declare ports: numbers are looked up among all the pod's
+        containers (they share the network namespace), names among the container's own ports."""
+        own = c.get("ports") or []
+        probe = c.get("readinessProbe") or {}
+        action = probe.get("httpGet") or probe.get("tcpSocket")
+        if not own or not action or action.get("port") is None:
+            return None
+        port = action["port"]
+        if isinstance(port, str) and not port.isdigit():
+            if any(p.get("name") == port for p in own):
+                return None
+            return f'Readiness probe errored: strconv.Atoi: parsing "{port}": invalid syntax'
+        number = int(port)
+        containers = pod["spec"].get("containers") or []
+        declared = {p.get("containerPort") for ctr in containers for p in ctr.get("ports") or []}
+        if number in declared:
+            return None
+        host = action.get("host") or ip
+        hostport = f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+        refused = f"dial tcp {hostport}: connect: connection refused"
+        if "httpGet" in probe:
+            scheme = (action.get("scheme") or "HTTP").lower()
+            return f'Readiness probe failed: Get "{scheme}://{hostport}{action.get("path") or ""}": {refused}'
+        return f"Readiness probe failed: {refused}"
+
+    @staticmethod
+    def container_started(cs: dict) -> bool:
+        """Whether the kubelet got past mounting volumes for this container's pod."""
+        state = cs.get("state") or {}
+        waiting = (state.get("waiting") or {}).get("reason")
+        return (
+            "running" in state
+            or "terminated" in state
+            or bool(cs.get("lastState"))
+            or cs.get("restartCount", 0) > 0
+            or (waiting is not None and waiting not in ("ContainerCreating", "PodInitializing"))
+        )
+
+    # -- pods: desired state --------------------------------------------------------------------
+    def desired_status(self, pod: Pod, now: float, core: client.CoreV1Api | None = None) -> dict | None:
+        return self.plan(pod, now, core)[0]
+
+    def plan(self, pod: Pod, now: float, core: client.CoreV1Api | None = None) -> tuple[dict | None, list[tuple]]:
+        """The pod status the kubelet would report, and the recurring events it would emit
+        (``(type, reason, message, fieldPath, interval)``)."""
         meta, spec = pod["metadata"], pod["spec"]
         status = pod.get("status") or {}
         if spec.get("nodeName") not in self.nodes or status.get("phase") in ("Succeeded", "Failed"):
-            return None
+            return None, []
+        if "NotReady" in self.node_states.get(spec["nodeName"], set()):
+            return None, []  # the runtime is down: nothing is synced
+        ns = meta["namespace"]
         ann = meta.get("annotations") or {}
         state = ann.get(ANN_STATE, "").strip()
         if state not in FAILURE_STATES:
@@ -315,9 +615,21 @@ class SimKubelet:
         target = ann.get(ANN_CONTAINER)
         start_time = status.get("startTime") or ts(now)
         old_cs = {c["name"]: c for c in status.get("containerStatuses") or []}
+        ip = status.get("podIP") or self.pod_ip(pod)
+        events: list[tuple] = []
+        init_containers = spec.get("initContainers") or []
+
+        mount_errors = [] if any(map(self.container_started, old_cs.values())) else self.volume_errors(core, pod)
+        config_errors: dict[str, str] = {}
+        if not mount_errors:
+            for c in spec.get("containers", []):
+                if "running" not in (old_cs.get(c["name"], {}).get("state") or {}):
+                    error = self.env_error(core, ns, c)
+                    if error:
+                        config_errors[c["name"]] = error
 
         completion = ""
-        if spec.get("restartPolicy", "Always") != "Always":
+        if spec.get("restartPolicy", "Always") != "Always" and not mount_errors and not config_errors:
             completion = ann.get(ANN_COMPLETE, "").strip().lower()
             try:
                 run_for = float(ann.get(ANN_RUN_SECONDS, "0") or 0)
@@ -327,26 +639,45 @@ class SimKubelet:
                 completion = ""
 
         statuses = []
-        for c in spec.get("containers", []):
+        init_statuses = []
+        if mount_errors:
+            # Volumes are set up before anything runs: no sandbox (no podIP), nothing started.
+            waiting = "PodInitializing" if init_containers else "ContainerCreating"
+
+            def creating(c: dict) -> dict:
+                return {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": "",
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": waiting}},
+                    "ready": False,
+                }
+
+            statuses = [creating(c) | {"started": False} for c in spec.get("containers", [])]
+            init_statuses = [creating(c) for c in init_containers]
+            events = [("Warning", "FailedMount", m, None, FAILED_MOUNT_EVENT_INTERVAL) for m in mount_errors]
+        for c in [] if mount_errors else spec.get("containers", []):
             old = old_cs.get(c["name"], {})
             if completion:
-                code = 0 if completion == "true" else 1
+                code = 0 if completion == "true" else (exit_code(ann, 1) or 1)
                 started_at = ((old.get("state") or {}).get("running") or {}).get("startedAt") or start_time
+                terminated = {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": started_at,
+                    "finishedAt": ts(now),
+                    "containerID": "containerd://" + sha(f"{meta['uid']}/{c['name']}/0"),
+                }
+                if code and ann.get(ANN_MESSAGE):
+                    terminated["message"] = clip_tail(ann[ANN_MESSAGE])
                 statuses.append(
                     {
                         "name": c["name"],
                         "image": c["image"],
                         "imageID": f"docker-pullable://{c['image']}@sha256:{sha(c['image'])}",
                         "restartCount": old.get("restartCount", 0),
-                        "state": {
-                            "terminated": {
-                                "exitCode": code,
-                                "reason": "Completed" if code == 0 else "Error",
-                                "startedAt": started_at,
-                                "finishedAt": ts(now),
-                                "containerID": "containerd://" + sha(f"{meta['uid']}/{c['name']}/0"),
-                            }
-                        },
+                        "state": {"terminated": terminated},
                         "ready": False,
                         "started": False,
                         "containerID": "containerd://" + sha(f"{meta['uid']}/{c['name']}/0"),
@@ -354,10 +685,28 @@ class SimKubelet:
                 )
                 continue
             cstate = state if (not target or target == c["name"]) else ""
-            statuses.append(self.container_status(pod, c, old, cstate, now))
+            error = config_errors.get(c["name"])
+            probe_message = None
+            if cstate == "NotReady":
+                probe_message = ann.get(ANN_PROBE_MESSAGE) or DEFAULT_PROBE_MESSAGE
+            elif not cstate:
+                probe_message = self.probe_failure(pod, c, ip)
+                if probe_message:
+                    cstate = "NotReady"
+            cs = self.container_status(pod, c, old, cstate, now, error)
+            statuses.append(cs)
+            path = f"spec.containers{{{c['name']}}}"
+            waiting = cs["state"].get("waiting") or {}
+            if waiting.get("reason") == "CreateContainerConfigError":
+                events.append(("Warning", "Failed", f"Error: {waiting['message']}", path, CONFIG_ERROR_EVENT_INTERVAL))
+            elif probe_message and "running" in cs["state"] and not cs["ready"]:
+                try:
+                    period = float((c.get("readinessProbe") or {}).get("periodSeconds") or 10)
+                except (TypeError, ValueError):
+                    period = 10.0
+                events.append(("Warning", "Unhealthy", probe_message, path, max(period, 1.0)))
 
-        init_statuses = []
-        for c in spec.get("initContainers") or []:
+        for c in [] if mount_errors else init_containers:
             cid = "containerd://" + sha(f"{meta['uid']}/{c['name']}/init")
             init_statuses.append(
                 {
@@ -407,24 +756,29 @@ class SimKubelet:
             not_ready = ("PodCompleted", None)
         else:
             not_ready = ("ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]")
-        ip = status.get("podIP") or self.pod_ip(pod)
+        if mount_errors and init_containers:
+            names = " ".join(c["name"] for c in init_containers)
+            incomplete = f"containers with incomplete status: [{names}]"
+            initialized = cond("Initialized", "False", "ContainersNotInitialized", incomplete)
+        else:
+            initialized = cond("Initialized", "True")
         desired = {
             "phase": phase,
             "hostIP": self.node_ip(spec["nodeName"]),
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
             "startTime": start_time,
             "conditions": [
-                cond("Initialized", "True"),
+                initialized,
                 cond("Ready", ready, *not_ready),
                 cond("ContainersReady", ready, *not_ready),
                 cond("PodScheduled", "True"),
             ],
             "containerStatuses": statuses,
         }
+        if not mount_errors or status.get("podIP"):
+            desired["podIP"], desired["podIPs"] = ip, [{"ip": ip}]
         if init_statuses:
             desired["initContainerStatuses"] = init_statuses
-        return desired
+        return desired, events
 
     @staticmethod
     def differs(pod: Pod, desired: dict) -> bool:
@@ -454,21 +808,23 @@ class SimKubelet:
             self.finish_deletion(core, pod)
             return
         now = time.time()
-        desired = self.desired_status(pod, now)
-        if desired is None or not self.differs(pod, desired):
-            return
-        try:
-            resp = core.patch_namespaced_pod_status(
-                meta["name"], meta["namespace"], {"status": desired}, _preload_content=False
-            )
-        except ApiException as e:
-            if e.status not in (404, 409, 422):
-                raise
-            log.debug("status patch of %s/%s: %s", meta["namespace"], meta["name"], e.status)
-            return
-        updated = json.loads(resp.data)
-        self.store(updated)
-        self.emit_transition_events(core, pod, updated, now)
+        desired, events = self.plan(pod, now, core)
+        if desired is not None and self.differs(pod, desired):
+            try:
+                resp = core.patch_namespaced_pod_status(
+                    meta["name"], meta["namespace"], {"status": desired}, _preload_content=False
+                )
+            except ApiException as e:
+                if e.status not in (404, 409, 422):
+                    raise
+                log.debug("status patch of %s/%s: %s", meta["namespace"], meta["name"], e.status)
+                return
+            updated = json.loads(resp.data)
+            self.store(updated)
+            self.emit_transition_events(core, pod, updated, now)
+            pod = updated
+        for type_, reason, message, field_path, interval in events:
+            self.recurring_event(core, pod, type_, reason, message, field_path, interval, now)
 
     def finish_deletion(self, core: client.CoreV1Api, pod: Pod) -> None:
         meta = pod["metadata"]
@@ -546,15 +902,18 @@ class SimKubelet:
         type_: str,
         reason: str,
         message: str,
-        field_path: str,
+        field_path: str | None,
         now: float,
+        name: str | None = None,
+        strict: bool = False,
     ) -> None:
+        """Create an Event about ``pod``; ``strict``: raise API errors instead of logging them."""
         meta = pod["metadata"]
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta['name']}.{int(now * 1e6):x}{random.randint(0, 0xFFFF):04x}",
+                "name": name or f"{meta['name']}.{int(now * 1e6):x}{random.randint(0, 0xFFFF):04x}",
                 "namespace": meta["namespace"],
             },
             "involvedObject": {
@@ -577,9 +936,64 @@ class SimKubelet:
             "reportingInstance": pod["spec"]["nodeName"],
         }
         try:
-            core.create_namespaced_event(meta["namespace"], body)
+            core.create_namespaced_event(meta["namespace"], drop_none(body))
         except ApiException as e:
+            if strict:
+                raise
             log.debug("event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], e.status)
+
+    def recurring_event(
+        self,
+        core: client.CoreV1Api,
+        pod: Pod,
+        type_: str,
+        reason: str,
+        message: str,
+        field_path: str | None,
+        interval: float,
+        now: float,
+    ) -> None:
+        """An event the kubelet repeats while a problem lasts, at most once per ``interval``; repeats
+        count up one Event (like the kubelet's event aggregation). The count lives on the Event:
+        after a restart of this process the existing Event is read and counted on."""
+        meta = pod["metadata"]
+        ns = meta["namespace"]
+        name = f"{meta['name']}.{sha('/'.join((meta['uid'], reason, field_path or '', message)))[:16]}"
+        key = (ns, name)
+        with self.lock:
+            last = self.recurring.get(key)
+            if last is not None and now - last[0] < interval:
+                return
+            count = last[1] if last else 0
+            self.recurring[key] = (now, count)  # tried now, whatever happens below
+        bump = {"count": count + 1, "lastTimestamp": ts(now)}
+        try:
+            if count:
+                try:
+                    core.patch_namespaced_event(name, ns, bump)
+                    self.recurring[key] = (now, count + 1)
+                    return
+                except ApiException as e:
+                    if e.status != 404:  # 404: expired (event TTL); start again
+                        raise
+            try:
+                self.event(core, pod, type_, reason, message, field_path, now, name=name, strict=True)
+                self.recurring[key] = (now, 1)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                existing = json.loads(core.read_namespaced_event(name, ns, _preload_content=False).data)
+                count = int(existing.get("count") or 1)
+                core.patch_namespaced_event(name, ns, {"count": count + 1, "lastTimestamp": ts(now)})
+                self.recurring[key] = (now, count + 1)
+        except ApiException as e:
+            log.debug("event %s for %s/%s: %s", reason, ns, meta["name"], e.status)
+
+    def prune_recurring(self, now: float, older_than: float = 600.0) -> None:
+        with self.lock:
+            for key, (when, _count) in list(self.recurring.items()):
+                if now - when > older_than:
+                    del self.recurring[key]
 
     # -- cache ----------------------------------------------------------------------------------
     def store(self, pod: Pod) -> None:
@@ -621,22 +1035,36 @@ class SimKubelet:
                         if key not in seen:
                             del self.pods[key]
                 log.info("listed %d bound pods at resourceVersion %s", len(listing["items"]), rv)
-                self.watch(core, selector, rv)
+                self.watch_stream(
+                    core.list_pod_for_all_namespaces,
+                    rv,
+                    lambda kind, obj: self.on_pod_event(core, kind, obj),
+                    field_selector=selector,
+                )
             except Exception as e:
                 log.warning("pod list/watch failed (%s); relisting", e)
                 self.stop.wait(1)
 
-    def watch(self, core: client.CoreV1Api, selector: str, rv: str) -> None:
+    def on_pod_event(self, core: client.CoreV1Api, kind: str, obj: Pod) -> None:
+        if kind == "DELETED":
+            with self.lock:
+                self.pods.pop((obj["metadata"]["namespace"], obj["metadata"]["name"]), None)
+            return
+        self.handle(core, obj)
+
+    def watch_stream(self, list_fn: Any, rv: str, on_event: Any, **kwargs: Any) -> None:
+        """Watch from ``rv`` with ``list_fn`` (a list_*_for_all_namespaces), calling
+        ``on_event(type, object)``, until an error (the caller relists)."""
         while not self.stop.is_set():
             timeout = random.randint(240, 300)
-            resp = core.list_pod_for_all_namespaces(
-                field_selector=selector,
+            resp = list_fn(
                 watch=True,
                 resource_version=rv,
                 allow_watch_bookmarks=True,
                 timeout_seconds=timeout,
                 _preload_content=False,
                 _request_timeout=(10, timeout + 30),
+                **kwargs,
             )
             try:
                 for line in iter_resp_lines(resp):
@@ -649,13 +1077,41 @@ class SimKubelet:
                     rv = obj.get("metadata", {}).get("resourceVersion", rv)
                     if kind == "BOOKMARK":
                         continue
-                    if kind == "DELETED":
-                        with self.lock:
-                            self.pods.pop((obj["metadata"]["namespace"], obj["metadata"]["name"]), None)
-                        continue
-                    self.handle(core, obj)
+                    on_event(kind, obj)
             finally:
                 resp.release_conn()
+
+    def refs_loop(self, kind: str) -> None:
+        """Keep the names and keys of all ConfigMaps (``kind`` "configmap") or Secrets ("secret")."""
+        core = client.CoreV1Api(self.api_client())
+        if kind == "configmap":
+            list_fn = core.list_config_map_for_all_namespaces
+        else:
+            list_fn = core.list_secret_for_all_namespaces
+
+        def on_event(type_: str, obj: dict) -> None:
+            meta = obj["metadata"]
+            if type_ == "DELETED":
+                with self.refs_lock:
+                    self.refs[kind].pop((meta["namespace"], meta["name"]), None)
+            else:
+                self.ref_store(kind, obj)
+
+        while not self.stop.is_set():
+            try:
+                listing = json.loads(list_fn(_preload_content=False).data)
+                table = {}
+                for obj in listing["items"]:
+                    meta = obj["metadata"]
+                    table[(meta["namespace"], meta["name"])] = (rv_int(obj), data_keys(obj))
+                with self.refs_lock:
+                    self.refs[kind] = table
+                    self.refs_synced.add(kind)
+                log.info("listed %d %ss", len(table), kind)
+                self.watch_stream(list_fn, listing["metadata"]["resourceVersion"], on_event)
+            except Exception as e:
+                log.warning("%s list/watch failed (%s); relisting", kind, e)
+                self.stop.wait(1)
 
     def resync_loop(self) -> None:
         core = client.CoreV1Api(self.api_client())
@@ -666,6 +1122,7 @@ class SimKubelet:
                 if self.stop.is_set():
                     return
                 self.handle(core, pod)
+            self.prune_recurring(time.time())
 
     def run(self) -> None:
         core = client.CoreV1Api(self.api_client())
@@ -685,6 +1142,8 @@ class SimKubelet:
             threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True),
             threading.Thread(target=self.watch_loop, name="watch", daemon=True),
             threading.Thread(target=self.resync_loop, name="resync", daemon=True),
+            threading.Thread(target=self.refs_loop, args=("configmap",), name="configmaps", daemon=True),
+            threading.Thread(target=self.refs_loop, args=("secret",), name="secrets", daemon=True),
         ]
         for t in threads:
             t.start()
@@ -707,6 +1166,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
     p.add_argument("--status-interval", type=float, default=30.0, help="seconds between node status updates")
     p.add_argument("--resync-interval", type=float, default=2.0, help="seconds between pod resyncs")
+    p.add_argument(
+        "--node-poll-interval", type=float, default=2.0, help="seconds between reads of the node annotations"
+    )
     p.add_argument("--crash-interval", type=float, default=10.0, help="seconds between simulated crashes")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
