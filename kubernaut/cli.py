@@ -116,6 +116,12 @@ def cmd_db_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from kubernaut.evaluation.command import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubernaut", description=__doc__)
     parser.add_argument("--url", default=DEFAULT_URL, help="Kubernaut API (default %(default)s)")
@@ -154,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     db = sub.add_parser("db-stop", help="stop the embedded PostgreSQL")
     db.add_argument("--data-dir", default=None)
     db.set_defaults(func=cmd_db_stop)
+
+    ev = sub.add_parser("eval", help="run the evaluation scenarios (evals/scenarios) against a cluster and grade")
+    from kubernaut.evaluation.command import add_arguments as eval_arguments
+
+    eval_arguments(ev)
+    ev.set_defaults(func=cmd_eval)
 
     args = parser.parse_args(argv)
     try:

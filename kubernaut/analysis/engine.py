@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from kubernaut.analysis import harm
+from kubernaut.analysis.diagnosis import diagnose
 from kubernaut.analysis.facts import Situation, observe
 from kubernaut.analysis.learning import Learner
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
@@ -20,6 +22,7 @@ from kubernaut.context.models import ResourceContext
 from kubernaut.context.provider import ContextProvider
 from kubernaut.execution.catalog import CatalogError, validate_request
 from kubernaut.models.analysis import Alternative, AnalysisResult
+from kubernaut.models.finding import FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
@@ -40,14 +43,34 @@ def validated(result: AnalysisResult, rules: RuleSet, situation: Situation) -> A
     return result
 
 
+def build_situation(signals: Sequence[Signal], target: ResourceRef, ctx: ResourceContext, *,
+                    rollout_window_s: float = 3600.0, incident_id: int | None = None,
+                    history: list[str] | None = None) -> Situation:
+    """Context → findings (the diagnosis) and facts (what the rules test), in one place."""
+    findings = diagnose(signals, target, ctx, rollout_window_s=rollout_window_s)
+    facts = observe(signals, ctx, rollout_window_s=rollout_window_s)
+    live = ctx.cluster_available and ctx.found
+    present = {f.kind.value for f in findings}
+    # A finding that was not made is False only where it could have been made (the cluster showed the target).
+    for kind in FindingKind:
+        facts[f"finding.{kind.value}"] = True if kind.value in present else (False if live else None)
+    return Situation(signals=signals, incident_target=target, context=ctx, facts=facts, incident_id=incident_id,
+                     history=history or [], findings=findings)
+
+
+def finish(result: AnalysisResult, situation: Situation) -> AnalysisResult:
+    """Every answer leaves with its findings, after the do-no-harm screen."""
+    result.findings = list(situation.findings)
+    result = harm.screen(result, situation)
+    result.facts = {k: v for k, v in situation.facts.items() if v is not None and not k.startswith("finding.")}
+    return result
+
+
 def analyze_signals(rules: RuleSet, signals: Sequence[Signal], incident_target: ResourceRef) -> AnalysisResult:
     """Rules only, from the alerts alone (no cluster context): the synchronous, dependency-free path."""
     ctx = ResourceContext(target=incident_target, reason="no context")
-    situation = Situation(signals=signals, incident_target=incident_target, context=ctx,
-                          facts=observe(signals, ctx))
-    result = rules_decision(rules, situation)[1]
-    result.facts = {k: v for k, v in situation.facts.items() if v is not None}
-    return result
+    situation = build_situation(signals, incident_target, ctx)
+    return finish(rules_decision(rules, situation)[1], situation)
 
 
 def rules_decision(rules: RuleSet, situation: Situation) -> tuple[RuleOutcome, AnalysisResult]:
@@ -77,9 +100,8 @@ class Analyzer:
 
         ctx, history = await asyncio.gather(
             gather(), self.learner.history(incident_id) if self.learner is not None else no_history())
-        facts = observe(signals, ctx, rollout_window_s=self.cfg.recent_rollout_window_s)
-        return Situation(signals=signals, incident_target=target, context=ctx, facts=facts, incident_id=incident_id,
-                         history=history)
+        return build_situation(signals, target, ctx, rollout_window_s=self.cfg.recent_rollout_window_s,
+                               incident_id=incident_id, history=history)
 
     async def analyze(self, signals: Sequence[Signal], target: ResourceRef,
                       incident_id: int | None = None) -> AnalysisResult:
@@ -115,8 +137,8 @@ class Analyzer:
             result.llm = llm.usage
             result.flags = llm.flags
             self.llm.metrics.decision(result.engine, fallback=not used_llm)
-        result.facts = {k: v for k, v in situation.facts.items() if v is not None}
         result.incident_id = situation.incident_id
+        result = finish(result, situation)
         if situation.context.missing:
             result.reasoning.append("context incomplete: " + "; ".join(situation.context.missing[:5]))
         return result

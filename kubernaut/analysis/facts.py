@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from kubernaut.analysis.diagnosis import quota_no_room
 from kubernaut.context.models import ResourceContext
+from kubernaut.models.finding import Finding, FindingKind
 from kubernaut.execution.catalog import parse_quantity
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
@@ -35,6 +37,11 @@ class Situation:
     incident_id: int | None = None
     # What history says about this incident (intelligence.context_for), one finding per line: data, not orders.
     history: list[str] = field(default_factory=list)
+    # The diagnosis (kubernaut.analysis.diagnosis): typed findings with their cause objects.
+    findings: list[Finding] = field(default_factory=list)
+
+    def finding(self, kind: FindingKind | str) -> Finding | None:
+        return next((f for f in self.findings if f.kind == kind), None)
 
     @property
     def firing(self) -> list[Signal]:
@@ -60,23 +67,6 @@ def _quantity(text: str | None) -> Decimal | None:
         return parse_quantity(text)
     except ValueError:
         return None
-
-
-def _quota_blocks(ctx: ResourceContext, resource: str, factor: float = 1.5) -> bool | None:
-    """Whether raising every container's ``resource`` limit by ``factor`` would exceed a ResourceQuota."""
-    if ctx.workload is None or not ctx.cluster_available:
-        return None
-    key = f"limits.{resource}"
-    current = sum((_quantity(c.limits.get(resource)) or Decimal(0)) for c in ctx.workload.containers)
-    needed = current * Decimal(str(factor - 1)) * Decimal(max(ctx.workload.replicas or 1, 1))
-    for quota in ctx.quotas:
-        hard, used = _quantity(quota.hard.get(key)), _quantity(quota.used.get(key)) or Decimal(0)
-        if hard is None:
-            continue
-        # With no limit set the increase is sized from requests; any quota near full blocks it.
-        if (needed > 0 and used + needed > hard) or (needed == 0 and used >= hard * Decimal("0.9")):
-            return True
-    return False
 
 
 def _recent_rollout(ctx: ResourceContext, window_s: float, now: datetime) -> bool | None:
@@ -149,8 +139,8 @@ def observe(signals: Sequence[Signal], ctx: ResourceContext, *, rollout_window_s
     facts["node.ready"] = node.ready if node else None
     facts["node.unschedulable"] = node.unschedulable if node else None
     facts["node.pressure"] = bool(node.pressure) if node else None
-    facts["quota.blocks_memory_increase"] = _quota_blocks(ctx, "memory")
-    facts["quota.blocks_cpu_increase"] = _quota_blocks(ctx, "cpu")
+    facts["quota.blocks_memory_increase"] = quota_no_room(ctx, "memory")
+    facts["quota.blocks_cpu_increase"] = quota_no_room(ctx, "cpu")
     failed = [a for a in ctx.actions if a.status in ("failed", "rolled_back", "ineffective")]
     facts["history.failed_actions"] = len(failed)
     facts["history.last_action"] = ctx.actions[0].action if ctx.actions else None

@@ -23,10 +23,11 @@ from kubernaut.analysis.facts import FactValue, Situation
 from kubernaut.analysis.runbooks import runbook
 from kubernaut.execution.catalog import CatalogError, get_action
 from kubernaut.models.analysis import Alternative, AnalysisResult
+from kubernaut.models.finding import Finding, FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
-TargetSelector = Literal["workload", "incident", "pod", "node", "pvc", "hpa", "job", "cronjob", "namespace"]
+TargetSelector = Literal["workload", "incident", "pod", "node", "pvc", "hpa", "job", "cronjob", "namespace", "cause"]
 Condition = bool | int | float | str | list[bool | int | float | str]
 
 # selector → (label, kind, namespaced)
@@ -48,8 +49,9 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    alerts: list[str] = Field(min_length=1)
+    alerts: list[str] = Field(min_length=1, description='alert names; ["*"]: any alert (with `finding`)')
     description: str | None = None
+    finding: FindingKind | None = Field(default=None, description="the finding that must hold and justifies the rule")
     when: dict[str, str | list[str]] = Field(default_factory=dict, description="alert label conditions")
     facts: dict[str, Condition] = Field(default_factory=dict, description="observed conditions, all must hold")
     unless: dict[str, Condition] = Field(default_factory=dict, description="any of these holding vetoes the rule")
@@ -62,6 +64,10 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _known_actions(self) -> Rule:
+        if "*" in self.alerts and self.finding is None:
+            raise ValueError(f"rule {self.id}: alerts [\"*\"] needs a `finding` to match on")
+        if self.target == "cause" and self.finding is None:
+            raise ValueError(f"rule {self.id}: target `cause` needs a `finding` (whose cause object is the target)")
         # A typo in a rules file must fail at start-up, not silently become notify_only at 3 a.m.
         for name in [self.action, *(a.action for a in self.alternatives)]:
             try:
@@ -185,7 +191,7 @@ def load_rules(*paths: Path) -> RuleSet:
 
 # -- templates -------------------------------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r"\{(labels\.([A-Za-z_][A-Za-z0-9_]*)|target|workload|fact\.([a-z_.]+))\}")
+_PLACEHOLDER = re.compile(r"\{(labels\.([A-Za-z_][A-Za-z0-9_]*)|target|workload|fact\.([a-z_.]+)|finding)\}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -196,10 +202,13 @@ def _as_data(value: str, limit: int = 253) -> str:
 
 
 def render(template: str, labels: dict[str, str], target: ResourceRef, workload: ResourceRef | None = None,
-           facts: dict[str, FactValue] | None = None) -> str:
-    """Fill ``{labels.X}``, ``{target}``, ``{workload}``, ``{fact.X}`` by substitution only: nothing is evaluated."""
+           facts: dict[str, FactValue] | None = None, finding: Finding | None = None) -> str:
+    """Fill ``{labels.X}``, ``{target}``, ``{workload}``, ``{fact.X}``, ``{finding}`` by substitution only:
+    nothing is evaluated."""
 
     def substitute(match: re.Match[str]) -> str:
+        if match[1] == "finding":
+            return finding.summary if finding is not None else "?"
         if match[1] == "target":
             return str(target)
         if match[1] == "workload":
@@ -211,16 +220,19 @@ def render(template: str, labels: dict[str, str], target: ResourceRef, workload:
     return _PLACEHOLDER.sub(substitute, template)
 
 
-def _parameters(template: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
-    """``"{labels.container}"`` parameters take the label's value; absent labels drop the parameter
-    (the action's default applies) rather than sending a placeholder to validation."""
+def _parameters(template: dict[str, Any], labels: dict[str, str], finding: Finding | None = None) -> dict[str, Any]:
+    """``"{labels.container}"`` parameters take the label's value, ``"{finding.key}"`` a datum of the rule's
+    finding; absent values drop the parameter (the action's default applies) rather than sending a
+    placeholder to validation."""
     out: dict[str, Any] = {}
+    data = finding.data if finding is not None else {}
     for key, value in template.items():
         if isinstance(value, str):
-            match = re.fullmatch(r"\{labels\.([A-Za-z_][A-Za-z0-9_]*)\}", value)
+            match = re.fullmatch(r"\{(labels|finding)\.([A-Za-z_][A-Za-z0-9_]*)\}", value)
             if match:
-                if labels.get(match[1]):
-                    out[key] = labels[match[1]]
+                found = labels.get(match[2]) if match[1] == "labels" else data.get(match[2])
+                if found not in (None, ""):
+                    out[key] = found
                 continue
         out[key] = value
     return out
@@ -263,7 +275,9 @@ def _vetoed(conditions: dict[str, Condition], facts: dict[str, FactValue]) -> bo
 
 
 def rule_applies(rule: Rule, signal: Signal, facts: dict[str, FactValue]) -> bool:
-    return (signal.alertname in rule.alerts and _label_conditions_hold(rule.when, signal.labels)
+    return ((signal.alertname in rule.alerts or "*" in rule.alerts)
+            and (rule.finding is None or facts.get(f"finding.{rule.finding.value}") is True)
+            and _label_conditions_hold(rule.when, signal.labels)
             and _facts_hold(rule.facts, facts) and not _vetoed(rule.unless, facts))
 
 
@@ -275,8 +289,11 @@ def active_guards(rules: RuleSet, situation: Situation) -> list[Guard]:
 
 # -- targets ----------------------------------------------------------------------------------------
 
-def select_target(selector: str, labels: dict[str, str], situation: Situation) -> ResourceRef | None:
+def select_target(selector: str, labels: dict[str, str], situation: Situation,
+                  finding: Finding | None = None) -> ResourceRef | None:
     incident_target = situation.incident_target
+    if selector == "cause":
+        return finding.cause if finding is not None else None
     if selector == "incident":
         return incident_target
     if selector == "workload":
@@ -330,7 +347,8 @@ def decide(rules: RuleSet, situation: Situation) -> RuleOutcome:
         for signal in situation.firing:
             if not rule_applies(rule, signal, situation.facts):
                 continue
-            target = select_target(rule.target, signal.labels, situation)
+            finding = situation.finding(rule.finding) if rule.finding is not None else None
+            target = select_target(rule.target, signal.labels, situation, finding)
             if target is None:
                 skipped.append(f"rule {rule.id} matched {signal.alertname} but names no {rule.target} target")
                 continue
@@ -342,7 +360,7 @@ def decide(rules: RuleSet, situation: Situation) -> RuleOutcome:
             if guard is not None and guard.instead is None:
                 skipped.append(f"rule {rule.id} skipped: guard {guard.id}: {guard.reason}")
                 break
-            decision = _from_rule(rule, signal, target, situation, guard, skipped)
+            decision = _from_rule(rule, signal, target, situation, guard, skipped, finding)
             break
     candidates.difference_update(forbidden)
     candidates.update(READ_ONLY_ACTIONS)
@@ -353,16 +371,19 @@ def decide(rules: RuleSet, situation: Situation) -> RuleOutcome:
 
 
 def _from_rule(rule: Rule, signal: Signal, target: ResourceRef, situation: Situation, guard: Guard | None,
-               skipped: list[str]) -> AnalysisResult:
-    root_cause = render(rule.root_cause, signal.labels, target, situation.workload, situation.facts)
+               skipped: list[str], finding: Finding | None = None) -> AnalysisResult:
+    root_cause = render(rule.root_cause, signal.labels, target, situation.workload, situation.facts, finding)
     reasoning = [*skipped, f"rule {rule.id} matched alert {signal.alertname}"]
+    if finding is not None:
+        reasoning.append(f"finding {finding.kind.value}: {finding.summary}")
+        reasoning.extend(f"evidence: {e}" for e in finding.evidence[:3])
     if rule.facts:
         reasoning.append("observed: " + ", ".join(f"{k}={situation.facts.get(k)}" for k in sorted(rule.facts)))
     guidance = runbook(signal.alertname)
     if guidance is not None and guidance.runbook_url:
         reasoning.append(f"runbook: {guidance.runbook_url}")
     if guard is None:
-        parameters = _parameters(rule.parameters, signal.labels)
+        parameters = _parameters(rule.parameters, signal.labels, finding)
         if rule.action == "notify_only" and "reason" not in parameters:
             parameters["reason"] = notify_reason(root_cause, signal.alertname)
         return AnalysisResult(

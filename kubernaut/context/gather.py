@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernaut.cluster import scope as scope_rule
 from kubernaut.context import selectors, summarize
 from kubernaut.context.kube import KubeError, KubeReader
 from kubernaut.context.models import (
@@ -25,6 +26,8 @@ from kubernaut.context.models import (
     PvcSummary,
     ResourceContext,
     RevisionSummary,
+    ScopeSummary,
+    ServiceSummary,
 )
 from kubernaut.context.traits import detect
 from kubernaut.models.resource import ResourceRef
@@ -36,6 +39,13 @@ _MAX_PODS = 20
 _MAX_NODES = 5
 _MAX_PVCS = 10
 _MIN_CALL_TIMEOUT_S = 0.2
+_MAX_CANDIDATE_NODES = 100
+_MAX_CONFIG_OBJECTS = 10
+_MAX_SERVICES = 3
+# "<service>.<namespace>" (optionally ".svc[.cluster.local]") in error text: where a dependency may be.
+_SERVICE_HOST = re.compile(
+    r"(?<![\w.-])([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.svc(\.cluster\.local)?)?"
+    r"(?=[:/\s\"'),]|$)")
 
 
 @dataclass
@@ -62,11 +72,15 @@ class _Resolved:
 
 class ContextGatherer:
     def __init__(self, reader: KubeReader | None, unavailable_reason: str | None = None, *,
-                 time_budget_s: float = 3.0, event_limit: int = 20) -> None:
+                 time_budget_s: float = 3.0, event_limit: int = 20, managed_label: str | None = None,
+                 managed_namespaces: list[str] | None = None) -> None:
         self._reader = reader
         self._unavailable = unavailable_reason or "no Kubernetes credentials"
         self._budget = time_budget_s
         self._event_limit = event_limit
+        # The executor's scope rule, so the analysis never proposes what the executor would refuse.
+        self._managed_label = managed_label
+        self._managed_namespaces = list(managed_namespaces or [])
 
     @property
     def available(self) -> bool:
@@ -167,9 +181,15 @@ class ContextGatherer:
         ns = ctx.target.namespace
         workload = resolved.workload
         template: dict[str, Any] = {}
+        if self._managed_label is not None:
+            sections["scope"] = lambda: self._scope(ctx.target, resolved, deadline)
         if workload is not None:
             ctx.workload = summarize.workload(resolved.workload_kind or "", workload)
             template = ((workload.get("spec") or {}).get("template")) or {}
+            if resolved.workload_kind == "CronJob":
+                template = (((workload.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get(
+                    "template") or {}
+            ctx.pod_spec = summarize.pod_spec(template.get("spec") or {})
             sections["pods"] = lambda: self._pods(ns, ctx.workload.selector if ctx.workload else None, deadline)
             sections["revisions"] = lambda: self._revisions(resolved.workload_kind, workload, deadline)
             sections["hpa"] = lambda: self._hpa(ns, resolved.workload_kind, workload, deadline)
@@ -179,6 +199,7 @@ class ContextGatherer:
             sections["quotas"] = lambda: self._quotas(ns, deadline)
         elif ctx.target.kind == "Pod" and resolved.target_obj is not None:
             ctx.pods = [summarize.pod(resolved.target_obj)]
+            ctx.pod_spec = summarize.pod_spec(resolved.target_obj.get("spec") or {})
             sections["quotas"] = lambda: self._quotas(ns, deadline)
         elif ctx.target.kind == "PersistentVolumeClaim" and resolved.target_obj is not None:
             sections["pvcs"] = lambda: [self._pvc_summary(resolved.target_obj, deadline)]
@@ -208,18 +229,139 @@ class ContextGatherer:
             else:
                 results[name] = task.result()
         self._apply(ctx, resolved, results)
-        # Nodes of the pods: needs the pod list, so it runs after, only if time is left.
-        if ctx.pods and ctx.target.kind != "Node" and deadline.left() > _MIN_CALL_TIMEOUT_S:
-            node_names = sorted({p.node for p in ctx.pods if p.node})[:_MAX_NODES]
-            try:
-                ctx.nodes = await asyncio.wait_for(asyncio.to_thread(self._nodes, node_names, deadline),
-                                                   timeout=max(deadline.left(), 0.01))
-            except (asyncio.TimeoutError, KubeError) as exc:
-                ctx.missing.append(f"nodes: {exc or 'time budget exhausted'}")
+        if "scope" in results:
+            ctx.scope = results["scope"]
+        elif self._managed_label is not None:
+            ctx.scope = ScopeSummary(managed=None, reason="scope could not be read: "
+                                     + next((m for m in ctx.missing if m.startswith("scope")), "unknown"))
+        # What needs the pod list and the spec runs after, only if time is left.
+        await self._phase_three(ctx, deadline)
         meta = (workload or resolved.target_obj or {}).get("metadata") or {}
         ctx.traits = detect(resolved.workload_kind or ctx.target.kind, meta, has_hpa=ctx.hpa is not None,
                             has_pdb=bool(ctx.pdbs), has_pvc=bool(ctx.pvcs),
                             replicas=ctx.workload.replicas if ctx.workload else None)
+
+    async def _phase_three(self, ctx: ResourceContext, deadline: _Deadline) -> None:
+        sections: dict[str, Callable[[], Any]] = {}
+        if ctx.pods and ctx.target.kind != "Node":
+            node_names = sorted({p.node for p in ctx.pods if p.node})[:_MAX_NODES]
+            sections["nodes"] = lambda: self._nodes(node_names, deadline)
+        if any(p.unschedulable for p in ctx.pods):
+            sections["candidate_nodes"] = lambda: self._candidate_nodes(deadline)
+        ns = ctx.target.namespace
+        refs = sorted({(r.kind, r.name) for c in (ctx.pod_spec.containers if ctx.pod_spec else [])
+                       for r in c.config_refs})[:_MAX_CONFIG_OBJECTS]
+        if refs and ns:
+            sections["config_objects"] = lambda: self._config_objects(ns, refs, deadline)
+        hosts = self._named_services(ctx)
+        if hosts:
+            sections["services"] = lambda: self._services(hosts, deadline)
+        if not sections or deadline.left() <= _MIN_CALL_TIMEOUT_S:
+            ctx.missing.extend(f"{name}: time budget exhausted" for name in sections)
+            return
+        tasks = {asyncio.ensure_future(asyncio.to_thread(fn)): name for name, fn in sections.items()}
+        done, pending = await asyncio.wait(tasks, timeout=max(deadline.left(), 0.01))
+        for task in pending:
+            task.cancel()
+            ctx.missing.append(f"{tasks[task]}: time budget exhausted")
+        for task in done:
+            name = tasks[task]
+            exc = task.exception()
+            if exc is not None:
+                ctx.missing.append(f"{name}: {exc if isinstance(exc, KubeError) else type(exc).__name__}")
+                continue
+            result = task.result()
+            if name == "nodes":
+                ctx.nodes = result
+            elif name == "candidate_nodes":
+                ctx.candidate_nodes = result
+            elif name == "config_objects":
+                ctx.config_objects, ctx.config_keys = result
+            elif name == "services":
+                ctx.services = result
+
+    def _scope(self, target: ResourceRef, resolved: _Resolved, deadline: _Deadline) -> ScopeSummary:
+        assert self._reader is not None and self._managed_label is not None
+        subject = target
+        obj = resolved.workload or resolved.target_obj
+        if resolved.workload is not None:
+            meta = resolved.workload.get("metadata") or {}
+            subject = ResourceRef(kind=resolved.workload_kind or target.kind, name=meta.get("name", target.name),
+                                  namespace=target.namespace)
+        namespace = target.name if target.kind == "Namespace" else target.namespace
+        ns_obj = self._reader.get("Namespace", namespace, timeout=deadline.call_timeout()) if namespace else None
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        target_labels = ((resolved.target_obj or {}).get("metadata") or {}).get("labels") or {}
+        # The alert's own object opting out counts as much as its workload's.
+        if target_labels.get(self._managed_label) == "false":
+            labels = target_labels
+        decision = scope_rule.decide(
+            subject, object_labels=labels, namespace_labels=((ns_obj or {}).get("metadata") or {}).get("labels"),
+            namespace_exists=ns_obj is not None, managed_label=self._managed_label,
+            managed_namespaces=self._managed_namespaces)
+        return ScopeSummary(managed=decision.managed, reason=decision.reason)
+
+    def _candidate_nodes(self, deadline: _Deadline) -> list[NodeSummary]:
+        assert self._reader is not None
+        return [summarize.node(n) for n in self._reader.list("Node", None, limit=_MAX_CANDIDATE_NODES,
+                                                             timeout=deadline.call_timeout())]
+
+    def _config_objects(self, ns: str, refs: list[tuple[str, str]], deadline: _Deadline
+                        ) -> tuple[dict[str, bool | None], dict[str, list[str]]]:
+        assert self._reader is not None
+        exists: dict[str, bool | None] = {}
+        keys: dict[str, list[str]] = {}
+        for kind, name in refs:
+            try:
+                obj = self._reader.get(kind, name, ns, timeout=deadline.call_timeout())
+            except KubeError as exc:
+                if exc.status in (401, 403):
+                    exists[f"{kind}/{name}"] = None  # not allowed to look: unknown, not missing
+                    continue
+                raise
+            exists[f"{kind}/{name}"] = obj is not None
+            if obj is not None and kind == "ConfigMap":
+                keys[f"{kind}/{name}"] = sorted([*(obj.get("data") or {}), *(obj.get("binaryData") or {})])[:100]
+        return exists, keys
+
+    @staticmethod
+    def _named_services(ctx: ResourceContext) -> list[tuple[str, str]]:
+        """Services that the workload's own error text names ("<svc>.<ns>"): where to look, not a finding."""
+        texts = [c.last_message or "" for p in ctx.pods for c in p.containers]
+        texts += [c.message or "" for p in ctx.pods for c in p.containers]
+        texts += [e.message for e in ctx.events if e.type == "Warning"]
+        found: list[tuple[str, str]] = []
+        for text in texts:
+            for match in _SERVICE_HOST.finditer(text.lower()):
+                host = (match[1], match[3])
+                if match[3] in ("svc", "cluster", "local", "com", "org", "net", "io") or host in found:
+                    continue
+                found.append(host)
+                if len(found) >= _MAX_SERVICES:
+                    return found
+        return found
+
+    def _services(self, hosts: list[tuple[str, str]], deadline: _Deadline) -> list[ServiceSummary]:
+        assert self._reader is not None
+        out = []
+        for name, ns in hosts:
+            try:
+                if self._reader.get("Namespace", ns, timeout=deadline.call_timeout()) is None:
+                    continue  # "<word>.<word>" that is not a namespace: not a service reference
+                svc = self._reader.get("Service", name, ns, timeout=deadline.call_timeout())
+            except KubeError as exc:
+                if exc.status in (401, 403):
+                    continue
+                raise
+            if svc is None:
+                out.append(ServiceSummary(name=name, namespace=ns, exists=False))
+                continue
+            ep = self._reader.get("Endpoints", name, ns, timeout=deadline.call_timeout()) or {}
+            ready = sum(len(s.get("addresses") or []) for s in ep.get("subsets") or [])
+            not_ready = sum(len(s.get("notReadyAddresses") or []) for s in ep.get("subsets") or [])
+            out.append(ServiceSummary(name=name, namespace=ns, exists=True, ready_endpoints=ready,
+                                      not_ready_endpoints=not_ready))
+        return out
 
     def _apply(self, ctx: ResourceContext, resolved: _Resolved, results: dict[str, Any]) -> None:
         if "pods" in results:

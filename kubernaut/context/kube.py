@@ -35,7 +35,14 @@ KINDS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
     "PodDisruptionBudget": ("policy", ("v1", "v1beta1"), "poddisruptionbudgets", True),
     "NetworkPolicy": ("networking.k8s.io", ("v1",), "networkpolicies", True),
     "StorageClass": ("storage.k8s.io", ("v1",), "storageclasses", False),
+    "Service": ("", ("v1",), "services", True),
+    "Endpoints": ("", ("v1",), "endpoints", True),
+    "ConfigMap": ("", ("v1",), "configmaps", True),
+    "Secret": ("", ("v1",), "secrets", True),
 }
+# Kinds whose content is never read, only whether they exist (their metadata).
+METADATA_ONLY = frozenset({"Secret"})
+_METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 class KubeError(Exception):
@@ -81,12 +88,12 @@ class KubeReader:
         tail = f"/{quote(name, safe='')}" if name else ""
         return f"{prefix}{ns}/{plural}{tail}"
 
-    def _call(self, path: str, timeout: float | None, query: list[tuple[str, str]] | None = None
-              ) -> dict[str, Any]:
+    def _call(self, path: str, timeout: float | None, query: list[tuple[str, str]] | None = None,
+              accept: str = "application/json") -> dict[str, Any]:
         try:
             method, url, headers, _, _ = self._api.param_serialize(
                 method="GET", resource_path=path, query_params=query or [],
-                header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                header_params={"Accept": accept}, auth_settings=["BearerToken"],
             )
             response = self._api.call_api(method, url, header_params=headers,
                                           _request_timeout=timeout or self._timeout)
@@ -104,9 +111,13 @@ class KubeReader:
 
     def get(self, kind: str, name: str, namespace: str | None = None, timeout: float | None = None
             ) -> dict[str, Any] | None:
-        """The object, or None when it does not exist."""
+        """The object, or None when it does not exist (Secrets: their metadata only, never their data)."""
+        accept = _METADATA_ACCEPT if kind in METADATA_ONLY else "application/json"
         try:
-            return self._call(self._path(kind, namespace, name), timeout)
+            obj = self._call(self._path(kind, namespace, name), timeout, accept=accept)
+            if kind in METADATA_ONLY:
+                obj = {"metadata": obj.get("metadata") or {}}
+            return obj
         except KubeError as exc:
             if exc.status == 404:
                 return None
@@ -115,6 +126,8 @@ class KubeReader:
     def list(self, kind: str, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: int = 500, timeout: float | None = None
              ) -> list[dict[str, Any]]:
+        if kind in METADATA_ONLY:
+            raise KubeError(f"{kind} objects are never listed by the context reader")
         query = [("limit", str(limit))]
         if label_selector:
             query.append(("labelSelector", label_selector))

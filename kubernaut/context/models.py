@@ -35,6 +35,62 @@ class RevisionSummary(BaseModel):
     images: list[str] = Field(default_factory=list)
     replicas: int = 0
     created_at: datetime | None = None
+    fields: dict[str, str] = Field(default_factory=dict, description=(
+        "pod-template field → '<digest> <clipped JSON>': image, command, env, config_refs, probes, resources, "
+        "node_selector, affinity, tolerations, ports, volumes; two revisions differ in a field when the digests do"))
+
+
+class Toleration(BaseModel):
+    key: str | None = None
+    operator: str = "Equal"
+    value: str | None = None
+    effect: str | None = None
+
+
+class Taint(BaseModel):
+    key: str
+    value: str | None = None
+    effect: str
+
+
+class PortSpec(BaseModel):
+    name: str | None = None
+    port: int
+
+
+class ProbeSpec(BaseModel):
+    kind: str  # http | tcp | exec | grpc
+    port: int | str | None = None
+    path: str | None = None
+
+
+class ConfigRef(BaseModel):
+    """A ConfigMap or Secret (or one key of it) a container needs."""
+
+    kind: str  # ConfigMap | Secret
+    name: str
+    key: str | None = None
+    optional: bool = False
+    via: str = "env"  # env | envFrom | volume
+
+
+class ContainerDetail(BaseModel):
+    name: str
+    ports: list[PortSpec] = Field(default_factory=list)
+    readiness: ProbeSpec | None = None
+    liveness: ProbeSpec | None = None
+    config_refs: list[ConfigRef] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+
+
+class PodSpecSummary(BaseModel):
+    """What decides where and how the pods run: the workload's template, or a bare pod's spec."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    required_node_affinity: bool = False
+    required_anti_affinity: bool = False
+    containers: list[ContainerDetail] = Field(default_factory=list)
 
 
 class WorkloadSummary(BaseModel):
@@ -66,6 +122,8 @@ class ContainerStatusSummary(BaseModel):
     last_termination_reason: str | None = None  # OOMKilled, Error, Completed…
     last_exit_code: int | None = None
     last_finished_at: datetime | None = None
+    message: str | None = None  # current waiting/terminated message (kubelet's words; untrusted text)
+    last_message: str | None = None  # last termination message: the log tail with FallbackToLogsOnError (untrusted)
 
 
 class PodSummary(BaseModel):
@@ -77,6 +135,7 @@ class PodSummary(BaseModel):
     restarts: int = 0
     created_at: datetime | None = None
     unschedulable: bool = False
+    scheduling_message: str | None = None  # PodScheduled=False message (the scheduler's words)
     revision_hash: str | None = None
     containers: list[ContainerStatusSummary] = Field(default_factory=list)
 
@@ -119,6 +178,8 @@ class PvcSummary(BaseModel):
 
 class NetworkPolicySummary(BaseModel):
     name: str
+    created_at: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
     policy_types: list[str] = Field(default_factory=list)
     denies_all_ingress: bool = False
     denies_all_egress: bool = False
@@ -130,6 +191,9 @@ class NodeSummary(BaseModel):
     unschedulable: bool = False
     pressure: list[str] = Field(default_factory=list, description="MemoryPressure, DiskPressure, PIDPressure")
     taints: list[str] = Field(default_factory=list)
+    taint_details: list[Taint] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    allocatable: dict[str, str] = Field(default_factory=dict)
     kubelet_version: str | None = None
 
 
@@ -178,6 +242,21 @@ class IncidentRecord(BaseModel):
     action_status: str | None = None
 
 
+class ServiceSummary(BaseModel):
+    """A Service the workload's errors name (a dependency), and whether anything answers behind it."""
+
+    name: str
+    namespace: str
+    exists: bool
+    ready_endpoints: int | None = None
+    not_ready_endpoints: int | None = None
+
+
+class ScopeSummary(BaseModel):
+    managed: bool | None = None  # None: could not be read
+    reason: str
+
+
 class ResourceContext(BaseModel):
     """Everything gathered about one target within the time budget; ``missing`` says what was not."""
 
@@ -195,6 +274,12 @@ class ResourceContext(BaseModel):
     network_policies: list[NetworkPolicySummary] = Field(default_factory=list)
     nodes: list[NodeSummary] = Field(default_factory=list)
     quotas: list[QuotaSummary] = Field(default_factory=list)
+    pod_spec: PodSpecSummary | None = None
+    candidate_nodes: list[NodeSummary] = Field(default_factory=list, description="nodes the scheduler could use, when pods are Pending")
+    config_objects: dict[str, bool | None] = Field(default_factory=dict, description="'ConfigMap/name' → exists (None: unknown)")
+    config_keys: dict[str, list[str]] = Field(default_factory=dict, description="'ConfigMap/name' → its keys")
+    services: list[ServiceSummary] = Field(default_factory=list)
+    scope: ScopeSummary | None = None
     traits: Traits = Field(default_factory=Traits)
     history: list[IncidentRecord] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list, description="actions on this target, newest first")

@@ -28,7 +28,9 @@ class ContextProvider:
     def __init__(self, config: KubernautConfig, cluster: ClusterConnection, pool: asyncpg.Pool | None) -> None:
         reader = KubeReader(cluster.api_client, config.kubernetes.request_timeout_s) if cluster.available else None
         self._gatherer = ContextGatherer(reader, cluster.reason, time_budget_s=config.analysis.context_time_budget_s,
-                                         event_limit=config.analysis.context_event_limit)
+                                         event_limit=config.analysis.context_event_limit,
+                                         managed_label=config.execution.managed_label,
+                                         managed_namespaces=config.execution.managed_namespaces)
         self._pool = pool
         self._budget = config.analysis.context_time_budget_s
 

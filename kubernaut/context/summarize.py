@@ -6,11 +6,15 @@ system (event messages, reasons) are clipped and stripped of control characters 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime
 from typing import Any
 
 from kubernaut.context.models import (
+    ConfigRef,
+    ContainerDetail,
     ContainerSpecSummary,
     ContainerStatusSummary,
     EventSummary,
@@ -18,10 +22,15 @@ from kubernaut.context.models import (
     NetworkPolicySummary,
     NodeSummary,
     PdbSummary,
+    PodSpecSummary,
     PodSummary,
+    PortSpec,
+    ProbeSpec,
     PvcSummary,
     QuotaSummary,
     RevisionSummary,
+    Taint,
+    Toleration,
     WorkloadSummary,
 )
 
@@ -99,11 +108,12 @@ def workload(kind: str, obj: dict[str, Any]) -> WorkloadSummary:
 
 def revision_of_replicaset(rs: dict[str, Any]) -> RevisionSummary:
     meta, spec = _meta(rs), rs.get("spec") or {}
-    images = [c.image for c in containers(((spec.get("template") or {}).get("spec")) or {}) if c.image]
+    template_spec = ((spec.get("template") or {}).get("spec")) or {}
+    images = [c.image for c in containers(template_spec) if c.image]
     return RevisionSummary(
         revision=_int((meta.get("annotations") or {}).get(REVISION_ANNOTATION)), name=meta.get("name", ""),
         images=images, replicas=_int((rs.get("status") or {}).get("replicas")) or 0,
-        created_at=ts(meta.get("creationTimestamp")),
+        created_at=ts(meta.get("creationTimestamp")), fields=template_fields(template_spec),
     )
 
 
@@ -113,7 +123,102 @@ def revision_of_controller_revision(cr: dict[str, Any]) -> RevisionSummary:
     template_spec = ((data.get("spec") or {}).get("template") or {}).get("spec") or {}
     images = [c.image for c in containers(template_spec) if c.image]
     return RevisionSummary(revision=_int(cr.get("revision")), name=meta.get("name", ""), images=images,
-                           created_at=ts(meta.get("creationTimestamp")))
+                           created_at=ts(meta.get("creationTimestamp")), fields=template_fields(template_spec))
+
+
+# Pod-template fields a rollout can change, each compared as a whole between two revisions.
+TEMPLATE_FIELDS = ("image", "command", "env", "config_refs", "probes", "resources", "node_selector", "affinity",
+                   "tolerations", "ports", "volumes")
+
+
+def template_fields(template_spec: dict[str, Any]) -> dict[str, str]:
+    """field → '<digest> <clipped canonical JSON>' so that two revisions can be diffed field by field."""
+    cs = template_spec.get("containers") or []
+    parts: dict[str, Any] = {
+        "image": [c.get("image") for c in cs],
+        "command": [[c.get("command"), c.get("args")] for c in cs],
+        "env": [c.get("env") for c in cs],
+        "config_refs": [c.get("envFrom") for c in cs],
+        "probes": [[c.get("readinessProbe"), c.get("livenessProbe"), c.get("startupProbe")] for c in cs],
+        "resources": [c.get("resources") for c in cs],
+        "node_selector": template_spec.get("nodeSelector"),
+        "affinity": template_spec.get("affinity"),
+        "tolerations": template_spec.get("tolerations"),
+        "ports": [c.get("ports") for c in cs],
+        "volumes": template_spec.get("volumes"),
+    }
+    out = {}
+    for name, value in parts.items():
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        out[name] = f"{hashlib.sha1(text.encode()).hexdigest()[:12]} {clip(text, 240)}"
+    return out
+
+
+def _probe(probe: Any) -> ProbeSpec | None:
+    if not isinstance(probe, dict):
+        return None
+    for key, kind in (("httpGet", "http"), ("tcpSocket", "tcp"), ("grpc", "grpc"), ("exec", "exec")):
+        handler = probe.get(key)
+        if isinstance(handler, dict):
+            port = handler.get("port")
+            return ProbeSpec(kind=kind, port=port if isinstance(port, (int, str)) else None,
+                             path=clip(handler.get("path"), 200) or None if kind == "http" else None)
+    return None
+
+
+def _config_refs(c: dict[str, Any], volumes: list[dict[str, Any]]) -> list[ConfigRef]:
+    refs: list[ConfigRef] = []
+    for env in c.get("env") or []:
+        source = (env or {}).get("valueFrom") or {}
+        for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+            ref = source.get(key)
+            if isinstance(ref, dict) and ref.get("name"):
+                refs.append(ConfigRef(kind=kind, name=clip(ref["name"], 253), key=clip(ref.get("key"), 253) or None,
+                                      optional=bool(ref.get("optional")), via="env"))
+    for env_from in c.get("envFrom") or []:
+        for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            ref = (env_from or {}).get(key)
+            if isinstance(ref, dict) and ref.get("name"):
+                refs.append(ConfigRef(kind=kind, name=clip(ref["name"], 253), optional=bool(ref.get("optional")),
+                                      via="envFrom"))
+    mounted = {m.get("name") for m in c.get("volumeMounts") or [] if isinstance(m, dict)}
+    for volume in volumes:
+        if volume.get("name") not in mounted:
+            continue
+        for key, kind, name_key in (("configMap", "ConfigMap", "name"), ("secret", "Secret", "secretName")):
+            ref = volume.get(key)
+            if isinstance(ref, dict) and ref.get(name_key):
+                refs.append(ConfigRef(kind=kind, name=clip(ref[name_key], 253), optional=bool(ref.get("optional")),
+                                      via="volume"))
+    return refs[:30]
+
+
+def pod_spec(spec: dict[str, Any]) -> PodSpecSummary:
+    """The scheduling- and start-relevant parts of a pod spec (a template's or a bare pod's)."""
+    affinity = spec.get("affinity") or {}
+    node_aff = ((affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    anti = (affinity.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
+    volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict)]
+    details = []
+    for c in (spec.get("containers") or [])[:10]:
+        if not isinstance(c, dict):
+            continue
+        details.append(ContainerDetail(
+            name=clip(c.get("name"), 63),
+            ports=[PortSpec(name=clip(p.get("name"), 15) or None, port=int(p["containerPort"]))
+                   for p in c.get("ports") or [] if isinstance(p, dict) and _int(p.get("containerPort")) is not None],
+            readiness=_probe(c.get("readinessProbe")), liveness=_probe(c.get("livenessProbe")),
+            config_refs=_config_refs(c, volumes),
+            command=[clip(x, 120) for x in (c.get("command") or [])[:5]],
+        ))
+    return PodSpecSummary(
+        node_selector={clip(k, 253): clip(v, 63) for k, v in (spec.get("nodeSelector") or {}).items()},
+        tolerations=[Toleration(key=t.get("key"), operator=t.get("operator") or "Equal", value=t.get("value"),
+                                effect=t.get("effect")) for t in spec.get("tolerations") or [] if isinstance(t, dict)],
+        required_node_affinity=bool(node_aff.get("nodeSelectorTerms")),
+        required_anti_affinity=bool(anti),
+        containers=details,
+    )
 
 
 def pod(obj: dict[str, Any]) -> PodSummary:
@@ -128,6 +233,8 @@ def pod(obj: dict[str, Any]) -> PodSummary:
             state=current, reason=clip((state.get(current) or {}).get("reason"), 63) or None,
             last_termination_reason=clip(last.get("reason"), 63) or None, last_exit_code=_int(last.get("exitCode")),
             last_finished_at=ts(last.get("finishedAt")),
+            message=clip((state.get(current) or {}).get("message"), 300) or None,
+            last_message=clip(last.get("message"), 500) or None,
         ))
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     scheduled = conditions.get("PodScheduled") or {}
@@ -138,6 +245,7 @@ def pod(obj: dict[str, Any]) -> PodSummary:
         restarts=sum(c.restart_count for c in statuses),
         created_at=ts(meta.get("creationTimestamp")),
         unschedulable=scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable",
+        scheduling_message=clip(scheduled.get("message"), 400) or None if scheduled.get("status") == "False" else None,
         revision_hash=(meta.get("labels") or {}).get("pod-template-hash"),
         containers=statuses,
     )
@@ -196,7 +304,8 @@ def network_policy(obj: dict[str, Any]) -> NetworkPolicySummary:
     spec = obj.get("spec") or {}
     types = list(spec.get("policyTypes") or ["Ingress"])
     return NetworkPolicySummary(
-        name=_meta(obj).get("name", ""), policy_types=types,
+        name=_meta(obj).get("name", ""), policy_types=types, created_at=ts(_meta(obj).get("creationTimestamp")),
+        labels={clip(k, 253): clip(v, 63) for k, v in list((_meta(obj).get("labels") or {}).items())[:20]},
         denies_all_ingress="Ingress" in types and not spec.get("ingress"),
         denies_all_egress="Egress" in types and not spec.get("egress"),
     )
@@ -211,6 +320,10 @@ def node(obj: dict[str, Any]) -> NodeSummary:
         unschedulable=bool(spec.get("unschedulable")),
         pressure=sorted(t for t, s in conditions.items() if t and t.endswith("Pressure") and s == "True"),
         taints=[clip(f"{t.get('key')}:{t.get('effect')}", 120) for t in spec.get("taints") or []],
+        taint_details=[Taint(key=clip(t.get("key"), 253), value=clip(t.get("value"), 63) or None,
+                             effect=clip(t.get("effect"), 20)) for t in spec.get("taints") or [] if t.get("key")],
+        labels={clip(k, 253): clip(v, 63) for k, v in list((_meta(obj).get("labels") or {}).items())[:30]},
+        allocatable={k: str(v) for k, v in (status.get("allocatable") or {}).items() if k in ("cpu", "memory", "pods")},
         kubelet_version=((status.get("nodeInfo") or {}).get("kubeletVersion")),
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kubernaut.models.finding import Finding
 from kubernaut.models.resource import ResourceRef
 
 
@@ -49,3 +50,5 @@ class AnalysisResult(BaseModel):
     # possible prompt injection, kept for review.
     flags: list[str] = Field(default_factory=list)
     facts: dict[str, Any] = Field(default_factory=dict, description="observed conditions the decision used")
+    findings: list[Finding] = Field(default_factory=list, description="the diagnosis: what the evidence shows, and what is the cause")
+    justified_by: str | None = Field(default=None, description="the finding that justifies a mutating action")

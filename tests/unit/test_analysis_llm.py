@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx2
@@ -17,6 +17,14 @@ from kubernaut.analysis.engine import Analyzer
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.rules import load_rules
 from kubernaut.config.settings import AnalysisConfig
+from kubernaut.context.models import (
+    ContainerSpecSummary,
+    ContainerStatusSummary,
+    PodSummary,
+    ResourceContext,
+    RevisionSummary,
+    WorkloadSummary,
+)
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
@@ -67,21 +75,45 @@ class Provider:
         return httpx2.Response(200, json=completion(reply, body["model"], tool_call=bool(body.get("tools"))))
 
 
-def analyzer(provider: Provider, **overrides: Any) -> tuple[Analyzer, LLMAnalyzer]:
+class CrashingWeb:
+    """The cluster's view the decisions rest on: web's pod exits with code 1 over and over (a restart may
+    help), and with ``rollout`` a rollout 10 minutes ago changed its image (then a rollback is the fix)."""
+
+    def __init__(self, rollout: bool = True) -> None:
+        self.rollout = rollout
+
+    async def context_for(self, target: ResourceRef, **_: Any) -> ResourceContext:
+        now = datetime.now(timezone.utc)
+        fields = {"image": "a web:1"}
+        revisions = [RevisionSummary(revision=2, name="web-2", images=["web:2"], created_at=now - timedelta(minutes=10),
+                                     fields={"image": "b web:2"}),
+                     RevisionSummary(revision=1, name="web-1", images=["web:1"], created_at=now - timedelta(days=2),
+                                     fields=fields)][: 2 if self.rollout else 1]
+        return ResourceContext(
+            target=target, cluster_available=True, found=True,
+            workload=WorkloadSummary(kind="Deployment", name="web", namespace="shop", replicas=1,
+                                     containers=[ContainerSpecSummary(name="web", image="web:2")], revisions=revisions),
+            pods=[PodSummary(name=POD_NAME, namespace="shop", phase="Running", restarts=3, containers=[
+                ContainerStatusSummary(name="web", state="waiting", reason="CrashLoopBackOff", restart_count=3,
+                                       last_termination_reason="Error", last_exit_code=1, last_finished_at=now)])])
+
+
+def analyzer(provider: Provider, rollout: bool = True, **overrides: Any) -> tuple[Analyzer, LLMAnalyzer]:
     cfg = AnalysisConfig(**{"llm_provider": "vllm", "llm_base_url": "http://llm.test/v1", "llm_model": "small",
                             "llm_max_retries": 0, **overrides})
     client = AsyncOpenAI(base_url=cfg.llm_base_url, api_key="k", max_retries=0,
                          http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(provider)))
     llm = LLMAnalyzer(cfg, client=client)
-    return Analyzer(cfg, RULES, None, llm), llm
+    return Analyzer(cfg, RULES, CrashingWeb(rollout), llm), llm  # type: ignore[arg-type]
 
 
 async def test_valid_answer_decides_and_usage_is_recorded() -> None:
     provider = Provider({"small": [decision(parameters=[{"name": "grace_period_seconds", "value": "20"}])]})
-    engine, _ = analyzer(provider, llm_prices={"small": {"prompt": 0.001, "completion": 0.002}})
+    engine, _ = analyzer(provider, rollout=False, llm_prices={"small": {"prompt": 0.001, "completion": 0.002}})
     result = await engine.analyze(crashloop(), DEPLOY)
     assert (result.engine, result.action, result.parameters) == ("llm:small", "restart_pod",
                                                                 {"grace_period_seconds": 20})
+    assert result.justified_by == "container.crash"
     assert result.fallback_reason is None and result.flags == []
     usage = result.llm
     assert usage and (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (1, 500, 60)
@@ -106,7 +138,9 @@ async def test_persistently_invalid_answers_fall_back_to_the_rules_with_the_reas
     provider = Provider({"small": ["nonsense", decision("scale_to_zero"), decision(target="Pod/other/x")]})
     engine, _ = analyzer(provider)
     result = await engine.analyze(crashloop(), DEPLOY)
-    assert result.engine == "rules" and result.action == "restart_pod" and result.rule_id == "crashloop"
+    # The rules' own answer with this evidence: the rollout that changed the image is rolled back.
+    assert result.engine == "rules" and result.action == "rollback_deployment"
+    assert result.rule_id == "rollout-introduced-failure"
     assert result.fallback_reason and result.fallback_reason.startswith("llm:small: small gave no valid answer in 3")
     assert "outside this incident's scope" in result.fallback_reason
     assert len(result.flags) == 2  # the unknown action and the foreign target are flagged, the nonsense is not
@@ -121,8 +155,7 @@ async def test_low_confidence_escalates_to_the_stronger_model() -> None:
     assert result.engine == "llm:big" and result.action == "rollback_deployment" and result.confidence == 0.85
     assert result.llm and result.llm.escalated and result.llm.models == ["small", "big"]
     assert [r["model"] for r in provider.requests] == ["small", "big"]
-    # The rules' different choice is kept as the first alternative, for the human who reviews.
-    assert result.alternatives[0].action == "restart_pod"
+    assert result.justified_by == "rollout.suspect"
 
 
 async def test_failed_escalation_keeps_the_first_valid_answer() -> None:

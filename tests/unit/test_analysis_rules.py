@@ -159,7 +159,9 @@ RULE_CASES: dict[str, tuple[str, dict[str, str], ResourceRef, dict[str, Any], Re
 
 
 def test_every_rule_has_a_case() -> None:
-    assert set(RULE_CASES) == {r.id for r in RULES.rules}
+    # Rules that match on a finding are exercised from the contexts that produce it (test_diagnosis.py).
+    from tests.unit.test_diagnosis import FINDING_RULE_CASES
+    assert set(RULE_CASES) | set(FINDING_RULE_CASES) == {r.id for r in RULES.rules}
 
 
 @pytest.mark.parametrize("rule_id", sorted(RULE_CASES))
@@ -261,8 +263,10 @@ def test_workload_target_comes_from_the_cluster_when_the_alert_only_names_a_pod(
 def test_unobserved_facts_never_satisfy_a_condition() -> None:
     # No cluster: a crash loop is not known to follow a rollout, so no rollback.
     result = analyze_signals(RULES, [signal("KubePodCrashLooping", **POD_LABELS)], DEPLOY)
-    assert result.action == "restart_pod"
     assert "workload.recent_rollout" not in result.facts
+    # Nor is a crash observed: the restart the rule recommends is not proposed without evidence.
+    assert result.action == "notify_only" and result.alternatives[0].action == "restart_pod"
+    assert "not proposed" in result.parameters["reason"]
 
 
 def test_candidates_are_rule_actions_and_alternatives_minus_guards() -> None:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
+from kubernaut.models.finding import FindingKind
 from kubernaut.models.resource import ResourceRef
 
 # --------------------------------------------------------------------------------------------------
@@ -322,6 +323,11 @@ class ActionSpec:
     inverse_note: str = ""
     dry_run: str = "server-side: every write is sent with dryRun=All and the result diffed against the live object"
     check: Checker | None = field(default=None, repr=False)
+    # First, do no harm: the analysis proposes a mutating action only when one of ``helps_when`` holds
+    # for its target (a structured finding, kubernaut.models.finding) and none of ``harmful_when`` does.
+    # Empty ``helps_when`` on a mutating action: never proposed by the analysis, only chosen by a human.
+    helps_when: tuple[FindingKind, ...] = ()
+    harmful_when: tuple[FindingKind, ...] = ()
 
     # -- targets -----------------------------------------------------------------------------
 

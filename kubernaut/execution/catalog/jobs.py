@@ -17,6 +17,8 @@ from kubernaut.execution.catalog.base import (
     ref,
     reject_whitespace,
 )
+from kubernaut.models.finding import OWNED_ELSEWHERE
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 # Job names end up in the job-name label of their pods, so they must fit a label value.
@@ -83,6 +85,8 @@ def _plan_rerun(target: ResourceRef, params: RerunJobParams) -> list[str]:
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="suspend_cronjob",
+        helps_when=(),
+        harmful_when=(),
         summary="Suspend a CronJob so no new runs start; running Jobs continue.",
         params=NoParams,
         target_kinds=("CronJob",),
@@ -106,6 +110,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="resume_cronjob",
+        helps_when=(),
+        harmful_when=(),
         summary="Resume a suspended CronJob.",
         params=NoParams,
         target_kinds=("CronJob",),
@@ -126,6 +132,9 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="rerun_job",
+        helps_when=(K.JOB_FAILED_INFRASTRUCTURE,),
+        harmful_when=(K.OOM_KILLED, K.CONFIG_MISSING, K.CRASH_ON_CONFIG, K.COMMAND_NOT_FOUND, K.CRASH,
+                      *OWNED_ELSEWHERE),
         summary="Create a new Job from a failed Job's template (or a CronJob's jobTemplate) and run it once.",
         params=RerunJobParams,
         target_kinds=("Job", "CronJob"),

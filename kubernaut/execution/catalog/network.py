@@ -15,6 +15,7 @@ from kubernaut.execution.catalog.base import (
     Risk,
     ref,
 )
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 QUARANTINE_LABEL = "kubernaut.ai/quarantine"
@@ -83,6 +84,8 @@ def _plan_remove_policy(target: ResourceRef, params: NoParams) -> list[str]:
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="quarantine_pod",
+        helps_when=(),
+        harmful_when=(),
         summary="Isolate one pod with a deny-all NetworkPolicy, keeping it running for forensics.",
         params=QuarantinePodParams,
         target_kinds=("Pod",),
@@ -116,6 +119,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="remove_network_policy",
+        helps_when=(K.NETWORK_POLICY_DENIES,),
+        harmful_when=(),
         summary="Delete one NetworkPolicy (a blocking rule, or a quarantine created by quarantine_pod).",
         params=NoParams,
         target_kinds=("NetworkPolicy",),

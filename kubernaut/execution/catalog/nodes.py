@@ -19,6 +19,7 @@ from kubernaut.execution.catalog.base import (
     Risk,
     ref,
 )
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 NODE_KINDS = ("Node",)
@@ -166,6 +167,8 @@ _NODE_PATCH = RbacRule("", "nodes", ("get", "list", "patch"))
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="cordon_node",
+        helps_when=(K.NODE_NOT_READY, K.NODE_PRESSURE),
+        harmful_when=(K.TARGET_HEALTHY,),
         summary="Mark a node unschedulable; running pods stay where they are.",
         params=NoParams,
         target_kinds=NODE_KINDS,
@@ -193,6 +196,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="uncordon_node",
+        helps_when=(K.NODES_CORDONED,),
+        harmful_when=(K.NODE_NOT_READY, K.NODE_PRESSURE),
         summary="Make a cordoned node schedulable again.",
         params=NoParams,
         target_kinds=NODE_KINDS,
@@ -213,6 +218,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="drain_node",
+        helps_when=(K.NODE_NOT_READY,),
+        harmful_when=(K.TARGET_HEALTHY, K.PDB_BLOCKS_EVICTION),
         summary="Cordon a node and evict its pods through the Eviction API, respecting PodDisruptionBudgets.",
         params=DrainNodeParams,
         target_kinds=NODE_KINDS,
@@ -248,6 +255,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="taint_node",
+        helps_when=(),
+        harmful_when=(),
         summary="Add a taint to a node (NoSchedule, PreferNoSchedule or NoExecute).",
         params=TaintNodeParams,
         target_kinds=NODE_KINDS,
@@ -275,6 +284,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="remove_taint",
+        helps_when=(K.UNTOLERATED_TAINT,),
+        harmful_when=(K.NODE_NOT_READY, K.NODE_PRESSURE),
         summary="Remove a taint (by key, optionally effect) from a node.",
         params=RemoveTaintParams,
         target_kinds=NODE_KINDS,

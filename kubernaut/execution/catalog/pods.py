@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from kubernaut.execution.catalog.base import ActionParams, ActionSpec, PlanDraft, RbacRule, Risk, ref
+from kubernaut.models.finding import RESTART_FUTILE
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 POD_KINDS = ("Pod",)
@@ -71,6 +73,8 @@ _POD_READ = RbacRule("", "pods", ("get", "list", "watch"))
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="restart_pod",
+        helps_when=(K.CRASH, K.PROBE_FAILING),
+        harmful_when=(*RESTART_FUTILE,),
         summary="Delete one controller-managed pod so its controller replaces it with a fresh one.",
         params=RestartPodParams,
         target_kinds=POD_KINDS,
@@ -99,6 +103,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="delete_pod",
+        helps_when=(K.CRASH, K.PROBE_FAILING),
+        harmful_when=(*RESTART_FUTILE,),
         summary=("Delete one pod, controller-managed or not (e.g. a pod stuck Terminating or a failed bare pod)."),
         params=DeletePodParams,
         target_kinds=POD_KINDS,
@@ -122,6 +128,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="evict_pod",
+        helps_when=(K.CRASH, K.PROBE_FAILING),
+        harmful_when=(*RESTART_FUTILE,),
         summary="Evict one pod through the Eviction API, which honours PodDisruptionBudgets.",
         params=EvictPodParams,
         target_kinds=POD_KINDS,

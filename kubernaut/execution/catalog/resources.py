@@ -21,6 +21,8 @@ from kubernaut.execution.catalog.base import (
     ref,
 )
 from kubernaut.execution.catalog.workloads import GITOPS_GUARD, MAX_REPLICAS, WORKLOAD_KINDS
+from kubernaut.models.finding import OWNED_ELSEWHERE, SCHEDULING_BLOCKED
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 # Hard ceilings on the caps themselves: max_limit is a parameter (the LLM may tighten it), but it
@@ -214,10 +216,19 @@ _WORKLOAD_PATCH = tuple(
 )
 
 
+_LIMIT_EVIDENCE = {
+    "memory": (K.OOM_KILLED, K.QUOTA_NO_ROOM_MEMORY),
+    "cpu": (K.CPU_THROTTLED, K.QUOTA_NO_ROOM_CPU),
+}
+
+
 def _limits_spec(resource: str, params: type[_LimitParams], summary: str, when: str, when_not: str) -> ActionSpec:
     name = f"increase_{resource}_limits"
+    helps, no_room = _LIMIT_EVIDENCE[resource]
     return ActionSpec(
         name=name,
+        helps_when=(helps,),
+        harmful_when=(no_room, K.INSUFFICIENT_RESOURCES, K.QUOTA_EXCEEDED, *OWNED_ELSEWHERE),
         summary=summary,
         params=params,
         target_kinds=WORKLOAD_KINDS,
@@ -268,6 +279,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="update_hpa",
+        helps_when=(K.HPA_AT_MAX,),
+        harmful_when=(K.CRASH, K.OOM_KILLED, *SCHEDULING_BLOCKED, *OWNED_ELSEWHERE),
         summary=("Change the min/max replicas of a HorizontalPodAutoscaler (found from the workload if needed)."),
         params=UpdateHpaParams,
         target_kinds=("HorizontalPodAutoscaler", "Deployment", "StatefulSet"),
@@ -302,6 +315,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="relax_pdb",
+        helps_when=(K.PDB_BLOCKS_EVICTION,),
+        harmful_when=(*OWNED_ELSEWHERE,),
         summary=("Loosen a PodDisruptionBudget (maxUnavailable or minAvailable) so evictions and drains can proceed."),
         params=RelaxPdbParams,
         target_kinds=("PodDisruptionBudget",),

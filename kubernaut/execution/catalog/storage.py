@@ -16,6 +16,8 @@ from kubernaut.execution.catalog.base import (
     parse_quantity,
     ref,
 )
+from kubernaut.models.finding import OWNED_ELSEWHERE
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 SIZE_CEILING = "64Ti"
@@ -94,6 +96,8 @@ def _plan_cleanup(target: ResourceRef, params: CleanupOrphanedPvcsParams) -> Pla
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="expand_pvc",
+        helps_when=(K.PVC_FILLING,),
+        harmful_when=(K.PVC_NOT_EXPANDABLE, *OWNED_ELSEWHERE),
         summary=("Grow a PersistentVolumeClaim (to a size, or by a factor, capped); volumes never shrink back."),
         params=ExpandPvcParams,
         target_kinds=("PersistentVolumeClaim",),
@@ -126,6 +130,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="cleanup_orphaned_pvcs",
+        helps_when=(),
+        harmful_when=(),
         summary=("Delete PersistentVolumeClaims in a namespace that no pod or StatefulSet uses (bounded count)."),
         params=CleanupOrphanedPvcsParams,
         target_kinds=("Namespace",),

@@ -18,6 +18,8 @@ from kubernaut.execution.catalog.base import (
     ref,
     reject_whitespace,
 )
+from kubernaut.models.finding import OWNED_ELSEWHERE, RESTART_FUTILE, SCHEDULING_BLOCKED
+from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -174,6 +176,8 @@ _HPA_LIST = RbacRule("autoscaling", "horizontalpodautoscalers", ("get", "list"))
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="rollout_restart",
+        helps_when=(K.CRASH, K.PROBE_FAILING),
+        harmful_when=(*RESTART_FUTILE,),
         summary="Rolling restart of a Deployment, StatefulSet or DaemonSet (kubectl rollout restart).",
         params=NoParams,
         target_kinds=WORKLOAD_KINDS,
@@ -202,6 +206,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="scale_deployment",
+        helps_when=(),
+        harmful_when=(K.TARGET_HEALTHY, *SCHEDULING_BLOCKED, *OWNED_ELSEWHERE),
         summary="Set the replica count of a Deployment (0..500; 0 stops it).",
         params=ScaleDeploymentParams,
         target_kinds=("Deployment",),
@@ -233,6 +239,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="scale_statefulset",
+        helps_when=(),
+        harmful_when=(K.TARGET_HEALTHY, *SCHEDULING_BLOCKED, *OWNED_ELSEWHERE),
         summary=("Set the replica count of a StatefulSet (0..500); ordered, and storage is kept on scale-down."),
         params=ScaleStatefulSetParams,
         target_kinds=("StatefulSet",),
@@ -264,6 +272,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="rollback_deployment",
+        helps_when=(K.ROLLOUT_SUSPECT,),
+        harmful_when=(K.OOM_KILLED, K.TARGET_HEALTHY, *OWNED_ELSEWHERE),
         summary="Roll a Deployment back to its previous (or a given) revision.",
         params=RollbackParams,
         target_kinds=("Deployment",),
@@ -295,6 +305,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="pause_rollout",
+        helps_when=(K.ROLLOUT_SUSPECT,),
+        harmful_when=(K.TARGET_HEALTHY, *OWNED_ELSEWHERE),
         summary="Pause a Deployment's rollout so a bad revision stops spreading.",
         params=NoParams,
         target_kinds=("Deployment",),
@@ -317,6 +329,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="resume_rollout",
+        helps_when=(),
+        harmful_when=(*OWNED_ELSEWHERE,),
         summary="Resume a paused Deployment rollout.",
         params=NoParams,
         target_kinds=("Deployment",),
@@ -334,6 +348,8 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="set_image",
+        helps_when=(),
+        harmful_when=(*OWNED_ELSEWHERE,),
         summary="Replace the image of one container of a Deployment, StatefulSet or DaemonSet.",
         params=SetImageParams,
         target_kinds=WORKLOAD_KINDS,

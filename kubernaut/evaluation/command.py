@@ -1,0 +1,101 @@
+"""``kubernaut eval``: arguments in, exit status out (0 ok, 1 a gate failed, 2 cannot run)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the heavy imports wait until `eval` runs: `kubernaut --help` stays fast
+    from rich.console import Console
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTENV = REPO_ROOT / "scripts" / "testenv.sh"
+DEFAULT_SCENARIOS = REPO_ROOT / "evals" / "scenarios"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", default=None,
+                        help="cluster to run on (default: $KUBECONFIG, else the checkout's test control plane, "
+                             "started with scripts/testenv.sh up)")
+    parser.add_argument("--engine", choices=["rules", "llm"], default="rules",
+                        help="in-process analysis engine (llm needs KUBERNAUT_ANALYSIS__LLM_MODEL & co.)")
+    parser.add_argument("--scenario", default="*", metavar="GLOB", help="scenario ids to run (default: all)")
+    parser.add_argument("--scenarios-dir", default=None, type=Path,
+                        help=f"scenario directory (default {DEFAULT_SCENARIOS})")
+    parser.add_argument("--concurrency", type=int, default=8, help="scenarios run side by side (default 8)")
+    parser.add_argument("--url", dest="eval_url", default=None, metavar="URL",
+                        help="ask a running Kubernaut (POST URL/api/v1/analyze) instead of analysing in-process")
+    parser.add_argument("--token", dest="eval_token", default=None, help="bearer token for --url")
+    parser.add_argument("--json", dest="json_path", type=Path, default=None, metavar="PATH",
+                        help="write every record (analysis included) as JSON")
+    parser.add_argument("--markdown", dest="markdown_path", type=Path, default=None, metavar="PATH",
+                        help="write a Markdown report")
+    parser.add_argument("--min-rate", type=float, default=None, metavar="FLOAT",
+                        help="exit 1 when acceptable/N is below this")
+    parser.add_argument("--max-harmful", type=int, default=None, metavar="INT",
+                        help="exit 1 when more answers than this are harmful")
+
+
+def resolve_kubeconfig(given: str | None, err: Console) -> str:
+    from kubernaut.evaluation.runner import EvalConfigError
+
+    if given:
+        return given
+    env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if env:
+        return env
+    if not TESTENV.is_file():
+        raise EvalConfigError("no --kubeconfig, no $KUBECONFIG and no checkout with scripts/testenv.sh")
+    err.print("no --kubeconfig / $KUBECONFIG: starting the test control plane (scripts/testenv.sh up)")
+    proc = subprocess.run(["bash", str(TESTENV), "up"], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, text=True, check=False)
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines or not Path(lines[-1]).is_file():
+        raise EvalConfigError(f"scripts/testenv.sh up failed (exit {proc.returncode})")
+    return lines[-1]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kubernaut.evaluation.report import RichProgress, print_report, write_json, write_markdown
+    from kubernaut.evaluation.runner import EvalConfigError, RunOptions, run_scenarios
+    from kubernaut.evaluation.scenario import ScenarioError, load_scenarios
+
+    err = Console(stderr=True)
+    directory = args.scenarios_dir or DEFAULT_SCENARIOS
+    try:
+        scenarios = load_scenarios(directory, args.scenario)
+    except ScenarioError as exc:
+        err.print(f"[red]invalid scenarios:[/]\n{exc}", highlight=False)
+        return 2
+    if not scenarios:
+        err.print(f"[red]no scenario in {directory} matches {args.scenario!r}[/]")
+        return 2
+    try:
+        kubeconfig = resolve_kubeconfig(args.kubeconfig, err)
+        options = RunOptions(kubeconfig=kubeconfig, engine=args.engine, url=args.eval_url, token=args.eval_token,
+                             concurrency=args.concurrency)
+        with RichProgress(len(scenarios), err) as progress:
+            result = asyncio.run(run_scenarios(scenarios, options, progress))
+    except EvalConfigError as exc:
+        err.print(f"[red]cannot run: {exc}[/]", highlight=False)
+        return 2
+    summary = print_report(result)
+    if args.json_path:
+        write_json(result, args.json_path)
+    if args.markdown_path:
+        write_markdown(result, args.markdown_path)
+    failed = []
+    if args.min_rate is not None and summary.rate < args.min_rate:
+        failed.append(f"rate {summary.rate:.2f} < --min-rate {args.min_rate:.2f}")
+    if args.max_harmful is not None and summary.harmful > args.max_harmful:
+        failed.append(f"harmful {summary.harmful} > --max-harmful {args.max_harmful}")
+    for reason in failed:
+        print(f"GATE FAILED: {reason}", file=sys.stderr)
+    return 1 if failed else 0
