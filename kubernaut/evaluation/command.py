@@ -60,6 +60,28 @@ def resolve_kubeconfig(given: str | None, err: Console) -> str:
     return lines[-1]
 
 
+def gate_failures(rate: float, harmful: int, min_rate: float | None, max_harmful: int | None) -> list[str]:
+    """Why the run fails its gates (``--min-rate``, ``--max-harmful``); empty when it passes or has none."""
+    failed = []
+    if min_rate is not None and rate < min_rate:
+        failed.append(f"rate {rate:.2f} < --min-rate {min_rate:.2f}")
+    if max_harmful is not None and harmful > max_harmful:
+        failed.append(f"harmful {harmful} > --max-harmful {max_harmful}")
+    return failed
+
+
+def _server(kubeconfig: str) -> str:
+    """The API server a kubeconfig's current context points at (shown before anything is created)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(kubeconfig).read_text(encoding="utf-8")) or {}
+        context = next(c["context"] for c in data.get("contexts") or [] if c["name"] == data.get("current-context"))
+        return next(c["cluster"]["server"] for c in data.get("clusters") or [] if c["name"] == context["cluster"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration, yaml.YAMLError):
+        return "?"
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -79,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         kubeconfig = resolve_kubeconfig(args.kubeconfig, err)
+        err.print(f"cluster: {_server(kubeconfig)} (kubeconfig {kubeconfig})", highlight=False)
         options = RunOptions(kubeconfig=kubeconfig, engine=args.engine, url=args.eval_url, token=args.eval_token,
                              concurrency=args.concurrency)
         with RichProgress(len(scenarios), err) as progress:
@@ -91,11 +114,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(result, args.json_path)
     if args.markdown_path:
         write_markdown(result, args.markdown_path)
-    failed = []
-    if args.min_rate is not None and summary.rate < args.min_rate:
-        failed.append(f"rate {summary.rate:.2f} < --min-rate {args.min_rate:.2f}")
-    if args.max_harmful is not None and summary.harmful > args.max_harmful:
-        failed.append(f"harmful {summary.harmful} > --max-harmful {args.max_harmful}")
+    failed = gate_failures(summary.rate, summary.harmful, args.min_rate, args.max_harmful)
     for reason in failed:
         print(f"GATE FAILED: {reason}", file=sys.stderr)
     return 1 if failed else 0

@@ -149,6 +149,8 @@ def class_table(records: list[ScenarioRecord]) -> Table:
 
 def print_report(result: RunResult, console: Console | None = None) -> Summary:
     console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # CI logs and files: no 80-column wrapping of the table
     records = sorted(result.records, key=lambda r: r.id)
     summary = summarize(records)
     if records:

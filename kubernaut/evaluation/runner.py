@@ -163,9 +163,11 @@ class InProcessAnalysis:
 class HttpAnalysis:
     """``POST {url}/api/v1/analyze`` of a running Kubernaut (which must see the same cluster)."""
 
-    def __init__(self, url: str, token: str | None, timeout_s: float = ANALYSIS_TIMEOUT_S) -> None:
+    def __init__(self, url: str, token: str | None, timeout_s: float = ANALYSIS_TIMEOUT_S,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self._client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s,
+                                         transport=transport)
         self.description = f"POST {url.rstrip('/')}/api/v1/analyze"
 
     async def analyze(self, body: dict[str, Any]) -> list[dict[str, Any]]:

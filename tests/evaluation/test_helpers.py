@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import jsonschema
+import pytest
 
 from kubernaut.evaluation.cluster import _version, dns_label, namespace_name, pod_specs, pod_states
-from kubernaut.evaluation.runner import pick_analysis, webhook_body
+from kubernaut.evaluation.command import gate_failures
+from kubernaut.evaluation.runner import EvalConfigError, HttpAnalysis, InProcessAnalysis, pick_analysis, webhook_body
 from kubernaut.models.alertmanager import WebhookPayload
 
 SCHEMA = Path(__file__).resolve().parents[1] / "data" / "alertmanager" / "alertmanager_webhook_v4.schema.json"
@@ -85,3 +88,38 @@ def test_pick_analysis_prefers_the_scenario_namespace() -> None:
     assert pick_analysis([a, b], "ev-1-s") is b
     assert pick_analysis([a], "ev-1-s") is a
     assert pick_analysis([], "ev-1-s") is None
+
+
+async def test_url_mode_posts_the_body_with_the_token() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.headers.get("authorization") != "Bearer s3cret":
+            return httpx.Response(401, json={"detail": "no"})
+        answer = {"action": "notify_only", "target": {"kind": "Pod", "name": "p"}}
+        return httpx.Response(200, json={"analyses": [answer]})
+
+    body = webhook_body([{"labels": {"alertname": "A"}}])
+    good = HttpAnalysis("http://kubernaut:8000/", "s3cret", transport=httpx.MockTransport(answer))
+    assert (await good.analyze(body))[0]["action"] == "notify_only"
+    await good.close()
+    assert seen[0].url == httpx.URL("http://kubernaut:8000/api/v1/analyze")
+    assert json.loads(seen[0].content) == body
+    bad = HttpAnalysis("http://kubernaut:8000", None, transport=httpx.MockTransport(answer))
+    with pytest.raises(RuntimeError, match="answered 401"):
+        await bad.analyze(body)
+    await bad.close()
+
+
+def test_llm_engine_without_an_llm_fails_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KUBERNAUT_ANALYSIS__LLM_MODEL", raising=False)
+    with pytest.raises(EvalConfigError, match="KUBERNAUT_ANALYSIS__LLM_MODEL"):
+        InProcessAnalysis(str(tmp_path / "kubeconfig"), "llm")
+
+
+def test_gates() -> None:
+    assert gate_failures(0.5, 3, None, None) == []
+    assert gate_failures(0.5, 3, 0.8, None) == ["rate 0.50 < --min-rate 0.80"]
+    assert gate_failures(0.9, 3, 0.8, 2) == ["harmful 3 > --max-harmful 2"]
+    assert gate_failures(0.8, 2, 0.8, 2) == []

@@ -171,3 +171,21 @@ def test_pod_states_of_the_simulated_kubelet(kube_testenv: KubeTestEnv, kube_nam
 
     assert "running" not in wait_until(states, timeout=60, what="an OOMKilled crash looping pod")
     api.close()
+
+
+def test_cli_reports_and_gates(kube_testenv: KubeTestEnv, scenario_dir: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from kubernaut.cli import main
+
+    report, notes = tmp_path / "out" / "eval.json", tmp_path / "out" / "eval.md"
+    argv = ["eval", "--kubeconfig", kube_testenv.admin_kubeconfig, "--scenarios-dir", str(scenario_dir),
+            "--scenario", "t-broken", "--json", str(report), "--markdown", str(notes)]
+    assert main(argv) == 0  # no gate
+    out = capsys.readouterr().out
+    assert "RESULT scenarios=1 acceptable=0 preferred=0 harmful=0 wrong=0 errors=1 rate=0.00 recall=0.00" in out
+    document = yaml.safe_load(report.read_text())
+    assert document["records"][0]["grade"] == "error" and document["summary"]["errors"] == 1
+    assert "t-broken" in notes.read_text()
+    assert main([*argv, "--min-rate", "0.5"]) == 1
+    assert main(["eval", "--kubeconfig", kube_testenv.admin_kubeconfig, "--scenarios-dir", str(scenario_dir),
+                 "--scenario", "nothing-*"]) == 2
