@@ -29,6 +29,16 @@ IMAGE_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName
 CONFIG_REASONS = frozenset({"CreateContainerConfigError"})
 OOM_ALERTS = frozenset({"KubeContainerOOMKilled", "ContainerOOMKilled", "KubePodOOMKilled", "OOMKilled",
                         "ContainerOOMKilledRecently"})
+# Alerts that describe the health of pods or their controller: healthy pods now mean the alert is stale.
+# (A full volume, a maxed autoscaler or an error rate is not contradicted by ready pods.)
+HEALTH_ALERTS = frozenset({
+    "KubePodCrashLooping", "PodCrashLooping", "KubePodNotReady", "KubeDeploymentReplicasMismatch",
+    "KubeStatefulSetReplicasMismatch", "KubeDaemonSetRolloutStuck", "KubeDeploymentRolloutStuck",
+    "KubeContainerWaiting", "KubeDeploymentGenerationMismatch", "KubeStatefulSetGenerationMismatch",
+    "KubeStatefulSetUpdateNotRolledOut", "KubeDaemonSetNotScheduled", "KubeDaemonSetMisScheduled",
+    "KubeContainerOOMKilled", "ContainerOOMKilled", "KubePodOOMKilled", "OOMKilled", "ContainerOOMKilledRecently",
+    "KubeNodeNotReady", "KubeNodeUnreachable", "KubeNodeReadinessFlapping", "KubeNodePressure",
+})
 # Restarts at which "one more restart" stops being a remedy: the container has been restarted that often.
 RESTARTS_WITHOUT_CHANGE = 10
 # A container that terminated this recently is not "healthy again".
@@ -184,7 +194,8 @@ class Diagnosis:
                              cause=ResourceRef(kind="PersistentVolumeClaim", name=claim, namespace=ns),
                              source="alert", inodes=s.alertname.endswith("InodesFillingUp"))
             elif s.alertname in ("CPUThrottlingHigh", "KubeCPUThrottlingHigh"):
-                self.add(K.CPU_THROTTLED, f"Container {labels.get('container', '?')} of {self.workload} is CPU-throttled.",
+                self.add(K.CPU_THROTTLED,
+                         f"Container {labels.get('container', '?')} of {self.workload} is CPU-throttled.",
                          cause=self.workload, source="alert", container=labels.get("container"))
 
     def _alert_states(self, s: Signal) -> None:
@@ -284,11 +295,12 @@ class Diagnosis:
         crashes = [(p, c) for p, c in statuses
                    if c.last_termination_reason not in (None, "Completed", *OOM_REASONS)
                    and c.last_exit_code not in (None, 0, 126, 127, 137)
-                   and (c.reason == "CrashLoopBackOff" or self._recent(c.last_finished_at))]
+                   and (c.reason == "CrashLoopBackOff" or (self._recent(c.last_finished_at) and not c.ready))]
         if crashes:
             p, c = crashes[0]
+            said = f" Its last output: {_quote(c.last_message, 160)}" if c.last_message else ""
             self.add(K.CRASH, f"Container {c.name} of {self.workload} exits with code {c.last_exit_code} "
-                     f"({c.restart_count} restarts).", cause=self.workload,
+                     f"({c.restart_count} restarts).{said}", cause=self.workload,
                      evidence=[f"pod {p.name} container {c.name}: terminated {c.last_termination_reason} "
                                f"exit {c.last_exit_code}" + (f", last message {_quote(c.last_message)}"
                                                              if c.last_message else "")],
@@ -358,27 +370,42 @@ class Diagnosis:
                      f"its {len(pending)} Pending pods cannot be scheduled.", cause=self.workload,
                      evidence=quoted, selector=", ".join(f"{k}={v}" for k, v in selector.items()))
             return
-        blocked_all = True
+        cpu, memory = self._requests("cpu"), self._requests("memory")
+        blocked: list[tuple[NodeSummary, list]] = []
+        roomy = 0
         for node in matching:
-            ref = ResourceRef(kind="Node", name=node.name)
             untolerated = [t for t in node.taint_details if t.effect in ("NoSchedule", "NoExecute")
-                           and not t.key.startswith(SYSTEM_TAINT_PREFIXES) and not self._tolerated(t.key, t.value,
-                                                                                                   t.effect)]
-            free = not untolerated and not node.unschedulable and node.ready is not False
-            blocked_all = blocked_all and not free
+                           and not t.key.startswith(SYSTEM_TAINT_PREFIXES)
+                           and not self._tolerated(t.key, t.value, t.effect)]
+            fits = (cpu <= (_quantity(node.allocatable.get("cpu")) or Decimal(10**9))
+                    and memory <= (_quantity(node.allocatable.get("memory")) or Decimal(10**30)))
+            roomy += fits
+            if untolerated or node.unschedulable or node.ready is False:
+                blocked.append((node, untolerated))
+            elif fits:
+                # A node the pods may use and fit on: taints and cordons elsewhere are not why they wait.
+                blocked = []
+                break
+        else:
+            blocked = blocked if roomy else []
+        # Only when every node the pods could use is closed is opening one the remedy (and only a healthy one).
+        for node, untolerated in blocked[:3]:
+            ref = ResourceRef(kind="Node", name=node.name)
             if node.ready is False or node.pressure:
                 continue  # a sick node is not a remedy: do not ask to open it
-            for taint in untolerated[:2]:
+            for taint in untolerated[:1]:
                 self.add(K.UNTOLERATED_TAINT, f"Node {node.name} has taint {taint.key}"
                          + (f"={taint.value}" if taint.value else "") + f":{taint.effect}, which the pods of "
-                         f"{self.workload} do not tolerate; {len(pending)} pods are Pending.", cause=ref,
+                         f"{self.workload} do not tolerate, and no other node they may use is open; "
+                         f"{len(pending)} pods are Pending.", cause=ref,
                          evidence=quoted, key=taint.key, value=taint.value, effect=taint.effect, node=node.name)
-            if node.unschedulable:
-                self.add(K.NODES_CORDONED, f"Node {node.name}, which the pods of {self.workload} may use, is cordoned; "
-                         f"{len(pending)} pods are Pending.", cause=ref, evidence=quoted, node=node.name)
-        if blocked_all:
+            if node.unschedulable and not untolerated:
+                self.add(K.NODES_CORDONED, f"Node {node.name}, which the pods of {self.workload} may use, is cordoned "
+                         f"and no other is open; {len(pending)} pods are Pending.", cause=ref, evidence=quoted,
+                         node=node.name)
+        if blocked:
             return
-        for k, v in (("cpu", self._requests("cpu")), ("memory", self._requests("memory"))):
+        for k, v in (("cpu", cpu), ("memory", memory)):
             largest = max((_quantity(n.allocatable.get(k)) or Decimal(0) for n in matching), default=Decimal(0))
             if v > 0 and largest > 0 and v > largest:
                 self.add(K.INSUFFICIENT_RESOURCES, f"Pods of {self.workload} request {k} {v} per pod, more than any "
@@ -431,9 +458,9 @@ class Diagnosis:
         spec = self.ctx.pod_spec
         unready_running = [p for p in self.ctx.pods if not p.ready and p.phase == "Running"
                            and any(c.state == "running" and not c.ready for c in p.containers)]
-        if spec is None or not unready_running:
+        if not unready_running:
             return
-        for c in spec.containers:
+        for c in spec.containers if spec is not None else []:
             if not c.ports:
                 continue
             for label, probe in (("readiness", c.readiness), ("liveness", c.liveness)):
@@ -475,7 +502,8 @@ class Diagnosis:
                 self.add(K.DEPENDENCY_UNAVAILABLE, f"{self.workload} depends on Service {svc.namespace}/{svc.name}, "
                          f"which has no ready endpoints ({svc.not_ready_endpoints or 0} not ready): the dependency is "
                          "down, not this workload.", cause=ref,
-                         evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]], service=f"{svc.name}.{svc.namespace}")
+                         evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]],
+                         service=f"{svc.name}.{svc.namespace}")
         if failing and not self.has(K.DEPENDENCY_UNAVAILABLE):
             self.add(K.DEPENDENCY_FAILING, f"{self.workload} reports failing calls to something it depends on.",
                      cause=self.workload, evidence=[f"{who}: {_quote(text)}" for who, text in failing[:3]],
@@ -531,6 +559,13 @@ class Diagnosis:
     def pvcs(self) -> None:
         for pvc in self.ctx.pvcs:
             ref = ResourceRef(kind="PersistentVolumeClaim", name=pvc.name, namespace=self.target.namespace)
+            if pvc.phase == "Pending" and any(p.unschedulable or p.phase == "Pending" for p in self.ctx.pods):
+                missing = pvc.storage_class_exists is False
+                self.add(K.PVC_PENDING, f"PersistentVolumeClaim {pvc.name} is not bound"
+                         + (f": its StorageClass {pvc.storage_class} does not exist" if missing else
+                            f" (StorageClass {pvc.storage_class or 'default'})")
+                         + f", so the pods of {self.workload} cannot start.", cause=ref,
+                         storage_class=pvc.storage_class, storage_class_exists=pvc.storage_class_exists)
             if pvc.expandable is True:
                 self.add(K.PVC_EXPANDABLE, f"The StorageClass {pvc.storage_class} of {pvc.name} allows expansion.",
                          cause=ref, subject=ref)
@@ -586,7 +621,8 @@ class Diagnosis:
                      fields=",".join(sorted(fields)), explains=kind.value if kind is not None else "alert")
 
     def _failure_visible(self) -> bool:
-        return self.has(K.OOM_KILLED, K.CONFIG_MISSING, K.IMAGE_PULL, K.COMMAND_NOT_FOUND, K.CRASH, K.QUOTA_EXCEEDED,
+        return self.has(K.OOM_KILLED, K.CONFIG_MISSING, K.PVC_PENDING, K.IMAGE_PULL, K.COMMAND_NOT_FOUND, K.CRASH,
+                        K.QUOTA_EXCEEDED,
                         K.UNTOLERATED_TAINT, K.NODES_CORDONED, K.NODE_SELECTOR_UNMATCHED, K.INSUFFICIENT_RESOURCES,
                         K.AFFINITY_UNSATISFIABLE, K.PROBE_MISCONFIGURED, K.PROBE_FAILING, K.DEPENDENCY_UNAVAILABLE,
                         K.NETWORK_POLICY_DENIES, K.DEPENDENCY_FAILING)
@@ -604,7 +640,9 @@ class Diagnosis:
 
     def healthy(self) -> None:
         """Healthy now: every pod ready, nothing terminated recently, the controller has what it wants."""
-        if self._failure_visible() or self.has(K.TARGET_MISSING, K.ROLLOUT_SUSPECT):
+        if self._failure_visible() or self.has(K.TARGET_MISSING, K.ROLLOUT_SUSPECT, K.HPA_AT_MAX):
+            return
+        if not any(s.alertname in HEALTH_ALERTS for s in self.signals):
             return
         ctx = self.ctx
         if self.target.kind == "Node":

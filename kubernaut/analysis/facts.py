@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from kubernaut.analysis.diagnosis import quota_no_room
 from kubernaut.context.models import ResourceContext
-from kubernaut.models.finding import Finding, FindingKind
 from kubernaut.execution.catalog import parse_quantity
+from kubernaut.models.finding import Finding, FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 

@@ -68,8 +68,10 @@ def _refuse(result: AnalysisResult, situation: Situation, why: str, finding: Fin
     findings = situation.findings
     cause = primary_cause(findings)
     unknown = any(f.kind is K.CONTEXT_UNKNOWN for f in findings)
-    # Evidence missing (but the cluster reachable and the target ours): gather it instead of guessing.
-    gather = unknown and cause is None and not out_of_scope and situation.context.cluster_available
+    # Evidence missing — sections not read, or a crash whose cause only its logs can tell — while the
+    # cluster is reachable and the target ours: gather it for the human instead of guessing.
+    gather = (not out_of_scope and situation.context.cluster_available
+              and ((unknown and cause is None) or (cause is not None and cause.kind is K.CRASH)))
     action = "collect_diagnostics" if gather else "notify_only"
     root_cause = cause.summary if cause is not None and finding is not None and finding.kind not in _NOT_A_CAUSE \
         else result.root_cause

@@ -208,7 +208,10 @@ def render(template: str, labels: dict[str, str], target: ResourceRef, workload:
 
     def substitute(match: re.Match[str]) -> str:
         if match[1] == "finding":
-            return finding.summary if finding is not None else "?"
+            if finding is None:
+                return "?"
+            # The first piece of evidence (quoted, clipped) goes with the finding: what a human checks first.
+            return finding.summary + (f" Evidence: {finding.evidence[0]}" if finding.evidence else "")
         if match[1] == "target":
             return str(target)
         if match[1] == "workload":

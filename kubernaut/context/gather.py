@@ -459,6 +459,7 @@ class ContextGatherer:
         if sc_name:
             sc = self._reader.get("StorageClass", sc_name, timeout=deadline.call_timeout())
             expandable = bool(sc.get("allowVolumeExpansion")) if sc is not None else None
+            return summarize.pvc(obj, expandable).model_copy(update={"storage_class_exists": sc is not None})
         return summarize.pvc(obj, expandable)
 
     def _network_policies(self, ns: str | None, template: dict[str, Any], deadline: _Deadline):

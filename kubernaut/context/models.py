@@ -174,6 +174,7 @@ class PvcSummary(BaseModel):
     requested: str | None = None
     storage_class: str | None = None
     expandable: bool | None = None  # the StorageClass allows volume expansion (None: unknown)
+    storage_class_exists: bool | None = None
 
 
 class NetworkPolicySummary(BaseModel):
@@ -275,8 +276,10 @@ class ResourceContext(BaseModel):
     nodes: list[NodeSummary] = Field(default_factory=list)
     quotas: list[QuotaSummary] = Field(default_factory=list)
     pod_spec: PodSpecSummary | None = None
-    candidate_nodes: list[NodeSummary] = Field(default_factory=list, description="nodes the scheduler could use, when pods are Pending")
-    config_objects: dict[str, bool | None] = Field(default_factory=dict, description="'ConfigMap/name' → exists (None: unknown)")
+    # Nodes the scheduler could use, read when pods are Pending.
+    candidate_nodes: list[NodeSummary] = Field(default_factory=list)
+    # 'ConfigMap/name' → exists (None: unknown); Secrets are looked up by their metadata only.
+    config_objects: dict[str, bool | None] = Field(default_factory=dict)
     config_keys: dict[str, list[str]] = Field(default_factory=dict, description="'ConfigMap/name' → its keys")
     services: list[ServiceSummary] = Field(default_factory=list)
     scope: ScopeSummary | None = None

@@ -92,6 +92,17 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+async def finish(awaitable: Awaitable[T]) -> T:
+    """Await cleanup to its end even when the caller is cancelled meanwhile (Ctrl-C, SIGTERM): the
+    cancellation is passed on afterwards. Only a second cancellation interrupts it."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
 async def poll(check: Callable[[], Awaitable[T]], timeout: float, what: str,
                describe: Callable[[], Awaitable[str]] | None = None) -> T:
     """Await ``check()`` until it returns something truthy; SetupError after ``timeout`` seconds."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # the heavy imports wait until `eval` runs: `kubernaut --help` stays fast
     from rich.console import Console
 
+T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTENV = REPO_ROOT / "scripts" / "testenv.sh"
 DEFAULT_SCENARIOS = REPO_ROOT / "evals" / "scenarios"
@@ -60,6 +63,34 @@ def resolve_kubeconfig(given: str | None, err: Console) -> str:
     return lines[-1]
 
 
+async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``; the first SIGINT/SIGTERM cancels it, so every scenario's teardown and the private
+    nodes' cleanup still run (then KeyboardInterrupt). A second signal acts as usual (stops at once)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    interrupted = False
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            task.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def gate_failures(rate: float, harmful: int, min_rate: float | None, max_harmful: int | None) -> list[str]:
     """Why the run fails its gates (``--min-rate``, ``--max-harmful``); empty when it passes or has none."""
     failed = []
@@ -105,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(kubeconfig=kubeconfig, engine=args.engine, url=args.eval_url, token=args.eval_token,
                              concurrency=args.concurrency)
         with RichProgress(len(scenarios), err) as progress:
-            result = asyncio.run(run_scenarios(scenarios, options, progress))
+            result = asyncio.run(_interruptible(run_scenarios(scenarios, options, progress)))
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]: the scenarios' namespaces and private nodes were cleaned up")
+        return 130
     except EvalConfigError as exc:
         err.print(f"[red]cannot run: {exc}[/]", highlight=False)
         return 2

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubernaut.evaluation.cluster import Cluster, PrivateNodes, ScenarioEnv, SetupError, in_thread
+from kubernaut.evaluation.cluster import Cluster, PrivateNodes, ScenarioEnv, SetupError, finish, in_thread
 from kubernaut.evaluation.grading import Grade, Recall, grade, recall
 from kubernaut.evaluation.scenario import Scenario
 from kubernaut.models.alertmanager import label_fingerprint
@@ -294,7 +294,7 @@ class Runner:
             records = list(await asyncio.gather(*(one(s) for s in scenarios)))
         finally:
             try:
-                await private.stop()
+                await finish(private.stop())
             finally:
                 if owns_backend and backend is not None:
                     await backend.close()
@@ -350,7 +350,7 @@ class Runner:
             record.grade, record.error = "error", f"{stage}: {type(exc).__name__}: {exc}"
         finally:
             try:
-                record.teardown_problems = await env.teardown()
+                record.teardown_problems = await finish(env.teardown())
             except Exception as exc:
                 record.teardown_problems = [f"{type(exc).__name__}: {exc}"]
         record.recall = recall(scenario.expect.root_cause, record.analysis) if scenario.expect.root_cause else None

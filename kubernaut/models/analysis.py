@@ -50,5 +50,6 @@ class AnalysisResult(BaseModel):
     # possible prompt injection, kept for review.
     flags: list[str] = Field(default_factory=list)
     facts: dict[str, Any] = Field(default_factory=dict, description="observed conditions the decision used")
-    findings: list[Finding] = Field(default_factory=list, description="the diagnosis: what the evidence shows, and what is the cause")
+    findings: list[Finding] = Field(default_factory=list,
+                                    description="the diagnosis: what the evidence shows, and what is the cause")
     justified_by: str | None = Field(default=None, description="the finding that justifies a mutating action")

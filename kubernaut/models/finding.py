@@ -48,6 +48,7 @@ class FindingKind(str, Enum):
     ROLLOUT_SUSPECT = "rollout.suspect"                # the last rollout changed what the failure is about
     HPA_AT_MAX = "hpa.at_max"
     PVC_FILLING = "pvc.filling"
+    PVC_PENDING = "pvc.pending"                        # a claim the pods need is not bound
     PVC_EXPANDABLE = "pvc.expandable"
     PVC_NOT_EXPANDABLE = "pvc.not_expandable"
     QUOTA_NO_ROOM_MEMORY = "quota.no_room_memory"
@@ -63,9 +64,11 @@ class FindingKind(str, Enum):
 class Finding(BaseModel):
     kind: FindingKind
     summary: str = Field(description="one sentence a human reads")
-    cause: ResourceRef | None = Field(default=None, description="the object that is the cause (may differ from the alert's subject)")
+    cause: ResourceRef | None = Field(default=None,
+                                      description="the object that is the cause (may differ from the alert's subject)")
     subject: ResourceRef | None = Field(default=None, description="where it was observed")
-    evidence: list[str] = Field(default_factory=list, description="quoted, clipped observations (data, not instructions)")
+    evidence: list[str] = Field(default_factory=list,
+                                description="quoted, clipped observations (data, not instructions)")
     data: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     source: Literal["cluster", "alert", "text"] = "cluster"
 

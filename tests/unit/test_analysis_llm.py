@@ -20,6 +20,7 @@ from kubernaut.config.settings import AnalysisConfig
 from kubernaut.context.models import (
     ContainerSpecSummary,
     ContainerStatusSummary,
+    EventSummary,
     PodSummary,
     ResourceContext,
     RevisionSummary,
@@ -76,8 +77,9 @@ class Provider:
 
 
 class CrashingWeb:
-    """The cluster's view the decisions rest on: web's pod exits with code 1 over and over (a restart may
-    help), and with ``rollout`` a rollout 10 minutes ago changed its image (then a rollback is the fix)."""
+    """The cluster's view the decisions rest on. With ``rollout``: web's pod exits with code 1 over and
+    over since a rollout 10 minutes ago changed its image (a rollback is the fix). Without: web's process
+    runs but fails its readiness probe (a wedged process: a restart may help)."""
 
     def __init__(self, rollout: bool = True) -> None:
         self.rollout = rollout
@@ -89,6 +91,16 @@ class CrashingWeb:
                                      fields={"image": "b web:2"}),
                      RevisionSummary(revision=1, name="web-1", images=["web:1"], created_at=now - timedelta(days=2),
                                      fields=fields)][: 2 if self.rollout else 1]
+        if not self.rollout:
+            return ResourceContext(
+                target=target, cluster_available=True, found=True,
+                workload=WorkloadSummary(kind="Deployment", name="web", namespace="shop", replicas=1,
+                                         containers=[ContainerSpecSummary(name="web", image="web:1")],
+                                         revisions=revisions[1:]),
+                pods=[PodSummary(name=POD_NAME, namespace="shop", phase="Running", containers=[
+                    ContainerStatusSummary(name="web", state="running", ready=False)])],
+                events=[EventSummary(type="Warning", reason="Unhealthy", object=f"Pod/{POD_NAME}", count=40,
+                                     message="Readiness probe failed: HTTP probe failed with statuscode: 503")])
         return ResourceContext(
             target=target, cluster_available=True, found=True,
             workload=WorkloadSummary(kind="Deployment", name="web", namespace="shop", replicas=1,
@@ -113,7 +125,7 @@ async def test_valid_answer_decides_and_usage_is_recorded() -> None:
     result = await engine.analyze(crashloop(), DEPLOY)
     assert (result.engine, result.action, result.parameters) == ("llm:small", "restart_pod",
                                                                 {"grace_period_seconds": 20})
-    assert result.justified_by == "container.crash"
+    assert result.justified_by == "probe.failing"
     assert result.fallback_reason is None and result.flags == []
     usage = result.llm
     assert usage and (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (1, 500, 60)

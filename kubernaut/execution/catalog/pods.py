@@ -73,7 +73,7 @@ _POD_READ = RbacRule("", "pods", ("get", "list", "watch"))
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="restart_pod",
-        helps_when=(K.CRASH, K.PROBE_FAILING),
+        helps_when=(K.PROBE_FAILING,),
         harmful_when=(*RESTART_FUTILE,),
         summary="Delete one controller-managed pod so its controller replaces it with a fresh one.",
         params=RestartPodParams,
@@ -103,7 +103,7 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="delete_pod",
-        helps_when=(K.CRASH, K.PROBE_FAILING),
+        helps_when=(K.PROBE_FAILING,),
         harmful_when=(*RESTART_FUTILE,),
         summary=("Delete one pod, controller-managed or not (e.g. a pod stuck Terminating or a failed bare pod)."),
         params=DeletePodParams,
@@ -128,7 +128,7 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         name="evict_pod",
-        helps_when=(K.CRASH, K.PROBE_FAILING),
+        helps_when=(K.PROBE_FAILING,),
         harmful_when=(*RESTART_FUTILE,),
         summary="Evict one pod through the Eviction API, which honours PodDisruptionBudgets.",
         params=EvictPodParams,

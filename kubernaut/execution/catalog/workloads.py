@@ -176,7 +176,7 @@ _HPA_LIST = RbacRule("autoscaling", "horizontalpodautoscalers", ("get", "list"))
 SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="rollout_restart",
-        helps_when=(K.CRASH, K.PROBE_FAILING),
+        helps_when=(K.PROBE_FAILING,),
         harmful_when=(*RESTART_FUTILE,),
         summary="Rolling restart of a Deployment, StatefulSet or DaemonSet (kubectl rollout restart).",
         params=NoParams,
