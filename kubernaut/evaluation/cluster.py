@@ -428,7 +428,9 @@ class PrivateNodes:
             "metadata": {"name": name, "labels": {
                 "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
                 "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64", SIM_NODE_LABEL: "true",
-                RUN_LABEL: self.prefix.removeprefix("ev-"), SCENARIO_LABEL: owner}},
+                RUN_LABEL: self.prefix.removeprefix("ev-"), SCENARIO_LABEL: owner,
+                # Opted in like a scenario's namespace: nodes are in scope only when labelled.
+                MANAGED_LABEL: "true"}},
             "spec": {"taints": [{"key": NODE_TAINT, "value": owner, "effect": "NoSchedule"}]},
         }
         try:
