@@ -347,6 +347,17 @@ class Diagnosis:
                 return True
         return False
 
+    def _admits(self, node: NodeSummary) -> bool:
+        """nodeSelector and required node affinity (structured): may the pods run on ``node`` at all?"""
+        spec = self.ctx.pod_spec
+        if spec is None:
+            return True
+        if not all(node.labels.get(k) == v for k, v in spec.node_selector.items()):
+            return False
+        terms = [t for t in spec.node_affinity_terms if t]
+        return not terms or any(all(_requirement_holds(r.key, r.operator, r.values, node.labels) for r in term)
+                                for term in terms)
+
     def _requests(self, resource: str) -> Decimal:
         workload = self.ctx.workload
         return sum(((_quantity(c.requests.get(resource)) or Decimal(0)) for c in (workload.containers if workload
@@ -364,11 +375,12 @@ class Diagnosis:
             self.add(K.CONTEXT_UNKNOWN, f"{len(pending)} pods of {self.workload} are Pending; the nodes could not be "
                      "read to say why.", evidence=quoted, section="nodes")
             return
-        matching = [n for n in nodes if all(n.labels.get(k) == v for k, v in selector.items())]
+        matching = [n for n in nodes if self._admits(n)]
         if not matching:
-            self.add(K.NODE_SELECTOR_UNMATCHED, f"No node matches the nodeSelector {selector} of {self.workload}: "
+            what = f"the nodeSelector {selector}" if selector else "the required node affinity"
+            self.add(K.NODE_SELECTOR_UNMATCHED, f"No node matches {what} of {self.workload}: "
                      f"its {len(pending)} Pending pods cannot be scheduled.", cause=self.workload,
-                     evidence=quoted, selector=", ".join(f"{k}={v}" for k, v in selector.items()))
+                     evidence=quoted, selector=", ".join(f"{k}={v}" for k, v in selector.items()) or None)
             return
         cpu, memory = self._requests("cpu"), self._requests("memory")
         blocked: list[tuple[NodeSummary, list]] = []
@@ -413,9 +425,12 @@ class Diagnosis:
                 return
         spec = self.ctx.pod_spec
         replicas = (self.ctx.workload.replicas if self.ctx.workload else None) or 0
-        if spec is not None and spec.required_anti_affinity and replicas > len(matching):
+        usable = [n for n in matching if not n.unschedulable and n.ready is not False and not any(
+            t.effect in ("NoSchedule", "NoExecute") and not self._tolerated(t.key, t.value, t.effect)
+            for t in n.taint_details)]
+        if spec is not None and spec.required_anti_affinity and replicas > len(usable):
             self.add(K.AFFINITY_UNSATISFIABLE, f"{self.workload} requires pod anti-affinity for {replicas} replicas "
-                     f"but only {len(matching)} nodes match.", cause=self.workload, evidence=quoted)
+                     f"but only {len(usable)} nodes can take its pods.", cause=self.workload, evidence=quoted)
             return
         if spec is not None and spec.required_node_affinity and message and "affinity" in message:
             self.add(K.NODE_SELECTOR_UNMATCHED, f"The required node affinity of {self.workload} matches no "
@@ -664,6 +679,24 @@ class Diagnosis:
                      f"in the last {int(RECENT_TERMINATION.total_seconds() // 60)} minutes ({restarts} restarts in "
                      "total): the alert describes a past state.", cause=self.workload,
                      evidence=[f"pod {p.name}: ready, {p.restarts} restarts" for p in ctx.pods[:3]])
+
+
+def _requirement_holds(key: str, operator: str, values: list[str], labels: dict[str, str]) -> bool:
+    value = labels.get(key)
+    if operator == "In":
+        return value in values
+    if operator == "NotIn":
+        return value not in values
+    if operator == "Exists":
+        return value is not None
+    if operator == "DoesNotExist":
+        return value is None
+    if operator in ("Gt", "Lt") and value is not None and values:
+        try:
+            return int(value) > int(values[0]) if operator == "Gt" else int(value) < int(values[0])
+        except ValueError:
+            return False
+    return False
 
 
 def quota_no_room(ctx: ResourceContext, resource: str, factor: float = 1.5) -> bool | None:

@@ -64,21 +64,28 @@ class KubeReader:
         return kind in KINDS
 
     def _version(self, kind: str) -> str:
-        """The newest version of ``kind``'s group the server serves (discovered once per group)."""
-        group, preferred, _, _ = KINDS[kind]
+        """The newest version that serves ``kind`` (discovered once per group version): a group can be
+        served in a version without the resource (batch/v1 has no CronJob before Kubernetes 1.21)."""
+        group, preferred, plural, _ = KINDS[kind]
         if not group or len(preferred) == 1:
             return preferred[0]
-        with self._lock:
-            if group in self._versions:
-                served = self._versions[group]
-            else:
-                data = self._call(f"/apis/{group}", self._timeout)
-                served = ",".join(v.get("version", "") for v in data.get("versions", []))
-                self._versions[group] = served
         for version in preferred:
-            if version in served.split(","):
+            key = f"{group}/{version}"
+            with self._lock:
+                served = self._versions.get(key)
+            if served is None:
+                try:
+                    data = self._call(f"/apis/{key}", self._timeout)
+                    served = ",".join(r.get("name", "") for r in data.get("resources", []))
+                except KubeError as exc:
+                    if exc.status != 404:
+                        raise
+                    served = ""
+                with self._lock:
+                    self._versions[key] = served
+            if plural in served.split(","):
                 return version
-        raise KubeError(f"server offers none of {group}/{preferred}", status=404)
+        raise KubeError(f"server offers none of {group}/{preferred} for {plural}", status=404)
 
     def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
         group, _, plural, namespaced = KINDS[kind]

@@ -83,12 +83,20 @@ class ContainerDetail(BaseModel):
     command: list[str] = Field(default_factory=list)
 
 
+class NodeRequirement(BaseModel):
+    key: str
+    operator: str  # In | NotIn | Exists | DoesNotExist | Gt | Lt
+    values: list[str] = Field(default_factory=list)
+
+
 class PodSpecSummary(BaseModel):
     """What decides where and how the pods run: the workload's template, or a bare pod's spec."""
 
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     required_node_affinity: bool = False
+    # requiredDuringScheduling node affinity: any term (all of its requirements) admits a node.
+    node_affinity_terms: list[list[NodeRequirement]] = Field(default_factory=list)
     required_anti_affinity: bool = False
     containers: list[ContainerDetail] = Field(default_factory=list)
 

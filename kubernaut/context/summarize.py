@@ -20,6 +20,7 @@ from kubernaut.context.models import (
     EventSummary,
     HpaSummary,
     NetworkPolicySummary,
+    NodeRequirement,
     NodeSummary,
     PdbSummary,
     PodSpecSummary,
@@ -216,6 +217,10 @@ def pod_spec(spec: dict[str, Any]) -> PodSpecSummary:
         tolerations=[Toleration(key=t.get("key"), operator=t.get("operator") or "Equal", value=t.get("value"),
                                 effect=t.get("effect")) for t in spec.get("tolerations") or [] if isinstance(t, dict)],
         required_node_affinity=bool(node_aff.get("nodeSelectorTerms")),
+        node_affinity_terms=[[NodeRequirement(key=clip(r.get("key"), 253), operator=clip(r.get("operator"), 20),
+                                              values=[clip(v, 63) for v in (r.get("values") or [])[:20]])
+                              for r in (term or {}).get("matchExpressions") or [] if isinstance(r, dict)]
+                             for term in (node_aff.get("nodeSelectorTerms") or [])[:10]],
         required_anti_affinity=bool(anti),
         containers=details,
     )
