@@ -101,8 +101,14 @@ def incident_data(situation: Situation) -> dict[str, Any]:
             "annotations": {clip(k, 60): clip(v, _MAX_ANNOTATION) for k, v in list(signal.annotations.items())[:8]},
             "starts_at": signal.starts_at.isoformat(),
         })
-    facts = {k: v for k, v in situation.facts.items() if v not in (None, False, 0)}
+    facts = {k: v for k, v in situation.facts.items() if v not in (None, False, 0) and not k.startswith("finding.")}
     data: dict[str, Any] = {"alerts": alerts, "observed": facts, "context": _context_digest(situation.context)}
+    if situation.findings:
+        # The diagnosis: what the cluster's evidence shows and which object is the cause. A mutating answer
+        # must rest on one of these (the do-no-harm screen refuses it otherwise).
+        data["findings"] = [{"kind": f.kind.value, "summary": clip(f.summary, 300),
+                             "cause": str(f.cause) if f.cause else None,
+                             "evidence": [clip(e, 200) for e in f.evidence[:2]]} for f in situation.findings[:12]]
     if situation.history:
         # Past outcomes on this workload and on similar incidents: the strongest hint what not to repeat.
         data["history"] = [clip(line, 200) for line in situation.history[:8]]

@@ -38,6 +38,12 @@ def allowed_targets(situation: Situation) -> list[ResourceRef]:
         return out
     ns = incident.namespace
     add(situation.workload)
+    # The objects the diagnosis names as causes (a tainted Node, a NetworkPolicy, a PodDisruptionBudget):
+    # acting on the cause is the point, and only structured findings name them.
+    for finding in situation.findings:
+        cause = finding.cause
+        if cause is not None and finding.justifies and (cause.namespace == ns or cause.kind == "Node"):
+            add(cause)
     for ref in sorted(situation.context.related_refs(), key=lambda r: (r.kind, r.name)):
         if ref.namespace == ns:
             add(ref)

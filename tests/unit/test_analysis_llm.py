@@ -189,7 +189,7 @@ async def test_token_budget_too_small_means_no_call_at_all() -> None:
 async def test_token_budget_stops_re_asks() -> None:
     # Each call costs 560 tokens; the budget allows the first but not a second.
     provider = Provider({"small": ["bad", decision()]})
-    engine, _ = analyzer(provider, llm_incident_token_budget=1300)
+    engine, _ = analyzer(provider, llm_incident_token_budget=2000)
     result = await engine.analyze(crashloop(), DEPLOY)
     assert len(provider.requests) == 1 and result.engine == "rules"
     assert "token budget exhausted" in (result.fallback_reason or "")
