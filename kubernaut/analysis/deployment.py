@@ -157,8 +157,9 @@ async def _insert(conn: Any, incident_id: int, result: AnalysisResult, latency_m
         """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause,
                                  alternatives, rule_id, reasoning, fallback_reason, latency_ms,
                                  llm_provider, llm_model, llm_calls, prompt_tokens, completion_tokens,
-                                 llm_latency_ms, cost_usd, llm, flags, facts)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) RETURNING id""",
+                                 llm_latency_ms, cost_usd, llm, flags, facts, findings, justified_by)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
+           RETURNING id""",
         incident_id, result.engine, result.action, result.parameters, result.target.model_dump(),
         result.confidence, result.root_cause, [a.model_dump() for a in result.alternatives], result.rule_id,
         result.reasoning, result.fallback_reason, latency_ms,
@@ -166,13 +167,15 @@ async def _insert(conn: Any, incident_id: int, result: AnalysisResult, latency_m
         llm.prompt_tokens if llm else None, llm.completion_tokens if llm else None,
         llm.latency_ms if llm else None, llm.cost_usd if llm else None,
         llm.model_dump(mode="json") if llm else None, result.flags, result.facts,
+        [f.model_dump(mode="json") for f in result.findings], result.justified_by,
     )
 
 
 def _audit_detail(analysis_id: int, result: AnalysisResult) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "analysis_id": analysis_id, "engine": result.engine, "action": result.action, "target": str(result.target),
-        "confidence": result.confidence, "rule_id": result.rule_id,
+        "confidence": result.confidence, "rule_id": result.rule_id, "justified_by": result.justified_by,
+        "findings": [f.kind.value for f in result.findings],
     }
     if result.fallback_reason:
         detail["fallback_reason"] = result.fallback_reason

@@ -502,13 +502,31 @@ class Diagnosis:
 
     def dependencies(self) -> None:
         texts = [(p.name, c.last_message) for p in self.ctx.pods for c in p.containers if c.last_message]
-        texts += [(e.object, e.message) for e in self.ctx.events if e.type == "Warning" and e.reason != "Unhealthy"]
+        texts += [(e.object, e.message) for e in self.ctx.events if e.type == "Warning"]
         failing = [(who, text) for who, text in texts if text and _DEPENDENCY_TEXT.search(text)]
         own_ns = self.target.namespace
         for svc in self.ctx.services:
             ref = ResourceRef(kind="Service", name=svc.name, namespace=svc.namespace)
             if svc.namespace == own_ns and self.ctx.workload is not None and svc.name == self.ctx.workload.name:
                 continue  # its own Service: not a dependency
+            recent_blocks = [b for b in svc.blocked_by if b.created_at is not None
+                             and self.now - b.created_at <= self.window]
+            for block in recent_blocks[:1]:
+                policy = ResourceRef(kind="NetworkPolicy", name=block.name, namespace=block.namespace)
+                self.add(K.NETWORK_POLICY_DENIES, f"NetworkPolicy {block.name} in {block.namespace}, created "
+                         f"{int((self.now - block.created_at).total_seconds() // 60)} min ago, selects the pods "
+                         f"behind Service {svc.name} that {self.workload} calls and {block.reason}: the calls are "
+                         "dropped.", cause=policy, evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]],
+                         policy=block.name, service=f"{svc.name}.{svc.namespace}", directions="ingress")
+            if recent_blocks:
+                continue
+            if svc.blocked_by:
+                block = svc.blocked_by[0]
+                self.add(K.DEPENDENCY_FAILING, f"Calls from {self.workload} to Service {svc.namespace}/{svc.name} are "
+                         f"not admitted by its long-standing NetworkPolicy {block.name} ({block.reason}).",
+                         cause=ResourceRef(kind="NetworkPolicy", name=block.name, namespace=block.namespace),
+                         evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]])
+                continue
             if not svc.exists:
                 self.add(K.DEPENDENCY_UNAVAILABLE, f"{self.workload} calls Service {svc.namespace}/{svc.name}, which "
                          "does not exist.", cause=ref, evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]],
@@ -551,17 +569,28 @@ class Diagnosis:
     def pdbs(self) -> None:
         cordoned = {n.name for n in self.ctx.nodes if n.unschedulable}
         on_cordoned = [p for p in self.ctx.pods if p.node in cordoned]
+        all_healthy = bool(self.ctx.pods) and all(p.ready for p in self.ctx.pods)
         for pdb in self.ctx.pdbs:
-            if (pdb.disruptions_allowed or 0) != 0 or pdb.disruptions_allowed is None:
+            if pdb.disruptions_allowed is None or pdb.disruptions_allowed != 0:
                 continue
-            if not on_cordoned:
-                continue
-            ref = ResourceRef(kind="PodDisruptionBudget", name=pdb.name, namespace=self.target.namespace)
-            self.add(K.PDB_BLOCKS_EVICTION, f"PodDisruptionBudget {pdb.name} allows 0 disruptions while "
-                     f"{len(on_cordoned)} of its pods sit on cordoned node(s) {', '.join(sorted(cordoned))}: the drain "
-                     "cannot evict them.", cause=ref,
-                     evidence=[f"PDB {pdb.name}: minAvailable={pdb.min_available} maxUnavailable={pdb.max_unavailable} "
-                               f"healthy {pdb.current_healthy}/{pdb.desired_healthy}"], pdb=pdb.name)
+            evidence = [f"PDB {pdb.name}: minAvailable={pdb.min_available} maxUnavailable={pdb.max_unavailable}, "
+                        f"healthy {pdb.current_healthy}, desired {pdb.desired_healthy}, disruptions allowed 0"]
+            ref = ResourceRef(kind="PodDisruptionBudget", name=pdb.name, namespace=pdb.namespace or
+                              self.target.namespace)
+            # Never satisfiable: every pod is healthy and still none may go (maxUnavailable 0, or minAvailable
+            # at or above the pods there are, e.g. left from before a scale-down): every drain hangs on it.
+            never = all_healthy and (pdb.max_unavailable in (0, "0%") or (
+                pdb.current_healthy is not None and pdb.desired_healthy is not None
+                and pdb.desired_healthy >= pdb.current_healthy))
+            if on_cordoned:
+                self.add(K.PDB_BLOCKS_EVICTION, f"PodDisruptionBudget {pdb.name} allows 0 disruptions while "
+                         f"{len(on_cordoned)} of its pods sit on cordoned node(s) {', '.join(sorted(cordoned))}: the "
+                         "drain cannot evict them.", cause=ref, evidence=evidence, pdb=pdb.name)
+            elif never:
+                self.add(K.PDB_BLOCKS_EVICTION, f"PodDisruptionBudget {pdb.name} can never allow a voluntary "
+                         f"disruption (minAvailable={pdb.min_available}, maxUnavailable={pdb.max_unavailable}, "
+                         f"{pdb.current_healthy} healthy pods): every drain of their nodes hangs.", cause=ref,
+                         evidence=evidence, pdb=pdb.name)
 
     def hpa(self) -> None:
         hpa = self.ctx.hpa

@@ -23,6 +23,7 @@ from kubernaut.context.models import (
     NodeSummary,
     OwnerLink,
     PodSummary,
+    PolicyBlock,
     PvcSummary,
     ResourceContext,
     RevisionSummary,
@@ -43,6 +44,7 @@ _MAX_CANDIDATE_NODES = 100
 _MAX_CONFIG_OBJECTS = 10
 _MAX_SERVICES = 3
 # "<service>.<namespace>" (optionally ".svc[.cluster.local]") in error text: where a dependency may be.
+_SVC_DNS = re.compile(r"([a-z0-9][a-z0-9.-]{0,250}[a-z0-9])\.svc(?:\.cluster\.local)?\b")
 _SERVICE_HOST = re.compile(
     r"(?<![\w.-])([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.svc(\.cluster\.local)?)?"
     r"(?=[:/\s\"'),]|$)")
@@ -135,7 +137,16 @@ class ContextGatherer:
         out.target_obj = obj
         if obj is None:
             return out
-        if target.kind == "HorizontalPodAutoscaler":
+        if target.kind == "PodDisruptionBudget":
+            # The budget's own pods lead to their workload: the PDB is one of its objects.
+            query = selectors.to_query((obj.get("spec") or {}).get("selector"))
+            pods = self._reader.list("Pod", ns, label_selector=query, limit=5,
+                                     timeout=deadline.call_timeout()) if query else []
+            out.chain.append(OwnerLink(kind="PodDisruptionBudget", name=target.name))
+            if not pods:
+                return out
+            obj = pods[0]
+        elif target.kind == "HorizontalPodAutoscaler":
             ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
             if ref.get("kind") in WORKLOAD_KINDS and ref.get("name"):
                 obj = reader.get(ref["kind"], ref["name"], ns, timeout=deadline.call_timeout())
@@ -190,6 +201,8 @@ class ContextGatherer:
                 template = (((workload.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get(
                     "template") or {}
             ctx.pod_spec = summarize.pod_spec(template.get("spec") or {})
+            ctx.pod_labels = {k: summarize.clip(v, 63) for k, v in
+                              list(((template.get("metadata") or {}).get("labels") or {}).items())[:30]}
             sections["pods"] = lambda: self._pods(ns, ctx.workload.selector if ctx.workload else None, deadline)
             sections["revisions"] = lambda: self._revisions(resolved.workload_kind, workload, deadline)
             sections["hpa"] = lambda: self._hpa(ns, resolved.workload_kind, workload, deadline)
@@ -248,6 +261,8 @@ class ContextGatherer:
             sections["nodes"] = lambda: self._nodes(node_names, deadline)
         if any(p.unschedulable for p in ctx.pods):
             sections["candidate_nodes"] = lambda: self._candidate_nodes(deadline)
+        if ctx.target.kind == "Node" and ctx.pods:
+            sections["pdbs"] = lambda: self._pdbs_of_pods(ctx.pods, deadline)
         ns = ctx.target.namespace
         refs = sorted({(r.kind, r.name) for c in (ctx.pod_spec.containers if ctx.pod_spec else [])
                        for r in c.config_refs})[:_MAX_CONFIG_OBJECTS]
@@ -255,7 +270,7 @@ class ContextGatherer:
             sections["config_objects"] = lambda: self._config_objects(ns, refs, deadline)
         hosts = self._named_services(ctx)
         if hosts:
-            sections["services"] = lambda: self._services(hosts, deadline)
+            sections["services"] = lambda: self._services(hosts, ctx.pod_labels, ns, deadline)
         if not sections or deadline.left() <= _MIN_CALL_TIMEOUT_S:
             ctx.missing.extend(f"{name}: time budget exhausted" for name in sections)
             return
@@ -279,6 +294,8 @@ class ContextGatherer:
                 ctx.config_objects, ctx.config_keys = result
             elif name == "services":
                 ctx.services = result
+            elif name == "pdbs":
+                ctx.pdbs = result
 
     def _scope(self, target: ResourceRef, resolved: _Resolved, deadline: _Deadline) -> ScopeSummary:
         assert self._reader is not None and self._managed_label is not None
@@ -300,6 +317,17 @@ class ContextGatherer:
             namespace_exists=ns_obj is not None, managed_label=self._managed_label,
             managed_namespaces=self._managed_namespaces)
         return ScopeSummary(managed=decision.managed, reason=decision.reason)
+
+    def _pdbs_of_pods(self, pods: list[PodSummary], deadline: _Deadline) -> list[Any]:
+        """Budgets covering the pods on a node (what a drain of it has to respect)."""
+        assert self._reader is not None
+        out = []
+        for ns in sorted({p.namespace for p in pods if p.namespace})[:_MAX_NODES]:
+            for item in self._reader.list("PodDisruptionBudget", ns, timeout=deadline.call_timeout()):
+                selector = (item.get("spec") or {}).get("selector")
+                if any(p.namespace == ns and p.labels and selectors.matches(selector, p.labels) for p in pods):
+                    out.append(summarize.pdb(item))
+        return out[:10]
 
     def _candidate_nodes(self, deadline: _Deadline) -> list[NodeSummary]:
         assert self._reader is not None
@@ -332,6 +360,11 @@ class ContextGatherer:
         texts += [e.message for e in ctx.events if e.type == "Warning"]
         found: list[tuple[str, str]] = []
         for text in texts:
+            # "<svc>.<ns>.svc" and "<pod>.<svc>.<ns>.svc" (headless): the two labels before ".svc".
+            for match in _SVC_DNS.finditer(text.lower()):
+                parts = match[1].split(".")
+                if len(parts) >= 2 and (parts[-2], parts[-1]) not in found:
+                    found.append((parts[-2], parts[-1]))
             for match in _SERVICE_HOST.finditer(text.lower()):
                 host = (match[1], match[3])
                 if match[3] in ("svc", "cluster", "local", "com", "org", "net", "io") or host in found:
@@ -341,9 +374,11 @@ class ContextGatherer:
                     return found
         return found
 
-    def _services(self, hosts: list[tuple[str, str]], deadline: _Deadline) -> list[ServiceSummary]:
+    def _services(self, hosts: list[tuple[str, str]], caller_labels: dict[str, str], caller_ns: str | None,
+                  deadline: _Deadline) -> list[ServiceSummary]:
         assert self._reader is not None
         out = []
+        hosts = hosts[:_MAX_SERVICES]
         for name, ns in hosts:
             try:
                 if self._reader.get("Namespace", ns, timeout=deadline.call_timeout()) is None:
@@ -359,8 +394,13 @@ class ContextGatherer:
             ep = self._reader.get("Endpoints", name, ns, timeout=deadline.call_timeout()) or {}
             ready = sum(len(s.get("addresses") or []) for s in ep.get("subsets") or [])
             not_ready = sum(len(s.get("notReadyAddresses") or []) for s in ep.get("subsets") or [])
+            blocked: list[PolicyBlock] = []
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            if selector and caller_labels:
+                policies = self._reader.list("NetworkPolicy", ns, timeout=deadline.call_timeout())
+                blocked = selectors.ingress_blocks(policies, selector, caller_labels, caller_ns, ns)
             out.append(ServiceSummary(name=name, namespace=ns, exists=True, ready_endpoints=ready,
-                                      not_ready_endpoints=not_ready))
+                                      not_ready_endpoints=not_ready, blocked_by=blocked))
         return out
 
     def _apply(self, ctx: ResourceContext, resolved: _Resolved, results: dict[str, Any]) -> None:

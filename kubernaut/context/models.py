@@ -145,6 +145,7 @@ class PodSummary(BaseModel):
     unschedulable: bool = False
     scheduling_message: str | None = None  # PodScheduled=False message (the scheduler's words)
     revision_hash: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
     containers: list[ContainerStatusSummary] = Field(default_factory=list)
 
 
@@ -168,6 +169,7 @@ class HpaSummary(BaseModel):
 
 class PdbSummary(BaseModel):
     name: str
+    namespace: str | None = None
     min_available: int | str | None = None
     max_unavailable: int | str | None = None
     disruptions_allowed: int | None = None
@@ -251,6 +253,15 @@ class IncidentRecord(BaseModel):
     action_status: str | None = None
 
 
+class PolicyBlock(BaseModel):
+    """A NetworkPolicy on a dependency's pods whose ingress rules admit none of the caller's pods."""
+
+    name: str
+    namespace: str
+    created_at: datetime | None = None
+    reason: str
+
+
 class ServiceSummary(BaseModel):
     """A Service the workload's errors name (a dependency), and whether anything answers behind it."""
 
@@ -259,6 +270,7 @@ class ServiceSummary(BaseModel):
     exists: bool
     ready_endpoints: int | None = None
     not_ready_endpoints: int | None = None
+    blocked_by: list[PolicyBlock] = Field(default_factory=list)
 
 
 class ScopeSummary(BaseModel):
@@ -284,6 +296,7 @@ class ResourceContext(BaseModel):
     nodes: list[NodeSummary] = Field(default_factory=list)
     quotas: list[QuotaSummary] = Field(default_factory=list)
     pod_spec: PodSpecSummary | None = None
+    pod_labels: dict[str, str] = Field(default_factory=dict, description="the labels the workload's pods carry")
     # Nodes the scheduler could use, read when pods are Pending.
     candidate_nodes: list[NodeSummary] = Field(default_factory=list)
     # 'ConfigMap/name' → exists (None: unknown); Secrets are looked up by their metadata only.

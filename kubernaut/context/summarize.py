@@ -252,6 +252,7 @@ def pod(obj: dict[str, Any]) -> PodSummary:
         unschedulable=scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable",
         scheduling_message=clip(scheduled.get("message"), 400) or None if scheduled.get("status") == "False" else None,
         revision_hash=(meta.get("labels") or {}).get("pod-template-hash"),
+        labels={clip(k, 253): clip(v, 63) for k, v in list((meta.get("labels") or {}).items())[:20]},
         containers=statuses,
     )
 
@@ -288,7 +289,8 @@ def _int_or_str(value: Any) -> int | str | None:
 def pdb(obj: dict[str, Any]) -> PdbSummary:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     return PdbSummary(
-        name=_meta(obj).get("name", ""), min_available=_int_or_str(spec.get("minAvailable")),
+        name=_meta(obj).get("name", ""), namespace=_meta(obj).get("namespace"),
+        min_available=_int_or_str(spec.get("minAvailable")),
         max_unavailable=_int_or_str(spec.get("maxUnavailable")),
         disruptions_allowed=_int(status.get("disruptionsAllowed")),
         current_healthy=_int(status.get("currentHealthy")), desired_healthy=_int(status.get("desiredHealthy")),

@@ -21,6 +21,7 @@ _WORKLOAD_LABELS: tuple[tuple[str, str], ...] = (
     ("job_name", "Job"),
     ("horizontalpodautoscaler", "HorizontalPodAutoscaler"),
     ("persistentvolumeclaim", "PersistentVolumeClaim"),
+    ("poddisruptionbudget", "PodDisruptionBudget"),
 )
 
 # <deployment>-<pod-template-hash>-<suffix>: the ReplicaSet hash is 5-10 chars of a safe alphabet.
