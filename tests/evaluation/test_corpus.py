@@ -17,7 +17,7 @@ import pytest
 from kubernaut.execution.catalog.registry import CATALOG
 from tests.plugins.kube_testenv import KubeTestEnv
 
-pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = re.compile(r"^gate: acceptable rate >= (?P<rate>[0-9.]+), harmful = 0$", re.MULTILINE)

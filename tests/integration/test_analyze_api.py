@@ -77,8 +77,14 @@ async def test_analyze_answers_one_analysis_per_incident_with_the_contract_field
         assert REQUIRED <= set(analysis), analysis
         assert analysis["engine"] == "rules" and analysis["llm"] is None
         validate_request(analysis["action"], ResourceRef.model_validate(analysis["target"]), analysis["parameters"])
-    assert by_kind["Pod"]["action"] == "restart_pod" and by_kind["Pod"]["target"]["namespace"] == f"shop-{tag}"
-    assert by_kind["Node"]["action"] == "cordon_node" and by_kind["Node"]["target"]["name"] == f"worker-{tag}"
+    # Neither the namespace nor the node exists (nor is managed): nothing is proposed that could not run.
+    pod, node = by_kind["Deployment"], by_kind["Node"]
+    assert pod["action"] == "notify_only" and pod["target"]["namespace"] == f"shop-{tag}"
+    assert node["action"] == "notify_only" and node["target"]["name"] == f"worker-{tag}"
+    assert "out of scope" in pod["root_cause"].lower() and "out of scope" in node["root_cause"].lower()
+    for analysis in analyses:
+        kinds = {f["kind"] for f in analysis["findings"]}
+        assert {"target.missing", "scope.out_of_scope"} <= kinds, kinds
 
 
 async def test_analyze_uses_the_cluster_state_oom_raises_memory(
@@ -109,7 +115,8 @@ async def test_analyze_rolls_back_a_crash_looping_new_revision(
     pod = await pod_in_state(core, kube_namespace, "pay", "CrashLoopBackOff")
     body = webhook({"labels": {"alertname": "KubePodCrashLooping", "namespace": kube_namespace, "pod": pod}})
     (analysis,) = (await api.post("/api/v1/analyze", json=body)).json()["analyses"]
-    assert (analysis["action"], analysis["rule_id"]) == ("rollback_deployment", "crashloop-after-rollout"), analysis
+    assert (analysis["action"], analysis["rule_id"]) == ("rollback_deployment", "rollout-introduced-failure"), analysis
+    assert analysis["justified_by"] == "rollout.suspect"
     assert analysis["target"] == {"kind": "Deployment", "name": "pay", "namespace": kube_namespace}
     assert analysis["facts"]["workload.recent_rollout"] is True
 

@@ -134,7 +134,7 @@ async def test_workload_context_has_related_objects_traits_and_pod_states(
     result = await analyzer.analyze([sig("KubePodCrashLooping", namespace=ns, pod=ctx.pods[0].name)], target)
     assert result.facts["pods.oom_killed"] is True and result.facts["traits.gitops"] is True
     assert result.facts["quota.blocks_memory_increase"] is True
-    assert result.action == "notify_only" and result.rule_id.startswith("crashloop-oom+")
+    assert result.action == "notify_only" and result.rule_id.startswith("oom-at-limit+")
     assert result.alternatives[0].action == "increase_memory_limits"
 
 
@@ -209,7 +209,7 @@ async def test_node_and_pvc_targets(kube_testenv: Any, kube_api_client: client.A
         analyzer = Analyzer(cfg.analysis, load_rules(), provider, None)
         result = await analyzer.analyze([sig("KubePersistentVolumeFillingUp", namespace=kube_namespace,
                                              persistentvolumeclaim="data")], target)
-        assert result.action == "notify_only" and result.rule_id == "pv-filling-up+pvc-not-expandable"
+        assert result.action == "notify_only" and result.rule_id == "pvc-filling-fixed-size"
     finally:
         client.StorageV1Api(kube_api_client).delete_storage_class(storage_class)
 

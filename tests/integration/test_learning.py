@@ -17,6 +17,7 @@ from kubernaut.analysis.rules import load_rules
 from kubernaut.config.settings import AnalysisConfig
 from kubernaut.context.models import ResourceContext, WorkloadSummary
 from kubernaut.intelligence import feedback
+from kubernaut.models.finding import Finding, FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 from tests.integration.test_intelligence import OOM_FACTS, connect, seed_action, seed_assessment, seed_incident
@@ -58,8 +59,14 @@ def crashloop(**labels: str) -> Signal:
 def situation(facts: dict[str, Any], incident_id: int | None = None) -> Situation:
     ctx = ResourceContext(target=WEB, cluster_available=True, found=True,
                           workload=WorkloadSummary(kind="Deployment", name="web", namespace="shop", replicas=2))
+    # The diagnosis behind the facts: what lets the chosen actions through the do-no-harm screen.
+    if facts.get("pods.oom_killed"):
+        findings = [Finding(kind=FindingKind.OOM_KILLED, summary="web is OOMKilled at its limit", cause=WEB)]
+    else:
+        findings = [Finding(kind=FindingKind.CRASH, summary="web exits with code 1", cause=WEB),
+                    Finding(kind=FindingKind.ROLLOUT_SUSPECT, summary="web's rollout changed its image", cause=WEB)]
     return Situation(signals=[crashloop()], incident_target=WEB, context=ctx, facts=dict(facts),
-                     incident_id=incident_id)
+                     incident_id=incident_id, findings=findings)
 
 
 def analyzer(pool: asyncpg.Pool) -> Analyzer:

@@ -43,7 +43,9 @@ def engine_for(base_url: str, **overrides: Any) -> tuple[Analyzer, LLMAnalyzer]:
 
 def assert_rules_decided(result: Any, reason: str) -> None:
     assert result.engine == "rules", result
-    assert (result.action, result.rule_id) == ("restart_pod", "crashloop")
+    # The rules' answer: the crashloop rule's restart, which without the cluster's evidence is not proposed.
+    assert (result.action, result.rule_id) == ("notify_only", "crashloop+harm")
+    assert result.alternatives[0].action == "restart_pod"
     assert result.fallback_reason and result.fallback_reason.startswith("llm:smollm2-135m: ")
     assert reason in result.fallback_reason, result.fallback_reason
 

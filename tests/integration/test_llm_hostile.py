@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kubernaut.analysis.engine import Analyzer, rules_decision
+from kubernaut.analysis.engine import Analyzer, finish, rules_decision
 from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.prompt import clip
@@ -104,7 +104,7 @@ async def test_a_model_that_obeys_the_injection_is_overruled(case: Hostile, scri
     scripted_llm.script(obeyed, obeyed, obeyed)
     engine = engine_for(scripted_llm.base_url)
     situation = await engine.situation(signals(case), case.target)
-    _, by_rules = rules_decision(RULES, situation)
+    by_rules = finish(rules_decision(RULES, situation)[1], situation)
     result = await engine.decide(situation)
     assert (result.engine, result.action, result.target) == ("rules", by_rules.action, by_rules.target)
     assert result.fallback_reason and "gave no valid answer" in result.fallback_reason
