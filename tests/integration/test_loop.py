@@ -100,6 +100,10 @@ async def test_crashloop_alert_becomes_incident_with_dry_run_action_and_notifica
     assert [a["alertname"] for a in view["alerts"]] == ["PodCrashLooping"]
     analysis = view["analysis"]
     assert analysis["engine"] == "rules" and analysis["confidence"] > 0
+    # The diagnosis is stored with the analysis and shown in the incident view.
+    kinds = {f["kind"] for f in analysis["findings"]}
+    assert kinds, analysis
+    assert all(f["summary"] and "source" in f for f in analysis["findings"])
     assert view["workflow"]["steps"][0]["name"] == "policy" and view["workflow"]["steps"][-1]["name"] == "notify"
     assert view["actions"], "the dry-run actions are recorded"
     # Dry-run against the real API server: the exact calls, nothing changed.

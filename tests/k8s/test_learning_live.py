@@ -118,7 +118,7 @@ async def test_a_repeated_oom_is_not_remediated_the_same_way_after_an_ineffectiv
             first = await fire(datetime.now(timezone.utc) - timedelta(minutes=10))
             view = await finished(first)
             assert view["analysis"]["action"] == "increase_memory_limits"
-            assert view["analysis"]["rule_id"] == "crashloop-oom"
+            assert view["analysis"]["rule_id"] == "oom-at-limit"
             live = [a for a in view["actions"] if not a["dry_run"] and a["action"] == "increase_memory_limits"]
             assert live and live[0]["status"] == "succeeded"
             # Pods still OOM on more memory: the monitor scores it ineffective, the change is undone.
@@ -141,7 +141,7 @@ async def test_a_repeated_oom_is_not_remediated_the_same_way_after_an_ineffectiv
                 view = await finished(incident)
                 analysis = view["analysis"]
                 assert analysis["action"] == "notify_only", analysis
-                assert analysis["rule_id"] == "crashloop-oom+learned"
+                assert analysis["rule_id"] == "oom-at-limit+learned"
                 assert any("increase_memory_limits for KubePodCrashLooping:Deployment: 0/1 effective" in line
                            for line in analysis["reasoning"]), analysis["reasoning"]
                 assert analysis["alternatives"][0]["action"] == "increase_memory_limits"
