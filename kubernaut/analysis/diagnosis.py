@@ -294,7 +294,7 @@ class Diagnosis:
                      exit_code=c.last_exit_code)
         crashes = [(p, c) for p, c in statuses
                    if c.last_termination_reason not in (None, "Completed", *OOM_REASONS)
-                   and c.last_exit_code not in (None, 0, 126, 127, 137)
+                   and c.last_exit_code not in (None, 0, 126, 127)
                    and (c.reason == "CrashLoopBackOff" or (self._recent(c.last_finished_at) and not c.ready))]
         if crashes:
             p, c = crashes[0]

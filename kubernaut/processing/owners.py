@@ -64,6 +64,13 @@ class OwnerResolver:
     async def resolve(self, labels: dict[str, str]) -> TargetResolution:
         fallback = resolve_from_labels(labels, self._cluster)
         pod, namespace = labels.get("pod"), labels.get("namespace")
+        service = labels.get("service")
+        if self._api is not None and not pod and namespace and service and fallback.target.kind == "Namespace":
+            # Application alerts (error rate, latency) name the Service; its pods lead to the workload. A
+            # `service` label of the exporter (kube-state-metrics) names no Service in the alert's namespace.
+            resolved = await self._service_owner(namespace, service)
+            if resolved is not None:
+                return resolved
         if self._api is None or not pod or not namespace:
             return fallback
         key = (namespace, pod)
@@ -81,6 +88,34 @@ class OwnerResolver:
         target, chain = cached
         return TargetResolution(target=target, source="kubernetes", chain=chain,
                                 fingerprint=workload_fingerprint(self._cluster, target))
+
+    async def _service_owner(self, namespace: str, service: str) -> TargetResolution | None:
+        key = ("service", namespace, service)
+        cached = self._owners.get(key)
+        if cached is None:
+            try:
+                cached = await asyncio.to_thread(self._service_walk, namespace, service)
+            except Exception:  # not a Service here, or the API is unreachable: the labels decide
+                return None
+            if cached is None:
+                return None
+            self._owners.put(key, cached)
+        target, chain = cached
+        return TargetResolution(target=target, source="kubernetes", chain=chain,
+                                fingerprint=workload_fingerprint(self._cluster, target))
+
+    def _service_walk(self, namespace: str, service: str) -> tuple[ResourceRef, list[str]] | None:
+        core = client.CoreV1Api(self._api)
+        svc = core.read_namespaced_service(service, namespace, _request_timeout=self._timeout)
+        selector = (svc.spec.selector or {}) if svc.spec else {}
+        if not selector:
+            return None
+        query = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        pods = core.list_namespaced_pod(namespace, label_selector=query, limit=1, _request_timeout=self._timeout)
+        if not pods.items:
+            return None
+        target, chain = self._walk(namespace, pods.items[0].metadata.name)
+        return target, [f"Service/{service}", *chain]
 
     def _walk(self, namespace: str, pod: str) -> tuple[ResourceRef, list[str]]:
         core = client.CoreV1Api(self._api)

@@ -89,6 +89,22 @@ async def test_owner_chain_resolves_the_top_controller(kube_api_client: client.A
     assert (await resolver.namespace_labels(kube_namespace))["kubernaut.ai/environment"] == "production"
 
 
+async def test_an_application_alert_naming_a_service_lands_on_its_workload(
+        kube_api_client: client.ApiClient, kube_namespace: str, workloads: dict[str, Any]) -> None:
+    client.CoreV1Api(kube_api_client).create_namespaced_service(kube_namespace, client.V1Service(
+        metadata=client.V1ObjectMeta(name="web-http"),
+        spec=client.V1ServiceSpec(selector=LABELS, ports=[client.V1ServicePort(port=80)])))
+    resolver = OwnerResolver(kube_api_client, "test", ttl_s=30, timeout_s=5)
+    error_rate = await resolver.resolve({"alertname": "HighErrorRate", "namespace": kube_namespace,
+                                         "service": "web-http"})
+    assert (error_rate.target.kind, error_rate.target.name, error_rate.source) == ("Deployment", "web", "kubernetes")
+    assert error_rate.chain[0] == "Service/web-http"
+    # The exporter's own `service` label (no such Service in the alert's namespace): the labels decide.
+    quota = await resolver.resolve({"alertname": "KubeQuotaExceeded", "namespace": kube_namespace,
+                                    "service": "kube-state-metrics"})
+    assert (quota.target.kind, quota.source) == ("Namespace", "labels")
+
+
 async def test_unreachable_api_falls_back_to_labels() -> None:
     config = client.Configuration()
     config.host = "https://127.0.0.1:1"

@@ -121,6 +121,8 @@ def unhealthy() -> list[EventSummary]:
 # rule id → (alert, context builder, expected action, expected target)
 FINDING_RULE_CASES: dict[str, tuple[str, Callable[[], ResourceContext], str, ResourceRef | None]] = {
     "stale-target-healthy": ("KubePodCrashLooping", lambda: base(pods=[running(restarts=3)]), "notify_only", None),
+    "target-gone": ("KubePodCrashLooping", lambda: ResourceContext(target=DEPLOY, cluster_available=True,
+                                                                   found=False), "notify_only", None),
     "out-of-scope": ("KubePodCrashLooping", lambda: base(pods=[crashing()], scope=ScopeSummary(
         managed=False, reason="namespace shop is not managed by kubernaut")), "notify_only", None),
     "rollout-introduced-failure": ("KubePodCrashLooping", lambda: base(pods=[crashing()], rollout={"image": "new"}),
