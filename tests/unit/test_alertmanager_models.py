@@ -82,3 +82,46 @@ def test_go_time_parsing() -> None:
 def test_label_fingerprint_is_order_independent() -> None:
     assert label_fingerprint({"a": "1", "b": "2"}) == label_fingerprint({"b": "2", "a": "1"})
     assert label_fingerprint({"a": "1"}) != label_fingerprint({"a": "2"})
+
+
+def _body(receiver: str = "kubernaut", **alert: object) -> dict:
+    base = {"labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "web-7d4b9c-x2x4z"},
+            "startsAt": "2026-11-26T04:00:00Z"}
+    return {"version": "4", "status": "firing", "receiver": receiver, "alerts": [{**base, **alert}]}
+
+
+@pytest.mark.parametrize(("body", "field", "needle"), [
+    ({**_body(), "receiver": "kube\x00naut"}, "receiver", "NUL"),
+    ({**_body(), "groupKey": "{}:{alertname=\"A\x00\"}"}, "groupKey", "NUL"),
+    ({**_body(), "externalURL": "http://am\x00"}, "externalURL", "NUL"),
+    (_body(fingerprint="ab\x00cd"), "alerts.0.fingerprint", "NUL"),
+    (_body(generatorURL="http://prom/graph\x00"), "alerts.0.generatorURL", "NUL"),
+    (_body(annotations={"summary\x00": "x"}), "alerts.0.annotations", "NUL"),
+    (_body(labels={"alertname": "A", "namespace": "n" * 64}), "alerts.0.labels", "labels.namespace"),
+    (_body(labels={"alertname": "A", "namespace": "Shop_Prod"}), "alerts.0.labels", "labels.namespace"),
+    (_body(labels={"alertname": "A", "exported_namespace": "x" * 3000}), "alerts.0.labels", "exported_namespace"),
+    (_body(labels={"alertname": "A", "namespace": "shop", "pod": "p" * 254}), "alerts.0.labels", "labels.pod"),
+    (_body(labels={"alertname": "A", "namespace": "shop", "deployment": "Web App"}), "alerts.0.labels",
+     "labels.deployment"),
+    (_body(labels={"alertname": "A", "node": "n" * 300}), "alerts.0.labels", "labels.node"),
+    (_body(startsAt="9999-12-31T23:59:59-01:00"), "alerts.0.startsAt", "out of range"),
+    (_body(startsAt="9999-12-31T23:59:59Z"), "alerts.0.startsAt", "ahead of the receiver"),
+    (_body(startsAt="1970-01-01T00:00:00Z"), "alerts.0.startsAt", "before 2000"),
+    (_body(endsAt="9000-01-01T00:00:00Z"), "alerts.0.endsAt", "ahead of the receiver"),
+])
+def test_what_storage_or_processing_would_refuse_is_refused_by_name(body: dict, field: str, needle: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        WebhookPayload.model_validate(body)
+    (error,) = caught.value.errors()
+    assert ".".join(str(p) for p in error["loc"]).startswith(field)
+    assert needle in error["msg"]
+
+
+def test_valid_kubernetes_names_and_a_skewed_clock_are_accepted() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    soon = (datetime.now(timezone.utc) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = {"alertname": "A", "namespace": "n" * 63, "pod": "web-0", "node": "ip-10-0-0-1.ec2.internal",
+              "job_name": "backup-29000000", "service": "Any Value"}
+    alert = WebhookPayload.model_validate(_body(labels=labels, startsAt=soon)).alerts[0]
+    assert alert.labels == labels
