@@ -102,6 +102,22 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         return _print(client.post(f"/api/v1/approvals/{args.id}/{args.decision}", json=body))
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.verb is None:
+            params: dict[str, Any] = {"limit": args.limit}
+            if args.state:
+                params["state"] = args.state
+            if args.kind:
+                params["kind"] = args.kind
+            return _print(client.get("/api/v1/jobs", params=params))
+        if args.id is None:
+            print("a job id is required: kubernaut jobs retry <id>", file=sys.stderr)
+            return 2
+        body = {"by": args.by or os.environ.get("USER") or "cli", "reason": args.reason}
+        return _print(client.post(f"/api/v1/jobs/{args.id}/retry", json=body))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with _client(args) as client:
         return _print(client.get("/api/v1/info"))
@@ -153,6 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     appr.add_argument("--reason")
     appr.add_argument("--override", help='JSON object of parameters to change, e.g. \'{"replicas": 3}\'')
     appr.set_defaults(func=cmd_approvals)
+
+    jobs = sub.add_parser("jobs", help="list jobs of the work queue (--state dead: dead letters), or retry one")
+    jobs.add_argument("verb", nargs="?", choices=["retry"])
+    jobs.add_argument("id", nargs="?", type=int)
+    jobs.add_argument("--state", choices=["pending", "running", "done", "dead"])
+    jobs.add_argument("--kind")
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--by", help="who replays (default $USER)")
+    jobs.add_argument("--reason")
+    jobs.set_defaults(func=cmd_jobs)
 
     info = sub.add_parser("info", help="version, configuration and execution mode")
     info.set_defaults(func=cmd_info)

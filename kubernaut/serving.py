@@ -10,7 +10,7 @@ from ray.serve.handle import DeploymentHandle
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.observability.logs import configure_logging
 from kubernaut.storage.database import Database
-from kubernaut.storage.jobs import Job, JobWorker, replica_identity
+from kubernaut.storage.jobs import Job, JobWorker, RetryPolicy, replica_identity
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class ReplicaBase:
             self.db.pool, handlers, owner=replica_identity(self.service_name),
             poll_interval_s=work.poll_interval_s, lease_s=work.lease_s, max_attempts=work.max_attempts,
             batch_size=batch_size or work.batch_size, on_give_up=on_give_up,
+            policies={kind: RetryPolicy(*work.retry_policy(kind)) for kind in handlers},
+            heartbeat_s=work.lease_s * work.heartbeat_fraction,
         )
         self.worker.start()
 

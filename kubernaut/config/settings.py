@@ -404,13 +404,47 @@ class NotificationsConfig(BaseModel):
     max_attempts: int = Field(default=5, ge=1, le=50)
 
 
+class JobKindConfig(BaseModel):
+    """Retries of one job kind (``work.kinds.<kind>``); unset fields take the ``work`` defaults."""
+
+    model_config = {"extra": "forbid"}
+
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    backoff_initial_s: float | None = Field(default=None, gt=0, le=3600)
+    backoff_max_s: float | None = Field(default=None, gt=0, le=86400)
+
+
 class WorkConfig(BaseModel):
-    """Durable work queue: how deployments claim work from the database."""
+    """Durable work queue: how deployments claim work from the database.
+
+    A job that fails is retried after backoff_initial_s, then twice as long each time up to backoff_max_s;
+    after max_attempts failures in a row it is a dead letter (``GET /api/v1/jobs?state=dead``) until replayed.
+    A holder renews its lease every lease_s * heartbeat_fraction while it works.
+    """
 
     poll_interval_s: float = Field(default=2.0, gt=0, le=60)
     lease_s: float = Field(default=60.0, ge=1, le=3600)
+    heartbeat_fraction: float = Field(default=1 / 3, gt=0, le=0.5)
     max_attempts: int = Field(default=5, ge=1, le=100)
+    backoff_initial_s: float = Field(default=2.0, gt=0, le=3600)
+    backoff_max_s: float = Field(default=300.0, gt=0, le=86400)
     batch_size: int = Field(default=20, ge=1, le=1000)
+    # Per job kind (analyze, second_opinion, orchestrate, workflow, notify, assess, embed, mine).
+    kinds: dict[str, JobKindConfig] = Field(default_factory=dict)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kind_names(cls, value: dict[str, JobKindConfig]) -> dict[str, JobKindConfig]:
+        for kind in value:
+            if not kind or len(kind) > 63 or not kind.replace("_", "").isalnum() or not kind.islower():
+                raise ValueError(f"work.kinds: {kind!r} is not a job kind name (lower-case letters and _)")
+        return value
+
+    def retry_policy(self, kind: str) -> tuple[int, float, float]:
+        """(max_attempts, backoff_initial_s, backoff_max_s) of ``kind``."""
+        own = self.kinds.get(kind) or JobKindConfig()
+        return (own.max_attempts or self.max_attempts, own.backoff_initial_s or self.backoff_initial_s,
+                own.backoff_max_s or self.backoff_max_s)
 
 
 class KubernautConfig(BaseSettings):

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -32,11 +33,21 @@ from kubernaut.observability import metrics
 from kubernaut.observability.logs import configure_logging, serve_request_id
 from kubernaut.serving import nudge
 from kubernaut.storage import audit as audit_store
+from kubernaut.storage import jobs as job_store
 from kubernaut.storage import views
 from kubernaut.storage.database import Database
 
 logger = logging.getLogger("kubernaut.gateway")
 _NUDGE_INTERVAL_S = 0.1
+
+
+class JobReplay(BaseModel):
+    """Who replays a dead job and why (recorded in the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="api", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    reason: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
 
 
 class ApprovalDecision(BaseModel):
@@ -350,6 +361,37 @@ class Gateway:
         if "error" in outcome:
             return JSONResponse({"error": outcome["error"]}, status_code=outcome["status"])
         return JSONResponse(jsonable_encoder(outcome))
+
+    # --- the job bus: dead letters ---------------------------------------------------------------
+
+    @app.get("/api/v1/jobs", summary="Jobs of the durable work queue; state=dead lists the dead letters")
+    async def list_jobs(
+        self, request: Request,
+        state: str | None = Query(default=None, pattern="^(pending|running|done|dead)$"),
+        kind: str | None = Query(default=None, max_length=63, pattern="^[a-z_]+$"),
+        limit: int = Query(default=100, ge=1, le=1000),
+        offset: int = Query(default=0, ge=0, le=1_000_000_000),
+    ) -> JSONResponse:
+        self._require_auth(request)
+        items = await job_store.listing(self.db.pool, state=state, kind=kind, limit=limit, offset=offset)
+        counts = await job_store.counts(self.db.pool)
+        return JSONResponse(jsonable_encoder({"items": items, "counts": counts, "limit": limit, "offset": offset}))
+
+    @app.post("/api/v1/jobs/{job_id}/retry", summary="Replay a dead job: due now, with fresh attempts")
+    async def retry_job(self, request: Request, job_id: int = FastApiPath(ge=1, le=2**63 - 1),
+                        replay: JobReplay | None = None) -> JSONResponse:
+        self._require_auth(request)
+        replay = replay or JobReplay()
+        try:
+            async with self.db.pool.acquire() as conn, conn.transaction():
+                job = await job_store.retry(conn, job_id, replay.by, replay.reason)
+        except job_store.JobStateError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        # Its consumer polls anyway; the nudge only saves the poll interval.
+        nudge({"analyze": self._analysis, "second_opinion": self._analysis, "orchestrate": self._orchestrator,
+               "workflow": self._orchestrator, "assess": self._effectiveness, "embed": self._intelligence,
+               "mine": self._intelligence}.get(job["kind"]))
+        return JSONResponse(jsonable_encoder({"job": job}))
 
     @app.get("/api/v1/audit/verify", summary="Recompute the audit hash chain; names the first tampered event")
     async def verify_audit(self, request: Request) -> JSONResponse:

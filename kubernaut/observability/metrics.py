@@ -155,6 +155,17 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("kubernaut_notifications", "counter",
                "Notification deliveries by outcome.",
                ("outcome",), label_values=(("outcome", "sent | failed"),)),
+    # -- durable work queue ------------------------------------------------------------------------------
+    MetricSpec("kubernaut_jobs_dead_lettered", "counter",
+               "Jobs that used up their attempts and became dead letters (GET /api/v1/jobs?state=dead), by kind.",
+               ("kind",), label_values=(("kind", "analyze | second_opinion | orchestrate | workflow | notify | assess "
+                                                 "| embed | mine"),)),
+    MetricSpec("kubernaut_jobs_replayed", "counter",
+               "Dead jobs replayed (POST /api/v1/jobs/{id}/retry, kubernaut jobs retry), by kind.",
+               ("kind",)),
+    MetricSpec("kubernaut_job_leases_lost", "counter",
+               "Job holders that found their lease gone and stopped without writing, by kind.",
+               ("kind",)),
 )
 
 _BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
@@ -434,6 +445,21 @@ def assessment_recorded(action: str, score: float) -> None:
 def notification_sent(ok: bool) -> None:
     """One notification delivery attempt finished."""
     _record("kubernaut_notifications", 1, {"outcome": "sent" if ok else "failed"})
+
+
+def job_dead_lettered(kind: str) -> None:
+    """A job of ``kind`` used up its attempts and is now a dead letter."""
+    _record("kubernaut_jobs_dead_lettered", 1, {"kind": kind})
+
+
+def job_replayed(kind: str) -> None:
+    """A dead job of ``kind`` was replayed by an operator."""
+    _record("kubernaut_jobs_replayed", 1, {"kind": kind})
+
+
+def job_lease_lost(kind: str) -> None:
+    """A holder of a ``kind`` job lost its lease and stopped without writing."""
+    _record("kubernaut_job_leases_lost", 1, {"kind": kind})
 
 
 def render_local() -> tuple[bytes, str]:

@@ -15,7 +15,7 @@ from kubernaut.observability import metrics
 from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine, expire_due
 from kubernaut.serving import ReplicaBase, nudge
 from kubernaut.storage import approvals, audit, incidents
-from kubernaut.storage.jobs import Job
+from kubernaut.storage.jobs import GAVE_UP_PREFIX, Job
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +100,10 @@ class WorkflowOrchestrator(ReplicaBase):
             incident_id = await self.db.pool.fetchval("SELECT incident_id FROM analyses WHERE id = $1", job.ref_id)
         else:
             incident_id = await self.db.pool.fetchval("SELECT incident_id FROM workflows WHERE id = $1", job.ref_id)
+            # The prefix marks a workflow its dead job ended: replaying the job reopens it (jobs.retry).
             await self.db.pool.execute(
                 "UPDATE workflows SET phase = 'failed', error = $2, finished_at = now() WHERE id = $1 "
-                "AND finished_at IS NULL", job.ref_id, error)
+                "AND finished_at IS NULL", job.ref_id, f"{GAVE_UP_PREFIX} {job.attempts} attempts: {error}")
         if incident_id is not None:
             async with self.db.pool.acquire() as conn, conn.transaction():
                 await incidents.set_phase(conn, incident_id, "workflow_failed")

@@ -60,8 +60,12 @@ class ApprovalError(ValueError):
 async def _lock_steps(conn: Any, workflow_id: int) -> None:
     """Every writer of ``workflow_steps`` takes this first, in its transaction. A step's seq is max+1: two
     writers of one workflow (a replica whose lease lapsed and its successor) would pick the same seq, so
-    they take turns. The two-int form keeps this keyspace apart from the single-bigint locks elsewhere."""
+    they take turns. The two-int form keeps this keyspace apart from the single-bigint locks elsewhere.
+
+    Then the write is fenced: a holder of the ``workflow`` job whose lease was lost (another replica claimed
+    the job) raises LeaseLost here and its transaction writes nothing, so no step is advanced by two replicas."""
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _STEP_LOCK_CLASS, workflow_id)
+    await jobs.fence(conn)
 
 
 def _now() -> datetime:
@@ -298,6 +302,7 @@ class WorkflowEngine:
         """Wait for a human: the plan to run (with an approved override), or None when the workflow ended."""
         main = plan[-1]
         async with self.db.pool.acquire() as conn, conn.transaction():
+            await jobs.fence(conn)
             approval = await approvals.for_workflow(conn, wf["id"])
             if approval is None:
                 diff = (steps.get(f"dry_run:{len(plan) - 1}") or {}).get("detail", {}).get("diff")
@@ -361,7 +366,9 @@ class WorkflowEngine:
         override = approval["override_parameters"]
         if override:
             plan = [*plan[:-1], {**main, "parameters": {**main["parameters"], **override}}]
-            await self.db.pool.execute("UPDATE workflows SET plan = $2 WHERE id = $1", wf["id"], plan)
+            async with self.db.pool.acquire() as conn, conn.transaction():
+                await jobs.fence(conn)
+                await conn.execute("UPDATE workflows SET plan = $2 WHERE id = $1", wf["id"], plan)
             result = await self._call(wf, "dry_run:override", plan[-1], dry_run=True)
             if result.status != "dry_run":
                 await self._finish(wf, analysis, "failed", f"dry-run with the approved override {result.status}: "
@@ -427,11 +434,14 @@ class WorkflowEngine:
             )
 
     async def _set_phase(self, wf: Any, phase: str) -> None:
-        await self.db.pool.execute(
-            "UPDATE workflows SET phase = $2, updated_at = now() WHERE id = $1 AND phase <> $2", wf["id"], phase)
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            await jobs.fence(conn)
+            await conn.execute(
+                "UPDATE workflows SET phase = $2, updated_at = now() WHERE id = $1 AND phase <> $2", wf["id"], phase)
 
     async def _finish(self, wf: Any, analysis: Any, phase: str, why: str) -> None:
         async with self.db.pool.acquire() as conn, conn.transaction():
+            await jobs.fence(conn)
             changed = await conn.fetchval(
                 f"""UPDATE workflows SET phase = $2, error = $3, finished_at = now(), updated_at = now()
                     WHERE id = $1 AND phase NOT IN ({", ".join(f"'{p}'" for p in TERMINAL)}) RETURNING id""",

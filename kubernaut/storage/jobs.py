@@ -4,21 +4,39 @@ A hand-off is a ``jobs`` row written in the same transaction as the producer's r
 (transactional outbox), so nothing acknowledged is lost. Consumers claim rows with
 ``FOR UPDATE SKIP LOCKED`` and a lease: if a replica dies, its lease expires and another takes over.
 Handle calls (``kick``) only wake consumers early; correctness never depends on them.
+
+Leases hold while their holder works: the worker renews a job's lease every ``heartbeat_s`` (a
+fraction of the lease) and cancels the handler when a renewal finds the lease gone. Each claim gets a
+fresh ``lease_token``; a handler's writes call :func:`fence` inside their transaction, which locks the
+job row (``FOR KEY SHARE``: a claimer's ``FOR UPDATE SKIP LOCKED`` passes it by) and refuses the write
+with :class:`LeaseLost` unless the token is still this claim's and the lease has not lapsed. So a holder
+that stalled past its lease (a paused process, a partition) cannot write after a successor took over,
+and no successor can take over in the middle of a holder's write.
+
+A job that fails ``max_attempts`` times in a row (exceptions, or leases that expired because its holder
+died) is a dead letter: ``state = 'dead'``, listed at ``GET /api/v1/jobs?state=dead``, counted in
+``kubernaut_jobs_dead_lettered`` and replayed with :func:`retry` (``POST /api/v1/jobs/{id}/retry``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
+from kubernaut.observability import metrics
+
 logger = logging.getLogger(__name__)
+
+STATES = ("pending", "running", "done", "dead")
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,20 @@ class Job:
     kind: str
     ref_id: int
     attempts: int
+    token: uuid.UUID | None = None  # this claim's lease token (None: not claimed through claim())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a job kind is tried and how long it waits between failures (exponential backoff)."""
+
+    max_attempts: int = 5
+    backoff_initial_s: float = 2.0
+    backoff_max_s: float = 300.0
+
+    def backoff_s(self, attempts: int) -> float:
+        """Wait after the ``attempts``-th failure: initial, twice, four times … capped at the maximum."""
+        return min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** min(max(attempts - 1, 0), 60))
 
 
 class Reschedule(Exception):
@@ -38,11 +70,57 @@ class Reschedule(Exception):
 
 
 class RetryLater(Exception):
-    """A transient failure: the job is retried after ``delay_s`` (counts as an attempt)."""
+    """A transient failure: the job is retried after ``delay_s`` (the kind's backoff when None); counts as an
+    attempt."""
 
-    def __init__(self, message: str, delay_s: float = 5.0) -> None:
+    def __init__(self, message: str, delay_s: float | None = None) -> None:
         super().__init__(message)
         self.delay_s = delay_s
+
+
+class LeaseLost(Exception):
+    """This holder's lease on the job is gone (expired, or another replica claimed the job): stop, write
+    nothing. The worker leaves the job row to its new holder."""
+
+
+class JobStateError(ValueError):
+    """A replay that cannot be done (unknown job, or one that is not dead)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Lease:
+    job_id: int
+    token: uuid.UUID
+
+
+Handler = Callable[[Job], Awaitable[None]]
+
+# The lease of the job whose handler runs in this task (set by JobWorker; inherited by tasks it starts).
+_current_lease: contextvars.ContextVar[_Lease | None] = contextvars.ContextVar("kubernaut_job_lease", default=None)
+
+
+async def fence(conn: asyncpg.Connection) -> None:
+    """Refuse this transaction's writes unless the current job's lease is still held; a no-op outside a job.
+
+    Call it inside the write transaction: the row lock it takes lasts until commit, so no other replica
+    claims the job between this check and the write.
+    """
+    lease = _current_lease.get()
+    if lease is None:
+        return
+    if not conn.is_in_transaction():
+        raise RuntimeError("jobs.fence must run inside the write's transaction")
+    held = await conn.fetchval(
+        """SELECT true FROM jobs WHERE id = $1 AND lease_token = $2 AND state = 'running'
+               AND lease_until > clock_timestamp() FOR KEY SHARE""",
+        lease.job_id, lease.token,
+    )
+    if not held:
+        raise LeaseLost(f"job {lease.job_id}: lease lost; refusing to write")
 
 
 async def enqueue(conn: asyncpg.Connection, kind: str, ref_id: int, delay_s: float = 0.0) -> bool:
@@ -60,74 +138,195 @@ async def requeue(conn: asyncpg.Connection, kind: str, ref_id: int) -> None:
     await conn.execute(
         """INSERT INTO jobs (kind, ref_id) VALUES ($1, $2)
            ON CONFLICT (kind, ref_id) DO UPDATE SET state = 'pending', attempts = 0, run_after = now(),
-               updated_at = now() WHERE jobs.state IN ('done', 'failed')""",
+               dead_at = NULL, updated_at = now() WHERE jobs.state IN ('done', 'dead')""",
         kind, ref_id,
     )
 
 
 async def wake(conn: asyncpg.Connection | asyncpg.Pool, kind: str, ref_id: int) -> None:
     """Make a job due now (e.g. an approval arrived); creates it if missing. A running job is left alone:
-    it reschedules itself soon enough."""
+    it reschedules itself soon enough. A dead job stays dead: only a replay (:func:`retry`) revives it."""
     await conn.execute(
         """INSERT INTO jobs (kind, ref_id) VALUES ($1, $2)
            ON CONFLICT (kind, ref_id) DO UPDATE SET run_after = now(), updated_at = now(),
                state = CASE WHEN jobs.state = 'running' THEN jobs.state ELSE 'pending' END,
-               attempts = CASE WHEN jobs.state = 'running' THEN jobs.attempts ELSE 0 END""",
+               attempts = CASE WHEN jobs.state = 'running' THEN jobs.attempts ELSE 0 END
+           WHERE jobs.state <> 'dead'""",
         kind, ref_id,
     )
 
 
-async def reschedule(pool: asyncpg.Pool, job: Job, owner: str, delay_s: float) -> None:
-    await pool.execute(
+def _token(job: Job) -> uuid.UUID | None:
+    return job.token
+
+
+async def reschedule(pool: asyncpg.Pool, job: Job, owner: str, delay_s: float) -> bool:
+    updated = await pool.fetchval(
         """UPDATE jobs SET state = 'pending', attempts = 0, lease_owner = NULL, lease_until = NULL,
-                  run_after = LEAST(run_after, now() + make_interval(secs => $3)), updated_at = now()
-           WHERE id = $1 AND lease_owner = $2""",
-        job.id, owner, delay_s,
+                  lease_token = NULL, run_after = LEAST(run_after, now() + make_interval(secs => $3)),
+                  updated_at = now()
+           WHERE id = $1 AND lease_owner = $2 AND ($4::uuid IS NULL OR lease_token = $4) RETURNING true""",
+        job.id, owner, delay_s, _token(job),
     )
+    return bool(updated)
 
 
-async def claim(pool: asyncpg.Pool, kinds: list[str], owner: str, lease_s: float, limit: int) -> list[Job]:
+def _limits(kinds: list[str], policies: Mapping[str, RetryPolicy] | None) -> list[int]:
+    default = RetryPolicy()
+    return [(policies or {}).get(kind, default).max_attempts for kind in kinds]
+
+
+async def claim(pool: asyncpg.Pool, kinds: list[str], owner: str, lease_s: float, limit: int,
+                policies: Mapping[str, RetryPolicy] | None = None) -> list[Job]:
+    """Take up to ``limit`` due jobs for ``lease_s``. A job whose holder's lease expired is taken over only
+    while it has attempts left; one that has none is :func:`reap`'s."""
+    token = uuid.uuid4()
     rows = await pool.fetch(
         # run_after = infinity while running: a wake() during the run lowers it, and a Reschedule
         # then runs the job again at once instead of after its delay.
-        """UPDATE jobs SET state = 'running', lease_owner = $2, run_after = 'infinity',
+        """UPDATE jobs SET state = 'running', lease_owner = $2, lease_token = $5, run_after = 'infinity',
                   lease_until = now() + make_interval(secs => $3), attempts = attempts + 1, updated_at = now()
            WHERE id IN (
-               SELECT id FROM jobs
-               WHERE kind = ANY($1::text[])
-                 AND ((state = 'pending' AND run_after <= now()) OR (state = 'running' AND lease_until < now()))
-               ORDER BY run_after, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-           RETURNING id, kind, ref_id, attempts""",
-        kinds, owner, lease_s, limit,
+               SELECT j.id FROM jobs j JOIN unnest($1::text[], $6::int[]) AS k(kind, max_attempts) ON k.kind = j.kind
+               WHERE j.kind = ANY($1::text[])
+                 AND ((j.state = 'pending' AND j.run_after <= now())
+                      OR (j.state = 'running' AND j.lease_until < now() AND j.attempts < k.max_attempts))
+               ORDER BY j.run_after, j.id LIMIT $4 FOR UPDATE OF j SKIP LOCKED)
+           RETURNING id, kind, ref_id, attempts, lease_token""",
+        kinds, owner, lease_s, limit, token, _limits(kinds, policies),
     )
-    return [Job(r["id"], r["kind"], r["ref_id"], r["attempts"]) for r in rows]
+    return [Job(r["id"], r["kind"], r["ref_id"], r["attempts"], r["lease_token"]) for r in rows]
 
 
-async def complete(conn: asyncpg.Connection | asyncpg.Pool, job: Job, owner: str) -> None:
-    await conn.execute(
-        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = now() "
-        "WHERE id = $1 AND lease_owner = $2",
-        job.id, owner,
+async def renew(pool: asyncpg.Pool, job: Job, owner: str, lease_s: float) -> bool:
+    """Extend this holder's lease; False when it is no longer this holder's (the caller must stop)."""
+    held = await pool.fetchval(
+        """UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+           WHERE id = $1 AND lease_owner = $2 AND state = 'running' AND ($4::uuid IS NULL OR lease_token = $4)
+           RETURNING true""",
+        job.id, owner, lease_s, _token(job),
     )
+    return bool(held)
+
+
+async def reap(pool: asyncpg.Pool, kinds: list[str], policies: Mapping[str, RetryPolicy] | None = None
+               ) -> list[tuple[Job, str]]:
+    """Dead-letter jobs whose holders' leases expired on their last attempt (a job that kills or stalls
+    every replica that runs it); returns them with their error."""
+    rows = await pool.fetch(
+        """UPDATE jobs j SET state = 'dead', dead_at = now(), lease_owner = NULL, lease_until = NULL,
+                  lease_token = NULL, updated_at = now(),
+                  last_error = left(format('lease expired on attempt %s of %s (holder %s stopped renewing)',
+                                           j.attempts, k.max_attempts, j.lease_owner)
+                                    || coalesce('; before: ' || j.last_error, ''), 2000)
+           FROM unnest($1::text[], $2::int[]) AS k(kind, max_attempts)
+           WHERE j.kind = k.kind AND j.state = 'running' AND j.lease_until < now() AND j.attempts >= k.max_attempts
+           RETURNING j.id, j.kind, j.ref_id, j.attempts, j.last_error""",
+        kinds, _limits(kinds, policies),
+    )
+    return [(Job(r["id"], r["kind"], r["ref_id"], r["attempts"]), r["last_error"]) for r in rows]
+
+
+async def complete(conn: asyncpg.Connection | asyncpg.Pool, job: Job, owner: str) -> bool:
+    """Mark the job done if this holder still holds it; False when the lease was lost."""
+    updated = await conn.fetchval(
+        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, lease_token = NULL, "
+        "updated_at = now() WHERE id = $1 AND lease_owner = $2 AND ($3::uuid IS NULL OR lease_token = $3) "
+        "RETURNING true",
+        job.id, owner, _token(job),
+    )
+    return bool(updated)
 
 
 async def fail(pool: asyncpg.Pool, job: Job, owner: str, error: str, delay_s: float, max_attempts: int) -> bool:
-    """Record a failure; retry with backoff until ``max_attempts``. True when the job is given up."""
+    """Record a failure; retry after ``delay_s`` until ``max_attempts``, then dead-letter the job. True when the
+    job is now dead (and this holder still held it)."""
     final = job.attempts >= max_attempts
-    await pool.execute(
-        """UPDATE jobs SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL,
-                  run_after = now() + make_interval(secs => $5), updated_at = now()
-           WHERE id = $1 AND lease_owner = $2""",
-        job.id, owner, "failed" if final else "pending", error[:2000], delay_s,
+    updated = await pool.fetchval(
+        """UPDATE jobs SET state = $3, last_error = $4, lease_owner = NULL, lease_until = NULL, lease_token = NULL,
+                  run_after = now() + make_interval(secs => $5), updated_at = now(),
+                  dead_at = CASE WHEN $3 = 'dead' THEN now() END
+           WHERE id = $1 AND lease_owner = $2 AND ($6::uuid IS NULL OR lease_token = $6) RETURNING true""",
+        job.id, owner, "dead" if final else "pending", error[:2000], delay_s, _token(job),
     )
-    return final
+    return final and bool(updated)
+
+
+# --- dead letters: listing and replay (the jobs API) ----------------------------------------------------
+
+
+_COLUMNS = ("id, kind, ref_id, state, attempts, run_after, lease_owner, lease_until, last_error, created_at, "
+            "updated_at, dead_at")
+
+
+async def listing(conn: asyncpg.Connection | asyncpg.Pool, *, state: str | None = None, kind: str | None = None,
+                  limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Jobs, newest change first (dead letters: most recently dead first)."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM jobs
+            WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+            ORDER BY coalesce(dead_at, updated_at) DESC, id DESC LIMIT $3 OFFSET $4""",
+        state, kind, limit, offset,
+    )
+    return [dict(r) for r in rows]
+
+
+async def counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str, int]]:
+    """Number of jobs per kind and state."""
+    result: dict[str, dict[str, int]] = {}
+    for r in await conn.fetch("SELECT kind, state, count(*) AS n FROM jobs GROUP BY kind, state"):
+        result.setdefault(r["kind"], {})[r["state"]] = r["n"]
+    return result
+
+
+async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str | None = None) -> dict[str, Any]:
+    """Replay a dead job: due now with fresh attempts. Inside the caller's transaction (with its audit event).
+
+    A ``workflow`` job gives its workflow up when it dies (WorkflowOrchestrator._gave_up): the replay reopens
+    that workflow, which resumes at its first unfinished step (steps are looked up by name; executor calls
+    carry idempotency keys), instead of waking a workflow that would return at once because it ended.
+    """
+    from kubernaut.storage import audit
+
+    row = await conn.fetchrow("SELECT id, kind, ref_id, state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+    if row is None:
+        raise JobStateError(f"job {job_id} not found", status=404)
+    if row["state"] != "dead":
+        raise JobStateError(f"job {job_id} is {row['state']}, not dead: only dead jobs are replayed")
+    updated = await conn.fetchrow(
+        f"""UPDATE jobs SET state = 'pending', attempts = 0, run_after = now(), dead_at = NULL, lease_owner = NULL,
+                   lease_until = NULL, lease_token = NULL, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}""",
+        job_id,
+    )
+    incident_id = None
+    if row["kind"] == "workflow":
+        incident_id = await conn.fetchval(
+            """UPDATE workflows SET phase = 'executing', finished_at = NULL, error = NULL, updated_at = now()
+               WHERE id = $1 AND phase = 'failed' AND error LIKE $2 || '%' RETURNING incident_id""",
+            row["ref_id"], GAVE_UP_PREFIX,
+        )
+        if incident_id is not None:
+            await conn.execute("UPDATE incidents SET phase = 'analyzed', updated_at = now() WHERE id = $1",
+                               incident_id)
+    await audit.append(conn, actor, "job.retried", incident_id,
+                       {"job_id": job_id, "kind": row["kind"], "ref_id": row["ref_id"],
+                        "reopened_workflow": incident_id is not None, "reason": reason})
+    metrics.job_replayed(row["kind"])
+    return dict(updated)
+
+
+#: How a workflow that its dead ``workflow`` job gave up says so in ``workflows.error`` (see :func:`retry`).
+GAVE_UP_PREFIX = "gave up after"
+
+
+async def _holding(job: Job, handler: Handler) -> None:
+    """Run ``handler`` with ``job``'s lease as the current one (a task has its own copy of the context)."""
+    _current_lease.set(_Lease(job.id, job.token) if job.token is not None else None)
+    await handler(job)
 
 
 def replica_identity(prefix: str) -> str:
     return f"{prefix}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-Handler = Callable[[Job], Awaitable[None]]
 
 
 class JobWorker:
@@ -144,24 +343,35 @@ class JobWorker:
         max_attempts: int,
         batch_size: int,
         on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
+        policies: Mapping[str, RetryPolicy] | None = None,
+        heartbeat_s: float | None = None,
+        backoff_initial_s: float = 2.0,
+        backoff_max_s: float = 300.0,
     ) -> None:
         self._pool = pool
         self._handlers = handlers
         self.owner = owner
         self._poll = poll_interval_s
         self._lease = lease_s
-        self._max_attempts = max_attempts
+        default = RetryPolicy(max_attempts, backoff_initial_s, backoff_max_s)
+        self._policies = {kind: (policies or {}).get(kind, default) for kind in handlers}
+        # Renew well before the lease runs out: a renewal that is late or fails once still leaves time.
+        self._heartbeat = heartbeat_s if heartbeat_s is not None else lease_s / 3
         self._batch = batch_size
         self._on_give_up = on_give_up
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._last_reap = float("-inf")
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"jobs:{self.owner}")
 
     def wake(self) -> None:
         self._wake.set()
+
+    def policy(self, kind: str) -> RetryPolicy:
+        return self._policies[kind]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -174,9 +384,11 @@ class JobWorker:
                 pass
 
     async def _run(self) -> None:
+        kinds = list(self._handlers)
         while not self._stopping:
+            await self._reap(kinds)
             try:
-                jobs = await claim(self._pool, list(self._handlers), self.owner, self._lease, self._batch)
+                jobs = await claim(self._pool, kinds, self.owner, self._lease, self._batch, self._policies)
             except Exception:
                 logger.exception("claiming jobs failed; retrying")
                 jobs = []
@@ -189,12 +401,72 @@ class JobWorker:
                 pass
             self._wake.clear()
 
+    async def _reap(self, kinds: list[str]) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_reap < self._poll:
+            return
+        self._last_reap = now
+        try:
+            dead = await reap(self._pool, kinds, self._policies)
+        except Exception:
+            logger.exception("reaping expired jobs failed; retrying at the next poll")
+            return
+        for job, error in dead:
+            logger.error("job %s %s (id %d) is dead: %s", job.kind, job.ref_id, job.id, error)
+            await self._gave_up(job, error)
+
+    async def _gave_up(self, job: Job, error: str) -> None:
+        metrics.job_dead_lettered(job.kind)
+        if self._on_give_up is None:
+            return
+        try:
+            await self._on_give_up(job, error)
+        except Exception:
+            logger.exception("give-up hook of job %s failed", job.id)
+
+    async def _heartbeat(self, job: Job, work: asyncio.Task[None], lost: asyncio.Event) -> None:
+        """Renew the lease while ``work`` runs; cancel it once the lease is no longer this holder's."""
+        loop = asyncio.get_running_loop()
+        renewed_at = loop.time()
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                held = await asyncio.wait_for(renew(self._pool, job, self.owner, self._lease),
+                                              timeout=max(self._heartbeat, 0.1))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Keep trying while the lease may still be ours; past it, someone else may hold the job.
+                logger.warning("renewing the lease of job %s failed", job.id, exc_info=True)
+                held = loop.time() - renewed_at < self._lease
+            else:
+                if held:
+                    renewed_at = loop.time()
+            if not held:
+                lost.set()
+                work.cancel()
+                return
+
     async def _run_one(self, job: Job) -> None:
         handler = self._handlers[job.kind]
+        policy = self._policies[job.kind]
+        lost = asyncio.Event()
+        work = asyncio.get_running_loop().create_task(_holding(job, handler))
+        beat = asyncio.get_running_loop().create_task(self._heartbeat(job, work, lost))
         try:
-            await handler(job)
+            try:
+                await asyncio.shield(work)
+            finally:
+                beat.cancel()
         except asyncio.CancelledError:
-            raise
+            if not lost.is_set() or not work.done():
+                work.cancel()
+                raise  # the worker is stopping
+            self._lease_lost(job, "the heartbeat found the lease gone")
+            return
+        except LeaseLost as exc:
+            self._lease_lost(job, str(exc))
+            return
         except Reschedule as again:
             try:
                 await reschedule(self._pool, job, self.owner, again.delay_s)
@@ -202,18 +474,25 @@ class JobWorker:
                 logger.exception("rescheduling job %s failed; its lease will expire", job.id)
             return
         except Exception as exc:  # a job must never kill the loop
-            delay = exc.delay_s if isinstance(exc, RetryLater) else min(300.0, 2.0 ** job.attempts)
+            delay = exc.delay_s if isinstance(exc, RetryLater) and exc.delay_s is not None \
+                else policy.backoff_s(job.attempts)
             message = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, RetryLater):
-                logger.exception("job %s %s failed (attempt %d)", job.kind, job.ref_id, job.attempts)
+                logger.exception("job %s %s failed (attempt %d of %d)", job.kind, job.ref_id, job.attempts,
+                                 policy.max_attempts)
             try:
-                gave_up = await fail(self._pool, job, self.owner, message, delay, self._max_attempts)
-                if gave_up and self._on_give_up is not None:
-                    await self._on_give_up(job, message)
+                if await fail(self._pool, job, self.owner, message, delay, policy.max_attempts):
+                    await self._gave_up(job, message)
             except Exception:
                 logger.exception("recording failure of job %s failed; its lease will expire", job.id)
             return
         try:
-            await complete(self._pool, job, self.owner)
+            if not await complete(self._pool, job, self.owner):
+                self._lease_lost(job, "completed after the lease was lost")
         except Exception:
             logger.exception("completing job %s failed; its lease will expire and it re-runs idempotently", job.id)
+
+    def _lease_lost(self, job: Job, why: str) -> None:
+        logger.warning("job %s %s (id %d): lease lost, stopped without writing (%s)", job.kind, job.ref_id,
+                       job.id, why)
+        metrics.job_lease_lost(job.kind)

@@ -109,7 +109,7 @@ async def test_failed_jobs_back_off_and_give_up(fresh_dsn: str) -> None:
         (job,) = await jobs.claim(database.pool, ["notify"], "r", 30, 1)
         assert await jobs.fail(database.pool, job, "r", "boom again", delay_s=0, max_attempts=2)
         row = await database.pool.fetchrow("SELECT state, last_error FROM jobs")
-        assert row["state"] == "failed" and row["last_error"] == "boom again"
+        assert row["state"] == "dead" and row["last_error"] == "boom again"
     finally:
         await database.close()
 
