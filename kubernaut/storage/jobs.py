@@ -356,7 +356,7 @@ class JobWorker:
         default = RetryPolicy(max_attempts, backoff_initial_s, backoff_max_s)
         self._policies = {kind: (policies or {}).get(kind, default) for kind in handlers}
         # Renew well before the lease runs out: a renewal that is late or fails once still leaves time.
-        self._heartbeat = heartbeat_s if heartbeat_s is not None else lease_s / 3
+        self._heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
         self._batch = batch_size
         self._on_give_up = on_give_up
         self._wake = asyncio.Event()
@@ -429,10 +429,10 @@ class JobWorker:
         loop = asyncio.get_running_loop()
         renewed_at = loop.time()
         while True:
-            await asyncio.sleep(self._heartbeat)
+            await asyncio.sleep(self._heartbeat_s)
             try:
                 held = await asyncio.wait_for(renew(self._pool, job, self.owner, self._lease),
-                                              timeout=max(self._heartbeat, 0.1))
+                                              timeout=max(self._heartbeat_s, 0.1))
             except asyncio.CancelledError:
                 raise
             except Exception:
