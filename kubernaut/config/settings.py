@@ -8,6 +8,7 @@ Secrets (DSN, tokens, API keys) are meant to come from the environment so they n
 from __future__ import annotations
 
 import os
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -283,6 +284,11 @@ class OrchestrationConfig(BaseModel):
     ineffective_chain: int = Field(default=3, ge=1, le=100)
     oscillation_window_s: float = Field(default=3600.0, ge=0, le=7 * 86400)
     max_concurrent_workflows: int = Field(default=100, ge=1, le=10_000)
+    # The environment the policy applies to an incident whose namespace declares none (no environment
+    # label, no hint in its name): production rules unless set otherwise, so an unlabelled production
+    # namespace keeps production's safeguards.
+    unknown_environment: str = Field(default="production", min_length=1, max_length=63,
+                                     pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class MetricQuery(BaseModel):
@@ -414,6 +420,43 @@ class JobKindConfig(BaseModel):
     backoff_max_s: float | None = Field(default=None, gt=0, le=86400)
 
 
+DEFAULT_SECRET_WORDS = [
+    r"passw(?:or)?d", r"pwd", r"secret", r"token", r"api[-_.]?key", r"access[-_.]?key", r"private[-_.]?key",
+    r"credentials?", r"auth(?:orization)?$", r"session[-_.]?id", r"cookie", r"dsn",
+    r"connection[-_.]?string",
+]
+DEFAULT_ANNOTATION_PATTERNS = [
+    "kubectl.kubernetes.io/last-applied-configuration", "*password*", "*passwd*", "*secret*", "*token*",
+    "*credential*", "*apikey*", "*api-key*", "*api_key*", "*private-key*",
+]
+
+
+class RedactionConfig(BaseModel):
+    """What ``kubernaut.cluster.redaction`` hides in action records, diffs, diagnostics and notifications.
+    Lists replace the defaults: extend them rather than drop entries."""
+
+    model_config = {"extra": "forbid"}
+
+    # Regular expressions (case-insensitive, searched) for names whose values are secret: flag names
+    # (--db-password), key=value keys (api_key=...) and dict keys (password: ...).
+    secret_words: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_WORDS), max_length=200)
+    # Shell-style patterns (case-insensitive) of annotation keys whose values are redacted.
+    annotation_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_ANNOTATION_PATTERNS),
+                                           max_length=200)
+    # Extra regular expressions for text; every match is replaced whole (e.g. "AKIA[0-9A-Z]{16}").
+    text_patterns: list[str] = Field(default_factory=list, max_length=200)
+
+    @field_validator("secret_words", "text_patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {pattern!r}: {exc}") from None
+        return value
+
+
 class WorkConfig(BaseModel):
     """Durable work queue: how deployments claim work from the database.
 
@@ -466,6 +509,7 @@ class KubernautConfig(BaseSettings):
     effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
     intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
     holmes: HolmesConfig = Field(default_factory=HolmesConfig)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     work: WorkConfig = Field(default_factory=WorkConfig)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=_default_deployments)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

@@ -37,7 +37,7 @@ class K8sExecutor(ReplicaBase):
         kube = (Kube(self._cluster.api_client, timeout_s=config.kubernetes.request_timeout_s)
                 if self._cluster.api_client is not None else None)
         self.executor = Executor(self.db, config.execution, kube, cluster_reason=self._cluster.reason,
-                                 cluster_source=self._cluster.source)
+                                 cluster_source=self._cluster.source, redaction=config.redaction)
 
     async def status(self) -> dict[str, Any]:
         return await self.executor.status()

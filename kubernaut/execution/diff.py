@@ -2,7 +2,8 @@
 
 Only what a human decides on is shown: spec and metadata as YAML. managedFields, status and the
 bookkeeping the server changes on every write (resourceVersion, generation, timestamps) are
-stripped, or every diff would be noise.
+stripped, or every diff would be noise. Secrets (env values, secret-looking args, Secret data,
+matching annotations) are redacted before the YAML is written (``kubernaut.cluster.redaction``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import difflib
 from typing import Any
 
 import yaml
+
+from kubernaut.cluster.redaction import Redactor, redactor
 
 Obj = dict[str, Any]
 
@@ -52,11 +55,14 @@ def label(obj: Obj | None, fallback: str) -> str:
     return f"{obj.get('kind', '?')}/{where}{meta.get('name', '?')}"
 
 
-def object_diff(before: Obj | None, after: Obj | None, name: str | None = None) -> str:
-    """Unified diff of one object; `before=None` is a creation, `after=None` a deletion."""
+def object_diff(before: Obj | None, after: Obj | None, name: str | None = None,
+                redact: Redactor | None = None) -> str:
+    """Unified diff of one object; `before=None` is a creation, `after=None` a deletion. Without a
+    configured redactor the default patterns apply: a diff is never written unredacted."""
     title = name or label(before or after, "object")
-    old = to_yaml(strip(before)).splitlines(keepends=True)
-    new = to_yaml(strip(after)).splitlines(keepends=True)
+    hide = redact or redactor()
+    old = to_yaml(hide.obj(strip(before))).splitlines(keepends=True)
+    new = to_yaml(hide.obj(strip(after))).splitlines(keepends=True)
     lines = list(difflib.unified_diff(
         old, new,
         fromfile=f"a/{title}" if before is not None else "/dev/null",

@@ -81,6 +81,7 @@ KINDS: dict[str, Kind] = {
     "PersistentVolume": Kind("", "persistentvolumes", False, ("v1",)),
     "Event": Kind("", "events", True, ("v1",)),
     "Service": Kind("", "services", True, ("v1",)),
+    "ReplicationController": Kind("", "replicationcontrollers", True, ("v1",)),
     "ResourceQuota": Kind("", "resourcequotas", True, ("v1",)),
     "LimitRange": Kind("", "limitranges", True, ("v1",)),
     "Deployment": Kind("apps", "deployments", True, ("v1",)),
@@ -131,6 +132,7 @@ class Kube:
         self._discovery_ttl = discovery_ttl_s
         self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._resources: dict[str, tuple[float, frozenset[str]]] = {}
+        self._eviction: tuple[float, str] | None = None
 
     # -- raw requests -----------------------------------------------------------------------------
 
@@ -224,13 +226,19 @@ class Kube:
             f"the server serves none of {', '.join(f'{spec.group}/{v}' for v in spec.versions)} for {kind}",
         )
 
-    async def policy_version(self) -> str:
-        """policy/v1 Eviction where served (1.22+), else policy/v1beta1."""
-        served = await self.served_versions("policy")
-        for version in ("v1", "v1beta1"):
-            if version in served:
-                return f"policy/{version}"
-        raise KubeError(404, "NotFound", "the server serves no policy API group (evictions impossible)")
+    async def eviction_version(self) -> str:
+        """The Eviction apiVersion this server accepts on pods/eviction, read from the subresource's own
+        discovery entry in /api/v1 (``{"name": "pods/eviction", "group": "policy", "version": ...}``).
+
+        Not from the policy group's versions: 1.21 serves policy/v1 (PodDisruptionBudgets) while its
+        pods/eviction still takes only policy/v1beta1 Evictions; v1 Evictions start with 1.22.
+        """
+        cached = self._eviction
+        if cached is not None and time.monotonic() - cached[0] < self._discovery_ttl:
+            return cached[1]
+        version = eviction_version_from(await self.request("GET", "/api/v1"))
+        self._eviction = (time.monotonic(), version)
+        return version
 
     async def _discover_kind(self, kind: str) -> Resource | None:
         """Fallback for kinds outside KINDS (read-only diagnostics): scan preferred versions."""
@@ -334,7 +342,7 @@ class Kube:
         if dry_run:
             delete_options["dryRun"] = ["All"]
         body: Obj = {
-            "apiVersion": await self.policy_version(),
+            "apiVersion": await self.eviction_version(),
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
         }
@@ -350,6 +358,21 @@ class Kube:
             query.append(("previous", "true"))
         return await self.request("GET", res.path(namespace, name, "log"), query=query, timeout_s=timeout_s,
                                   raw=True)
+
+
+def eviction_version_from(core: Obj) -> str:
+    """The Eviction apiVersion from the core /api/v1 resource list (see ``Kube.eviction_version``)."""
+    for res in core.get("resources") or []:
+        if res.get("name") != "pods/eviction":
+            continue
+        if "create" not in (res.get("verbs") or []):
+            break
+        group, version = res.get("group"), res.get("version")
+        if group and version:
+            return f"{group}/{version}"
+        # An entry that names no group/version is from a server older than policy/v1 Evictions.
+        return "policy/v1beta1"
+    raise KubeError(404, "NotFound", "the server does not offer create on pods/eviction (evictions impossible)")
 
 
 def _dry(dry_run: bool) -> list[tuple[str, Any]]:

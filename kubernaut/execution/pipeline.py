@@ -22,7 +22,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from kubernaut.config.settings import ExecutionConfig, ExecutionMode
+from kubernaut.cluster.redaction import redactor
+from kubernaut.config.settings import ExecutionConfig, ExecutionMode, RedactionConfig
 from kubernaut.execution import budget, locks, scope
 from kubernaut.execution.catalog import ActionParams, ActionSpec, CatalogError, catalog_document, get_action
 from kubernaut.execution.catalog.base import safe_repr
@@ -67,8 +68,11 @@ class Executor:
         cluster_source: str = "none",
         owner: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        redaction: RedactionConfig | None = None,
     ) -> None:
         self.db = db
+        # Every state, diff and bundle is redacted before it is recorded (None: the default patterns).
+        self.redact = redactor(redaction)
         self.config = config
         self.kube = kube
         self.cluster_reason = cluster_reason
@@ -82,7 +86,7 @@ class Executor:
 
     def _ctx(self) -> Context:
         assert self.kube is not None
-        return Context(self.kube, self.config, self._clock)
+        return Context(self.kube, self.config, self._clock, self.redact)
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -259,7 +263,8 @@ class Executor:
                 raise
             notes = [*prepared.notes, *rehearsal.notes]
             state.update(diff=rehearsal.diff, before=prepared.record, after=rehearsal.after, notes=notes)
-            await records.update(self.pool, action_id, diff=rehearsal.diff, before=prepared.record)
+            await records.update(self.pool, action_id, diff=self.redact.text(rehearsal.diff),
+                                 before=self.redact.obj(prepared.record))
             if dry_run:
                 raise Stop("dry_run", "dry_run", _with_notes(
                     "dry-run: the API server accepted the change with dryRun=All (diff recorded); execution mode "
@@ -389,11 +394,13 @@ class Executor:
         error = stop.error
         if stop.status == "failed" and error is None:
             error = stop.message
+        diff, result = stop.extra.get("diff", state.get("diff")), stop.extra.get("result")
         row = await records.finish(
             self.pool, action_id, status=stop.status, stage=stop.stage, message=stop.message, error=error,
-            retryable=stop.retryable, diff=stop.extra.get("diff", state.get("diff")),
-            before=state.get("before"), after=stop.extra.get("after", state.get("after")),
-            inverse=stop.extra.get("inverse"), result=stop.extra.get("result"), owner=self.owner,
+            retryable=stop.retryable, diff=self.redact.text(diff) if diff else diff,
+            before=self.redact.obj(state.get("before")),
+            after=self.redact.obj(stop.extra.get("after", state.get("after"))),
+            inverse=stop.extra.get("inverse"), result=self.redact.obj(result), owner=self.owner,
         )
         if row is None:  # an interruption sweep recorded something else meanwhile; that record stands
             row = await records.fetch(self.pool, action_id)

@@ -6,6 +6,7 @@ import logging
 
 from ray import serve
 
+from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.notifications.delivery import deliver, scheme_of, validate_url
 from kubernaut.observability import metrics
@@ -22,6 +23,8 @@ class NotificationService(ReplicaBase):
     async def __init__(self, config: KubernautConfig) -> None:
         await self._setup(config)
         self._urls = [u.get_secret_value() for u in config.notifications.urls]
+        # Bodies quote diffs, reasons and findings: redacted again on the way out, whoever wrote them.
+        self._redact = redactor(config.redaction)
         for url in self._urls:
             validate_url(url)
         self._start_worker({"notify": self._deliver}, on_give_up=self._gave_up)
@@ -40,7 +43,8 @@ class NotificationService(ReplicaBase):
             key = str(index)
             if deliveries.get(key) == "sent":
                 continue
-            ok = await deliver(url, row["title"], row["body"], row["severity"], self.config.notifications.timeout_s)
+            ok = await deliver(url, self._redact.text(row["title"]), self._redact.text(row["body"]), row["severity"],
+                               self.config.notifications.timeout_s)
             metrics.notification_sent(ok)
             deliveries[key] = "sent" if ok else "failed"
             if not ok:

@@ -189,7 +189,7 @@ class WorkflowEngine:
             engine=analysis["engine"], mutates=spec.mutates, sensitive=plan.sensitive,
             confidence=analysis["confidence"],
         )
-        verdict = evaluate(self.policy, facts)
+        verdict = evaluate(self.policy, facts, unknown_environment=self.cfg.unknown_environment)
         detail: dict[str, Any] = {"facts": facts.model_dump(), "rule": verdict.rule, "reason": verdict.reason,
                                   "policy": verdict.decision}
         outcome = {"deny": "denied", "review": "review"}.get(verdict.decision, verdict.decision)

@@ -122,12 +122,24 @@ def _holds(when: Conditions, facts: PolicyInput, now: datetime) -> bool:
     return all(checks)
 
 
-def evaluate(policy: Policy, facts: PolicyInput, now: datetime | None = None) -> PolicyVerdict:
+UNKNOWN_ENVIRONMENT = "unknown"
+
+
+def evaluate(policy: Policy, facts: PolicyInput, now: datetime | None = None, *,
+             unknown_environment: str = "production") -> PolicyVerdict:
+    """The first rule that holds decides. An incident whose environment is unknown is judged as
+    ``unknown_environment`` (orchestration.unknown_environment): production by default, so a missing
+    label never lifts production's safeguards."""
     moment = now or datetime.now(timezone.utc)
+    note = ""
+    if facts.environment == UNKNOWN_ENVIRONMENT and unknown_environment != UNKNOWN_ENVIRONMENT:
+        facts = facts.model_copy(update={"environment": unknown_environment})
+        note = (f" (environment unknown: judged as {unknown_environment}, orchestration.unknown_environment; "
+                "label the namespace kubernaut.ai/environment to say otherwise)")
     for rule in policy.rules:
         if _holds(rule.when, facts, moment):
-            return PolicyVerdict(decision=rule.decision, rule=rule.name, reason=rule.reason or rule.name)
-    return PolicyVerdict(decision="require_approval", rule="default", reason="no policy rule matched")
+            return PolicyVerdict(decision=rule.decision, rule=rule.name, reason=(rule.reason or rule.name) + note)
+    return PolicyVerdict(decision="require_approval", rule="default", reason="no policy rule matched" + note)
 
 
 @lru_cache(maxsize=8)

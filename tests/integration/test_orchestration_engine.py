@@ -178,6 +178,23 @@ async def test_approval_required_nothing_happens_until_approved_and_it_is_single
     await db.close()
 
 
+async def test_unknown_environment_waits_for_approval_as_production_does(fresh_dsn: str) -> None:
+    """An unlabelled namespace is judged by production rules (orchestration.unknown_environment)."""
+    engine, db, executor = await make_engine(fresh_dsn)
+    workflow_id = await engine.start(await seed(db, environment="unknown", confidence=0.75))
+    assert await run_to_rest(engine, workflow_id) == "awaiting_approval"
+    assert executor.mutations == []
+    policy = await db.pool.fetchval("SELECT detail FROM workflow_steps WHERE name = 'policy'")
+    assert policy["rule"] == "production-below-0.8" and "judged as production" in policy["reason"]
+    await db.close()
+    # Configured otherwise, the same incident runs as staging would.
+    engine, db, executor = await make_engine(fresh_dsn, unknown_environment="staging")
+    workflow_id = await engine.start(await seed(db, environment="unknown", confidence=0.75, name="api-2"))
+    assert await run_to_rest(engine, workflow_id) == "completed"
+    assert executor.mutations == ["scale_deployment"]
+    await db.close()
+
+
 async def test_rejection_ends_the_workflow_without_acting(fresh_dsn: str) -> None:
     engine, db, executor = await make_engine(fresh_dsn)
     workflow_id = await engine.start(await seed(db, kind="StatefulSet", action="scale_statefulset"))

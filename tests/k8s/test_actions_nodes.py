@@ -218,3 +218,57 @@ async def test_drain_refuses_bare_pods_and_times_out_without_forcing(harness: Ha
     still = await pods(h.admin, ns, "stuck")  # nothing was deleted around the budget
     assert {p["metadata"]["uid"] for p in still} == {p["metadata"]["uid"] for p in original}
     assert result.inverse and result.inverse["action"] == "uncordon_node"
+
+
+async def test_drain_refuses_while_pods_outside_the_managed_scope_are_on_the_node(
+        harness: Harness, nodes: PrivateNodes) -> None:
+    """Every pod a drain evicts must be in scope on its own: a workload labelled kubernaut.ai/managed=false
+    inside a managed namespace stops the whole drain (refused before the cordon, nothing evicted)."""
+    h, ns = harness, harness.namespace
+    first = nodes.names[0]
+    await _pinned_deployment(h, nodes, "ours", 1)
+    first_rest = nodes.names[1:]
+    for other in first_rest:
+        await h.admin.patch("Node", other, None, {"spec": {"unschedulable": True}})
+    await create_ready(h.admin, "Deployment", ns, {"metadata": {"name": "fenced"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "fenced"}},
+        "template": {"metadata": {"labels": {"app": "fenced", "kubernaut.ai/managed": "false"}},
+                     "spec": nodes.pin({"terminationGracePeriodSeconds": 1, "containers": [container()]})}}})
+    for other in first_rest:
+        await h.admin.patch("Node", other, None, {"spec": {"unschedulable": None}})
+    fenced = await pods(h.admin, ns, "fenced")
+    assert [p["spec"]["nodeName"] for p in fenced] == [first]
+
+    for dry_run in (True, False):
+        refused = await h.run("drain_node", node(first), dry_run=dry_run)
+        assert refused.status == "refused" and refused.stage == "preconditions", refused
+        assert "outside the managed scope" in refused.message and fenced[0]["metadata"]["name"] in refused.message
+        assert "kubernaut.ai/managed=false" in refused.message
+    assert not (await h.admin.get("Node", first))["spec"].get("unschedulable")  # not even cordoned
+    assert [p["metadata"]["uid"] for p in await pods(h.admin, ns, "fenced")] == [fenced[0]["metadata"]["uid"]]
+
+    # Once the workload is back in scope, the same drain goes ahead (dry-run: the API accepts every eviction).
+    await h.admin.patch("Deployment", "fenced", ns, {"spec": {"template": {"metadata": {"labels": {
+        "kubernaut.ai/managed": None}}}}})
+
+    async def rolled() -> bool:
+        live = await h.admin.list("Pod", ns, label_selector="app=fenced")  # terminating ones included
+        return bool(live) and all("kubernaut.ai/managed" not in p["metadata"]["labels"]
+                                  and not p["metadata"].get("deletionTimestamp") for p in live)
+
+    await eventually(rolled, timeout=60, what="fenced pods replaced without the opt-out label")
+    dry = await h.run("drain_node", node(first), dry_run=True)
+    assert dry.status == "dry_run", dry.message
+
+
+async def test_eviction_version_comes_from_the_servers_pods_eviction_entry(harness: Harness) -> None:
+    """The real server lists pods/eviction with its own group/version: v1beta1 up to 1.21, v1 from 1.22."""
+    kube = harness.executor.kube
+    assert kube is not None
+    version = await harness.admin.request("GET", "/version")
+    minor = int("".join(ch for ch in version["minor"] if ch.isdigit()))
+    expected = "policy/v1beta1" if minor <= 21 else "policy/v1"
+    assert await kube.eviction_version() == expected
+    core = await harness.admin.request("GET", "/api/v1")
+    entry = next(r for r in core["resources"] if r["name"] == "pods/eviction")
+    assert f"{entry['group']}/{entry['version']}" == expected

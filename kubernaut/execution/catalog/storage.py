@@ -79,13 +79,15 @@ def _plan_cleanup(target: ResourceRef, params: CleanupOrphanedPvcsParams) -> Pla
     return PlanDraft(
         steps=[
             f"LIST v1 PersistentVolumeClaim in namespace {namespace}{selector}",
-            f"LIST v1 Pod in namespace {namespace} (claims mounted by any pod, in any phase, are kept)",
-            f"LIST apps/v1 StatefulSet in namespace {namespace} (claims of StatefulSet volumeClaimTemplates "
-            "are kept, even for scaled-down ordinals)",
+            f"LIST Pods, Deployments, ReplicaSets, ReplicationControllers, StatefulSets, DaemonSets, Jobs and "
+            f"CronJobs in namespace {namespace} (claims named by any pod or any pod template are kept: a "
+            "Deployment at 0 replicas, a suspended CronJob or a finished Job uses them again)",
+            "keep claims of StatefulSet volumeClaimTemplates (even for scaled-down ordinals) and claims with an "
+            "owner (ephemeral volumes)",
             "GET v1 PersistentVolume of each candidate (record reclaimPolicy in the action record)",
-            f"keep only claims created more than {params.older_than_hours}h ago and not annotated "
-            f"kubernaut.ai/keep=true; refuse when more than {params.max_deletions} remain rather than "
-            "deleting a partial set",
+            f"keep only claims created more than {params.older_than_hours}h ago, not annotated "
+            "kubernaut.ai/keep=true and not labelled out of the managed scope (kubernaut.ai/managed=false); "
+            f"refuse when more than {params.max_deletions} remain rather than deleting a partial set",
             f"DELETE v1 PersistentVolumeClaim {namespace}/<each candidate> preconditions.uid=<recorded uid> "
             f"(at most {params.max_deletions})",
         ],
@@ -132,14 +134,17 @@ SPECS: tuple[ActionSpec, ...] = (
         name="cleanup_orphaned_pvcs",
         helps_when=(),
         harmful_when=(),
-        summary=("Delete PersistentVolumeClaims in a namespace that no pod or StatefulSet uses (bounded count)."),
+        summary=("Delete PersistentVolumeClaims in a namespace that no pod or workload template names "
+                 "(bounded count)."),
         params=CleanupOrphanedPvcsParams,
         target_kinds=("Namespace",),
         risk=Risk.HIGH,
         mutates=True,
         sensitive=True,
         preconditions=(
-            "candidate claims are not mounted by any pod and not part of a StatefulSet's volumeClaimTemplates",
+            "candidate claims are named by no pod and no pod template (Deployments at 0 replicas, Jobs and "
+            "CronJobs included) and are not part of a StatefulSet's volumeClaimTemplates",
+            "candidate claims are not labelled kubernaut.ai/managed=false",
             "the data on candidate volumes is not needed (or the PersistentVolumes use reclaimPolicy Retain)",
             "the number of candidates does not exceed max_deletions",
         ),
@@ -157,8 +162,14 @@ SPECS: tuple[ActionSpec, ...] = (
         rbac=(
             RbacRule("", "persistentvolumeclaims", ("get", "list", "delete")),
             RbacRule("", "pods", ("list",)),
+            RbacRule("", "replicationcontrollers", ("list",)),
             RbacRule("", "persistentvolumes", ("get",)),
+            RbacRule("apps", "deployments", ("list",)),
+            RbacRule("apps", "replicasets", ("list",)),
             RbacRule("apps", "statefulsets", ("list",)),
+            RbacRule("apps", "daemonsets", ("list",)),
+            RbacRule("batch", "jobs", ("list",)),
+            RbacRule("batch", "cronjobs", ("list",)),
         ),
         planner=_plan_cleanup,
     ),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
+from kubernaut.cluster.redaction import Redactor, redactor
 from kubernaut.cluster.selectors import selector_query
 from kubernaut.config.settings import ExecutionConfig
 from kubernaut.execution import diff as diffs
@@ -31,6 +32,8 @@ class Context:
     config: ExecutionConfig
     # Injectable so age-based decisions (orphaned claims) are testable without waiting hours.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    # What never leaves the cluster in clear: diffs and records go through it (redaction config).
+    redact: Redactor = field(default_factory=redactor)
 
 
 @dataclass
@@ -102,7 +105,7 @@ class Operation:
         for write in prepared.writes:
             response = await send(ctx.kube, write, dry_run=dry_run)
             after = response if write.verb in ("patch", "create") else None
-            parts.append(diffs.object_diff(write.before, after, write.title))
+            parts.append(diffs.object_diff(write.before, after, write.title, ctx.redact))
             responses.append(response)
         return Applied(diff=diffs.join(parts), responses=responses, after=dict(prepared.planned))
 

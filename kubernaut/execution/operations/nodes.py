@@ -24,6 +24,7 @@ from kubernaut.execution.operations.base import (
     send,
     with_rv,
 )
+from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.resource import ResourceRef
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -207,6 +208,17 @@ class DrainNode(Operation):
                 problems.append(f"{_pod_id(pod)} uses emptyDir (set delete_emptydir_data to accept losing it)")
             else:
                 evict.append(pod)
+        # Every pod a drain would evict is an object it touches: each must be in the managed scope on
+        # its own. Unmanaged pods are not skipped (the node would not be empty, and the drain would
+        # claim a success it did not have), and not left to an approval either: whoever approves this
+        # remediation is not the owner who kept those pods out of scope. The whole drain is refused.
+        _, outside = await ObjectScope(ctx.kube, ctx.config).split("Pod", evict)
+        if outside:
+            listed = ", ".join(_pod_id(p) for p, _ in outside[:10]) + (
+                f" and {len(outside) - 10} more" if len(outside) > 10 else "")
+            problems.insert(0, (
+                f"{len(outside)} pod(s) on the node are outside the managed scope and Kubernaut evicts only "
+                f"managed pods: {listed} (first: {outside[0][1].reason}); drain the node by hand or opt them in"))
         if problems:
             raise Refused("cannot drain: " + "; ".join(problems[:20]))
         others = [n for n in await ctx.kube.list("Node") if meta(n)["name"] != target.name
@@ -232,7 +244,8 @@ class DrainNode(Operation):
         evictions = [w for w in prepared.writes if w.verb == "evict"]
         parts: list[str] = []
         for write in cordon:
-            parts.append(diffs.object_diff(write.before, await send(ctx.kube, write, dry_run=False), write.title))
+            parts.append(diffs.object_diff(write.before, await send(ctx.kube, write, dry_run=False), write.title,
+                                           ctx.redact))
         applied = Applied("", [], after=dict(prepared.planned))
         deadline = time.monotonic() + prepared.record.get("timeout_seconds", 600)
         pending = {w.title: w for w in evictions}
@@ -252,7 +265,7 @@ class DrainNode(Operation):
                         pass
                     else:
                         raise
-                parts.append(diffs.object_diff(write.before, None, write.title))
+                parts.append(diffs.object_diff(write.before, None, write.title, ctx.redact))
                 pending.pop(title)
                 blocked.pop(title, None)
             if not pending:
@@ -292,7 +305,8 @@ class DrainNode(Operation):
                                  "the drain would retry it until the timeout, never force it")
                     continue
                 raise
-            parts.append(diffs.object_diff(write.before, response if write.verb == "patch" else None, write.title))
+            parts.append(diffs.object_diff(write.before, response if write.verb == "patch" else None, write.title,
+                                           ctx.redact))
         return Applied(diffs.join(parts), [], notes, dict(prepared.planned))
 
     @staticmethod

@@ -12,6 +12,7 @@ from typing import Any
 from kubernaut.execution.catalog import CollectDiagnosticsParams
 from kubernaut.execution.kube import KubeError, KubeUnreachable
 from kubernaut.execution.operations.base import Context, is_ready, meta, selector_string
+from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.resource import ResourceRef
 
 MAX_PODS = 20
@@ -90,6 +91,12 @@ async def collect(ctx: Context, target: ResourceRef, params: CollectDiagnosticsP
             "spec": obj.get("spec"), "status": obj.get("status"),
         }
     pods = await _pods_of(ctx, target, obj)
+    # Each pod is an object read on its own: a node's pods span namespaces, kube-system included, and
+    # a workload's pods may be labelled out of scope. Only managed pods are collected.
+    pods, outside = await ObjectScope(ctx.kube, ctx.config).split("Pod", pods)
+    if outside:
+        bundle["notes"].append(f"{len(outside)} pod(s) outside the managed scope left out (no status, events or "
+                               "logs collected from them)")
     if len(pods) > MAX_PODS:
         bundle["notes"].append(f"{len(pods)} pods; the first {MAX_PODS} are included")
     pods = pods[:MAX_PODS]

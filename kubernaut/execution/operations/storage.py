@@ -20,6 +20,7 @@ from kubernaut.execution.operations.base import (
     must_get,
     with_rv,
 )
+from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.resource import ResourceRef
 
 KEEP_ANNOTATION = "kubernaut.ai/keep"
@@ -99,6 +100,36 @@ def _statefulset_claim(name: str, statefulsets: list[dict[str, Any]]) -> str | N
     return None
 
 
+# Every kind whose pod template can name a claim. A Deployment scaled to 0, a suspended CronJob or a
+# finished Job still names its claims: it uses them again when it next runs, so they are not orphans.
+CLAIM_USERS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+async def claims_in_use(ctx: Context, namespace: str) -> dict[str, str]:
+    """{claim name: who names it} over every pod and every controller's template in the namespace.
+    A kind that cannot be listed fails the action (KubeError): an unread template could hold a claim."""
+    used: dict[str, str] = {}
+    for kind, path in CLAIM_USERS.items():
+        for obj in await ctx.kube.list(kind, namespace):
+            pod_spec: Any = obj
+            for key in path:
+                pod_spec = (pod_spec or {}).get(key) if isinstance(pod_spec, dict) else None
+            for volume in (pod_spec or {}).get("volumes") or []:
+                claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim_name:
+                    used.setdefault(claim_name, f"used by {kind} {meta(obj).get('name')}")
+    return used
+
+
 def _created(obj: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(meta(obj)["creationTimestamp"].replace("Z", "+00:00"))
 
@@ -110,24 +141,27 @@ class CleanupOrphanedPvcs(Operation):
                       undo: dict[str, Any] | None) -> Prepared:
         namespace = target.name
         claims = await ctx.kube.list("PersistentVolumeClaim", namespace, label_selector=params.label_selector)
-        pods = await ctx.kube.list("Pod", namespace)
-        mounted = {
-            (v.get("persistentVolumeClaim") or {}).get("claimName")
-            for p in pods for v in (p.get("spec") or {}).get("volumes") or [] if v.get("persistentVolumeClaim")
-        }
+        used = await claims_in_use(ctx, namespace)
         statefulsets = await ctx.kube.list("StatefulSet", namespace)
+        in_scope = ObjectScope(ctx.kube, ctx.config)
         cutoff = ctx.clock() - timedelta(hours=params.older_than_hours)
         candidates, kept = [], []
         for claim in claims:
             name = meta(claim)["name"]
             if meta(claim).get("deletionTimestamp"):
                 continue
-            if name in mounted:
-                kept.append(f"{name} (mounted by a pod)")
+            if name in used:
+                kept.append(f"{name} ({used[name]})")
             elif (owner := _statefulset_claim(name, statefulsets)) is not None:
                 kept.append(f"{name} (StatefulSet {owner})")
+            elif meta(claim).get("ownerReferences"):
+                # e.g. a generic ephemeral volume's claim, owned by its pod: the owner's lifecycle decides.
+                owners = ", ".join(f"{o.get('kind')} {o.get('name')}" for o in meta(claim)["ownerReferences"])
+                kept.append(f"{name} (owned by {owners})")
             elif annotations(claim).get(KEEP_ANNOTATION) == "true":
                 kept.append(f"{name} ({KEEP_ANNOTATION}=true)")
+            elif not (decision := await in_scope.decide("PersistentVolumeClaim", claim)).managed:
+                kept.append(f"{name} (outside the managed scope: {decision.reason})")
             elif _created(claim) > cutoff:
                 kept.append(f"{name} (younger than {params.older_than_hours}h)")
             else:
