@@ -112,3 +112,45 @@ async def test_cleanup_orphaned_pvcs(make_harness: Any, kube_namespace: str) -> 
     left = sorted(c["metadata"]["name"] for c in await h.admin.list("PersistentVolumeClaim", kube_namespace))
     assert left == ["data-db-3", "mounted", "precious"]
     assert result.inverse is None
+
+
+async def test_cleanup_keeps_claims_of_every_template_and_the_opted_out(make_harness: Any,
+                                                                         kube_namespace: str) -> None:
+    """Claims named only by templates that run no pod right now (a Deployment at 0 replicas, a Job with
+    parallelism 0, a suspended CronJob) are in use, and a claim labelled kubernaut.ai/managed=false is
+    out of scope: only the true orphan goes."""
+    h = await make_harness(clock=frozen_clock(2 * 3600))
+    h.namespace = ns = kube_namespace
+    target = ResourceRef(kind="Namespace", name=ns)
+    for name in ("orphan", "dep-data", "job-data", "cron-data"):
+        await claim(h, name)
+    await h.admin.create("PersistentVolumeClaim", ns, {"metadata": {
+        "name": "fenced", "labels": {"kubernaut.ai/managed": "false"}}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+
+    def pod_spec(claim_name: str, restart: str = "Always") -> dict[str, Any]:
+        return {"restartPolicy": restart, "containers": [container()],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim_name}}]}
+
+    await h.admin.create("Deployment", ns, {"metadata": {"name": "dep"}, "spec": {
+        "replicas": 0, "selector": {"matchLabels": {"app": "dep"}},
+        "template": {"metadata": {"labels": {"app": "dep"}}, "spec": pod_spec("dep-data")}}})
+    await h.admin.create("Job", ns, {"metadata": {"name": "job"}, "spec": {
+        "parallelism": 0, "template": {"spec": pod_spec("job-data", "Never")}}})
+    await h.admin.create("CronJob", ns, {"metadata": {"name": "cron"}, "spec": {
+        "schedule": "0 3 * * *", "suspend": True,
+        "jobTemplate": {"spec": {"template": {"spec": pod_spec("cron-data", "Never")}}}}})
+    assert await h.admin.list("Pod", ns) == []  # nothing mounts them right now
+
+    dry = await h.run("cleanup_orphaned_pvcs", target, {"older_than_hours": 1}, dry_run=True)
+    assert dry.status == "dry_run", dry
+    result = await h.run("cleanup_orphaned_pvcs", target, {"older_than_hours": 1})
+    assert result.status == "succeeded", result
+    assert [c["name"] for c in result.before["claims"]] == ["orphan"]
+    kept = " ".join(result.before["kept"])
+    for why in ("dep-data (used by Deployment dep)", "job-data (used by Job job)", "cron-data (used by CronJob cron)",
+                "fenced (outside the managed scope"):
+        assert why in kept, kept
+    await h.verified(result)
+    left = sorted(c["metadata"]["name"] for c in await h.admin.list("PersistentVolumeClaim", ns))
+    assert left == ["cron-data", "dep-data", "fenced", "job-data"]
