@@ -67,8 +67,10 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
         started = time.monotonic()
         item = wait_for(incident_done, 30, "incident with analysis and dry-run action")
         assert time.monotonic() - started < 15, "the loop should complete within seconds"
-        assert item["analysis"]["action"] == "restart_pod"
+        # Without cluster evidence the crashloop rule's restart is recommended to a human, not proposed.
+        assert item["analysis"]["action"] == "notify_only"
         detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
+        assert detail["analysis"]["alternatives"][0]["action"] == "restart_pod"
         assert detail["actions"] and all(a["status"] == "dry_run" for a in detail["actions"])
     finally:
         os.killpg(process.pid, signal.SIGINT)
