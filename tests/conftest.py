@@ -125,7 +125,7 @@ async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_si
         "notifications": {"urls": [http_sink.apprise_url, smtp_sink.apprise_url], "timeout_s": 10},
         "work": {"poll_interval_s": 0.5, "lease_s": 30},
         "gateway": {"auth_tokens": ["test-token-1", "test-token-2", "test-token-flood"], "max_body_bytes": 65536,
-                    "rate_limit_per_s": 20, "rate_limit_burst": 60},
+                    "max_alerts_per_request": 500, "rate_limit_per_s": 20, "rate_limit_burst": 60},
         "kubernetes": {"kubeconfig": app_kubeconfig},
     })
     ray.init(include_dashboard=False, num_cpus=2, log_to_driver=os.environ.get("KUBERNAUT_TEST_RAY_LOGS") == "1")

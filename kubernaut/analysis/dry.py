@@ -17,8 +17,10 @@ from kubernaut.models.signal import Signal
 from kubernaut.processing.owners import OwnerResolver
 
 
-async def analyze_webhook(analyzer: Analyzer, owners: OwnerResolver, payload: dict[str, Any]) -> list[AnalysisResult]:
-    """Alerts are grouped by the workload the processor would resolve them to, then analysed concurrently."""
+async def analyze_webhook(analyzer: Analyzer, owners: OwnerResolver, payload: dict[str, Any], *,
+                          concurrency: int = 8) -> list[AnalysisResult]:
+    """Alerts are grouped by the workload the processor would resolve them to, then analysed concurrently,
+    at most ``concurrency`` targets at a time: each may be an LLM call, and one body may name thousands."""
     webhook = WebhookPayload.model_validate(payload)
     groups: dict[str, tuple[ResourceRef, list[Signal]]] = {}
     for index, alert in enumerate(webhook.alerts):
@@ -30,4 +32,10 @@ async def analyze_webhook(analyzer: Analyzer, owners: OwnerResolver, payload: di
             ends_at=alert.ends_at, am_fingerprint=alert.fingerprint or "",
         )
         groups.setdefault(resolution.fingerprint, (resolution.target, []))[1].append(signal)
-    return list(await asyncio.gather(*(analyzer.analyze(signals, target) for target, signals in groups.values())))
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def bounded(target: ResourceRef, signals: list[Signal]) -> AnalysisResult:
+        async with gate:
+            return await analyzer.analyze(signals, target)
+
+    return list(await asyncio.gather(*(bounded(target, signals) for target, signals in groups.values())))

@@ -63,8 +63,18 @@ class StorageConfig(BaseModel):
 class GatewayConfig(BaseModel):
     # Several tokens may be valid at once so they can be rotated without dropping alerts.
     auth_tokens: list[SecretStr] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
-    max_alerts_per_request: int = Field(default=1000, ge=1, le=100_000)
+    # Large groups are what storms look like: AlertManager does not retry a 4xx, so a group refused is a group
+    # lost. 8 MiB holds 5,000 alerts of 1.6 KB (kube-prometheus alerts are 0.5 to 1 KB); above max_alerts_per_request
+    # the first alerts are stored and the rest counted (truncated_alerts), as AlertManager's own max_alerts does.
+    # The shipped AlertManager example sets max_alerts below this (deploy/monitoring/).
+    max_body_bytes: int = Field(default=8 * 1_048_576, ge=1024, le=64 * 1_048_576)
+    max_alerts_per_request: int = Field(default=5000, ge=1, le=100_000)
+    # POST /api/v1/analyze: analysis is work per target (LLM calls), so its bodies are capped lower and refused
+    # (413) above the cap; the analysis runs a bounded number of targets at once (kubernaut/analysis/dry.py).
+    analyze_max_alerts: int = Field(default=1000, ge=1, le=100_000)
+    # How long a webhook waits for a connection of the gateway's ingest pool: with PostgreSQL down the sender
+    # gets 503 + Retry-After this quickly instead of after the connect timeout.
+    ingest_acquire_timeout_s: float = Field(default=2.0, gt=0, le=60)
     # How long the gateway waits for the processor to assign incidents before answering anyway
     # (the alerts are already committed; the processor's sweeper finishes the job).
     process_wait_s: float = Field(default=3.0, ge=0, le=30)

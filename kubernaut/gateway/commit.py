@@ -4,6 +4,10 @@ No timer and no added latency: a webhook that finds a free commit slot is writte
 arriving while every slot is busy wait for the next statement and go in together. At thousands of
 webhooks per second this turns thousands of statements (and their round trips, parse and WAL flushes)
 into tens, which is what lets a 2-core gateway keep up with AlertManager storms.
+
+Sharing a statement must not mean sharing a fate: when PostgreSQL refuses a batch for what it contains
+(not because it is unreachable), every webhook of the batch is tried again in a statement of its own, so
+only the one the server refuses is refused (``Refused``: the gateway answers 422) and its neighbours commit.
 """
 
 from __future__ import annotations
@@ -17,6 +21,17 @@ import asyncpg
 
 from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.storage.alerts import StoredAlert, insert_webhooks
+from kubernaut.storage.database import transient
+
+
+class Refused(Exception):
+    """PostgreSQL refused this webhook's own statement for its content: retrying cannot help (a 4xx)."""
+
+
+def refused_for_content(exc: BaseException) -> bool:
+    """The server (PostgresError) or the driver (a value it cannot encode: ValueError) refused the rows, and not
+    for being unreachable or busy: those answer 503 for every webhook of the batch and the senders retry."""
+    return isinstance(exc, (asyncpg.PostgresError, ValueError)) and not transient(exc)
 
 
 @dataclass
@@ -59,15 +74,44 @@ class GroupCommitter:
                     alerts += len(item.payload.alerts)
                 try:
                     stored = await self._insert(self._pool, [(p.payload, p.request_id) for p in batch])
-                except BaseException as exc:  # every waiter gets the failure: each answers 503, none is lost
-                    for item in batch:
-                        if not item.done.done():
-                            item.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                except BaseException as exc:
                     if not isinstance(exc, Exception):
+                        self._fail(batch, RuntimeError(str(exc)))
                         raise
+                    if refused_for_content(exc):
+                        await self._one_by_one(batch, exc)
+                    else:  # every waiter gets the failure: each answers 503, none is lost
+                        self._fail(batch, exc)
                     continue
                 for item, rows in zip(batch, stored, strict=True):
                     if not item.done.done():
                         item.done.set_result(rows)
         finally:
             self._running -= 1
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: Exception) -> None:
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(exc)
+
+    async def _one_by_one(self, batch: list[_Pending], exc: Exception) -> None:
+        if len(batch) == 1:
+            self._fail(batch, Refused(_describe(exc)))
+            return
+        for index, item in enumerate(batch):
+            try:
+                (rows,) = await self._insert(self._pool, [(item.payload, item.request_id)])
+            except Exception as own:
+                if refused_for_content(own):
+                    self._fail([item], Refused(_describe(own)))
+                    continue
+                self._fail(batch[index:], own)  # the server went away meanwhile: the rest answer 503
+                return
+            if not item.done.done():
+                item.done.set_result(rows)
+
+
+def _describe(exc: Exception) -> str:
+    # The server's own words (e.g. "unsupported Unicode escape sequence", "index row size ... exceeds"), short.
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

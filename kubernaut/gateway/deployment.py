@@ -2,12 +2,14 @@
 
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
 import math
 import time
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -22,7 +24,7 @@ from ray.serve.handle import DeploymentHandle
 from kubernaut import __version__
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway.auth import TokenVerifier
-from kubernaut.gateway.commit import GroupCommitter
+from kubernaut.gateway.commit import GroupCommitter, Refused
 from kubernaut.gateway.errors import describe_validation_error, summary
 from kubernaut.gateway.fastpath import WebhookFastPath
 from kubernaut.gateway.load import RequestRate
@@ -35,10 +37,28 @@ from kubernaut.serving import nudge
 from kubernaut.storage import audit as audit_store
 from kubernaut.storage import jobs as job_store
 from kubernaut.storage import views
+from kubernaut.storage.alerts import insert_webhooks
 from kubernaut.storage.database import Database
 
 logger = logging.getLogger("kubernaut.gateway")
 _NUDGE_INTERVAL_S = 0.1
+# An AlertManager body is 5 levels deep (body → alerts → alert → labels → value); anything much deeper is not
+# one, and deep structures cost recursion wherever they are copied or serialised later.
+_MAX_NESTING = 16
+_COMMIT_SLOTS = 2  # concurrent group-commit statements per replica = connections of the ingest pool
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
 
 
 class JobReplay(BaseModel):
@@ -106,7 +126,15 @@ class Gateway:
         self._orchestrator = orchestrator
         self._auth = TokenVerifier([t.get_secret_value() for t in config.gateway.auth_tokens])
         self._limiter = RateLimiter(config.gateway.rate_limit_per_s, config.gateway.rate_limit_burst)
-        self._committer = GroupCommitter(self.db.pool)
+        # /analyze has a bucket of its own per sender: heavy analysis use must not eat its webhook budget.
+        self._analyze_limiter = RateLimiter(config.gateway.rate_limit_per_s, config.gateway.rate_limit_burst)
+        # Webhook commits have a pool of their own (API reads cannot starve them) and wait for a connection at
+        # most ingest_acquire_timeout_s: with PostgreSQL down the sender gets its 503 at once, not after the
+        # connect timeout, and the pool reconnects by itself when the server is back.
+        self._ingest_pool = await self.db.extra_pool(_COMMIT_SLOTS, "kubernaut-gateway-ingest")
+        self._committer = GroupCommitter(
+            self._ingest_pool, slots=_COMMIT_SLOTS,
+            insert=functools.partial(insert_webhooks, acquire_timeout=config.gateway.ingest_acquire_timeout_s))
         self._inflight = 0
         self._rate = RequestRate()
         self._last_nudge = 0.0
@@ -171,41 +199,60 @@ class Gateway:
             return "addr:" + request.headers["x-forwarded-for"].split(",")[0].strip()
         return "addr:" + (request.client.host if request.client else "unknown")
 
-    async def _accept(self, request: Request, request_id: str) -> tuple[str, JSONResponse]:
-        if not self._auth.verify(request.headers.get("authorization")):
-            return "unauthorized", _problem(401, "unauthorized", request_id)
-        wait = self._limiter.acquire(self._sender(request))
-        if wait > 0:
-            return "rate_limited", _problem(429, "rate limit exceeded for this sender", request_id, retry_after=wait)
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None once it passes ``max_body_bytes``: bytes are counted as they arrive, so a chunked
+        body without Content-Length (or one that lies about it) is never read whole before the check."""
         limit = self.config.gateway.max_body_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            return "too_large", _problem(413, f"body larger than {limit} bytes", request_id)
-        body = await request.body()
-        if len(body) > limit:
-            return "too_large", _problem(413, f"body larger than {limit} bytes", request_id)
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _parse_webhook(self, request: Request, request_id: str, *, max_alerts: int, truncate: bool
+                             ) -> tuple[str, JSONResponse] | tuple[WebhookPayload, int]:
+        """The limits every AlertManager-shaped body gets (webhook and /analyze): size, nesting, alert count,
+        schema, labels per alert. Returns (outcome, refusal) or (payload, alerts dropped by truncation)."""
+        gateway_cfg = self.config.gateway
+        body = await self._read_body(request)
+        if body is None:
+            return "too_large", _problem(413, f"body larger than {gateway_cfg.max_body_bytes} bytes", request_id)
         try:
             raw = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and integers of > 4300 digits
             return "bad_json", _problem(400, f"malformed JSON: {exc}", request_id)
         except RecursionError:
             return "bad_json", _problem(400, "malformed JSON: nested too deeply", request_id)
         if not isinstance(raw, dict):
             return "invalid", _problem(422, "invalid AlertManager webhook: body: must be a JSON object", request_id,
                                        problems=[{"field": "body", "message": "must be a JSON object"}])
+        if _nesting_exceeds(raw, _MAX_NESTING):
+            problem = {"field": "body", "message": f"nested deeper than {_MAX_NESTING} levels"}
+            return "invalid", _problem(422, f"invalid AlertManager webhook: {summary([problem])}", request_id,
+                                       problems=[problem])
         alerts = raw.get("alerts")
-        if isinstance(alerts, list) and len(alerts) > self.config.gateway.max_alerts_per_request:
-            return "too_large", _problem(
-                413, f"alerts: {len(alerts)} alerts exceed the limit of "
-                     f"{self.config.gateway.max_alerts_per_request}", request_id)
+        dropped = 0
+        if isinstance(alerts, list) and len(alerts) > max_alerts:
+            if not truncate:
+                return "too_large", _problem(
+                    413, f"alerts: {len(alerts)} alerts exceed the limit of {max_alerts}", request_id)
+            # A group above the limit is stored up to the limit and the rest counted, as AlertManager's own
+            # max_alerts does (it does not retry a 4xx: refusing would lose the whole group).
+            dropped = len(alerts) - max_alerts
+            raw = {**raw, "alerts": alerts[:max_alerts]}
         try:
-            payload = WebhookPayload.model_validate(raw)
+            payload = WebhookPayload.model_validate(raw, context={"received_at": datetime.now(timezone.utc)})
         except (ValidationError, RecursionError) as exc:
             problems = (describe_validation_error(exc) if isinstance(exc, ValidationError)
                         else [{"field": "body", "message": "nested too deeply"}])
             return "invalid", _problem(422, f"invalid AlertManager webhook: {summary(problems)}", request_id,
                                        problems=problems)
-        max_labels = self.config.gateway.max_labels_per_alert
+        max_labels = gateway_cfg.max_labels_per_alert
         for index, alert in enumerate(payload.alerts):
             for field, mapping in (("labels", alert.labels), ("annotations", alert.annotations or {})):
                 if len(mapping) > max_labels:
@@ -213,10 +260,34 @@ class Gateway:
                                "message": f"{len(mapping)} entries exceed the limit of {max_labels}"}
                     return "invalid", _problem(422, f"invalid AlertManager webhook: {summary([problem])}",
                                                request_id, problems=[problem])
+        return payload, dropped
+
+    async def _accept(self, request: Request, request_id: str) -> tuple[str, JSONResponse]:
+        if not self._auth.verify(request.headers.get("authorization")):
+            return "unauthorized", _problem(401, "unauthorized", request_id)
+        wait = self._limiter.acquire(self._sender(request))
+        if wait > 0:
+            return "rate_limited", _problem(429, "rate limit exceeded for this sender", request_id, retry_after=wait)
+        parsed = await self._parse_webhook(request, request_id, max_alerts=self.config.gateway.max_alerts_per_request,
+                                           truncate=True)
+        if isinstance(parsed[0], str):
+            return parsed  # type: ignore[return-value]
+        payload, dropped = parsed
+        if dropped:
+            payload.truncated_alerts += dropped
+            metrics.alert_rejected("truncated")
+            logger.warning("request_id=%s group of %d alerts truncated to the limit of %d (%d not stored)",
+                           request_id, len(payload.alerts) + dropped, len(payload.alerts), dropped)
         try:
             stored = await self._committer.commit(payload, request_id)
+        except Refused as exc:
+            # This webhook alone (its batch neighbours were committed without it): retrying cannot help.
+            logger.warning("request_id=%s storage refused the alerts: %s", request_id, exc)
+            problem = {"field": "body", "message": f"storage refused it: {exc}"}
+            return "invalid", _problem(422, f"invalid AlertManager webhook: {summary([problem])}", request_id,
+                                       problems=[problem])
         except Exception as exc:
-            logger.error("request_id=%s cannot persist alerts: %s", request_id, exc)
+            logger.error("request_id=%s cannot persist alerts: %s", request_id, type(exc).__name__ + f": {exc}")
             return "unavailable", _problem(503, "cannot persist alerts right now; retry", request_id)
         self._rate.tick()  # load = committed webhooks (refusals are cheap and say nothing about processing)
         # One metric update per label value and request, not per alert.
@@ -288,6 +359,20 @@ class Gateway:
             raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
         return JSONResponse(jsonable_encoder(view))
 
+    @app.get("/api/v1/alerts", summary="Received alerts, newest first: rejected ones with the reason, or pending")
+    async def list_alerts(
+        self,
+        request: Request,
+        outcome: str | None = Query(default=None, pattern="^(rejected|pending)$"),
+        namespace: str | None = Query(default=None, max_length=63),
+        limit: int = Query(default=50, ge=1, le=500),
+        offset: int = Query(default=0, ge=0),
+    ) -> JSONResponse:
+        self._require_auth(request)
+        items = await views.list_alerts(self.db.pool, outcome=outcome, namespace=namespace, limit=limit,
+                                        offset=offset)
+        return JSONResponse(jsonable_encoder({"items": items, "limit": limit, "offset": offset}))
+
     @app.get("/api/v1/actions", summary="The action catalog with JSON schemas of parameters")
     async def actions(self, request: Request) -> JSONResponse:
         self._require_auth(request)
@@ -295,18 +380,22 @@ class Gateway:
 
     @app.post("/api/v1/analyze", openapi_extra=_WEBHOOK_BODY_DOC, summary="Analyze alerts without acting")
     async def analyze(self, request: Request) -> JSONResponse:
+        """The webhook's limits (size, nesting, alerts, labels), and at most ``analyze_max_alerts`` alerts: an
+        analysis is work per target (an LLM call each), so a body above the limit is refused, not truncated."""
         self._require_auth(request)
-        try:
-            raw = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return JSONResponse({"error": f"malformed JSON: {exc}"}, status_code=400)
-        try:
-            WebhookPayload.model_validate(raw)
-        except ValidationError as exc:
-            problems = describe_validation_error(exc)
-            return JSONResponse({"error": f"invalid AlertManager webhook: {summary(problems)}",
-                                 "problems": problems}, status_code=422)
-        analyses = await self._analysis.analyze_payload.remote(raw)
+        request_id = (request.headers.get("x-request-id") or serve_request_id() or uuid.uuid4().hex)[:64]
+        wait = self._analyze_limiter.acquire(self._sender(request))
+        if wait > 0:
+            return _problem(429, "rate limit exceeded for this sender", request_id, retry_after=wait)
+        gateway_cfg = self.config.gateway
+        parsed = await self._parse_webhook(
+            request, request_id, max_alerts=min(gateway_cfg.analyze_max_alerts, gateway_cfg.max_alerts_per_request),
+            truncate=False)
+        if isinstance(parsed[0], str):
+            return parsed[1]  # type: ignore[return-value]
+        payload, _ = parsed
+        analyses = await self._analysis.analyze_payload.remote(
+            payload.model_dump(mode="json", by_alias=True, exclude_none=True))
         return JSONResponse({"analyses": analyses})
 
     @app.get("/api/v1/context", summary="Live state and incident history of a resource")

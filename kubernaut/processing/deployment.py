@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -17,7 +19,9 @@ from kubernaut.processing.classification import classify
 from kubernaut.processing.events import EventSource
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, nudge
+from kubernaut.storage import alerts as alerts_store
 from kubernaut.storage.alerts import unprocessed_ids
+from kubernaut.storage.database import transient
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +32,23 @@ def signal_from_row(row: Any) -> Signal:
     return Signal(
         alert_id=row["id"], alertname=row["alertname"], status=row["status"],
         raw_severity=row["severity"], namespace=row["namespace"], labels=row["labels"],
-        annotations=row["annotations"], starts_at=row["starts_at"], ends_at=row["ends_at"],
-        am_fingerprint=row["am_fingerprint"],
+        annotations=row["annotations"], starts_at=effective_start(row["starts_at"], row.get("received_at")),
+        ends_at=row["ends_at"], am_fingerprint=row["am_fingerprint"],
     )
+
+
+def effective_start(starts_at: datetime, received_at: datetime | None) -> datetime:
+    """The sender's startsAt, but never later than our receipt of it (kubernaut.storage.incidents.EFFECTIVE_START
+    is the same rule in SQL): a sender's clock cannot push an incident's times into the future."""
+    return starts_at if received_at is None else min(starts_at, received_at)
+
+
+def rejection_reason(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
+        return f"invalid {exc.title}: {problems}"[:1000]
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}"[:1000]
 
 
 @serve.deployment(name="processor")
@@ -86,29 +104,78 @@ class AlertProcessor(ReplicaBase):
             nudge(self._notifications)
         return result
 
-    async def _enrich(self, rows: list[Any]) -> dict[int, intake.Enriched]:
-        """Cluster lookups happen before the transaction: no row lock is held across API calls."""
-        enriched = {}
+    async def _enrich(self, rows: list[Any]) -> tuple[dict[int, intake.Enriched], dict[int, str]]:
+        """Cluster lookups happen before the transaction: no row lock is held across API calls. Each alert on
+        its own: one that cannot be turned into a signal and a target is rejected with the reason."""
+        enriched: dict[int, intake.Enriched] = {}
+        rejected: dict[int, str] = {}
         for row in rows:
-            signal = signal_from_row(row)
-            resolution = await self._owners.resolve(signal.labels)
-            namespace_labels = await self._owners.namespace_labels(signal.namespace)
-            enriched[row["id"]] = intake.Enriched(
-                signal=signal, resolution=resolution,
-                classification=classify(signal.namespace, namespace_labels, signal.raw_severity),
-                request_id=row["request_id"],
-            )
-        return enriched
+            try:
+                signal = signal_from_row(row)
+                resolution = await self._owners.resolve(signal.labels)
+                namespace_labels = await self._owners.namespace_labels(signal.namespace)
+                enriched[row["id"]] = intake.Enriched(
+                    signal=signal, resolution=resolution,
+                    classification=classify(signal.namespace, namespace_labels, signal.raw_severity),
+                    request_id=row["request_id"],
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                rejected[row["id"]] = rejection_reason(exc)
+        return enriched, rejected
 
     async def _process_batch(self, alert_ids: list[int]) -> tuple[intake.BatchOutcome | None, dict[int, int | None]]:
         rows = await self.db.pool.fetch(
             "SELECT * FROM alerts WHERE id = ANY($1::bigint[]) AND processed_at IS NULL ORDER BY id", alert_ids)
-        enriched = await self._enrich(rows)
+        enriched, rejected = await self._enrich(rows)
+        try:
+            return await self._commit(alert_ids, enriched, rejected)
+        except Exception as exc:
+            if transient(exc):
+                raise  # the sweeper tries again; nothing says these alerts are at fault
+            logger.warning("a batch of %d alerts failed (%s); processing them one at a time", len(enriched),
+                           rejection_reason(exc))
+        # One alert the database refuses (or that breaks the intake) must not hold back the ones around it.
+        merged = intake.BatchOutcome()
+        already: dict[int, int | None] = {}
+        any_outcome = False
+        for alert_id in [a for a in alert_ids if a in enriched or a in rejected]:
+            try:
+                outcome, seen = await self._commit([alert_id], {k: v for k, v in enriched.items() if k == alert_id},
+                                                   {k: v for k, v in rejected.items() if k == alert_id})
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                reason = rejection_reason(exc)
+                logger.warning("alert %s rejected: %s", alert_id, reason)
+                await alerts_store.reject(self.db.pool, {alert_id: reason})
+                already[alert_id] = None
+                continue
+            already.update(seen)
+            if outcome is not None:
+                any_outcome = True
+                merged.incident_by_alert.update(outcome.incident_by_alert)
+                merged.opened.extend(outcome.opened)
+                merged.reanalyze.extend(outcome.reanalyze)
+                merged.notified |= outcome.notified
+        return (merged if any_outcome else None), already
+
+    async def _commit(self, alert_ids: list[int], enriched: dict[int, intake.Enriched], rejected: dict[int, str]
+                      ) -> tuple[intake.BatchOutcome | None, dict[int, int | None]]:
         async with self.db.pool.acquire() as conn, conn.transaction():
             locked = await conn.fetch(
                 "SELECT id, processed_at, incident_id FROM alerts WHERE id = ANY($1::bigint[]) ORDER BY id "
                 "FOR UPDATE SKIP LOCKED", alert_ids)
             already = {r["id"]: r["incident_id"] for r in locked if r["processed_at"] is not None}
+            refused = {r["id"]: rejected[r["id"]] for r in locked if r["processed_at"] is None and r["id"] in rejected}
+            if refused:
+                await alerts_store.reject(conn, refused)
+                already.update(dict.fromkeys(refused))
+                for alert_id, reason in refused.items():
+                    logger.warning("alert %s rejected: %s", alert_id, reason)
             todo = [enriched[r["id"]] for r in locked if r["processed_at"] is None and r["id"] in enriched]
             if not todo:
                 return None, already

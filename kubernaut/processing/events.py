@@ -52,6 +52,7 @@ from kubernaut.config.settings import EventSourceConfig
 from kubernaut.models.alertmanager import WebhookAlert, WebhookPayload, parse_go_time
 from kubernaut.observability import metrics
 from kubernaut.storage.alerts import insert_webhook
+from kubernaut.storage.incidents import LATEST_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -465,9 +466,9 @@ class EventSource:
         """Firing event alerts committed before this replica started (maybe by a replica that is gone):
         tracked so that they resolve even if their Event no longer exists. One scan at start-up."""
         rows = await self._pool.fetch(
-            """SELECT * FROM (SELECT DISTINCT ON (am_fingerprint) am_fingerprint, namespace, status, ends_at
+            f"""SELECT * FROM (SELECT DISTINCT ON (am_fingerprint) am_fingerprint, namespace, status, ends_at
                               FROM alerts WHERE receiver = $1
-                              ORDER BY am_fingerprint, starts_at DESC, (status = 'resolved') DESC, id DESC) latest
+                              ORDER BY am_fingerprint, {LATEST_ORDER}) latest
                WHERE status = 'firing'""", RECEIVER)
         for row in rows:
             self._tracked.setdefault(row["am_fingerprint"], _Tracked(row["namespace"], row["ends_at"], None))
@@ -522,7 +523,7 @@ async def _latest(conn: asyncpg.Connection, namespace: str | None, fingerprint: 
     return await conn.fetchrow(
         f"""SELECT id, status, alertname, labels, annotations, starts_at, ends_at FROM alerts
             WHERE {where} AND am_fingerprint = $2 AND receiver = $3
-            ORDER BY starts_at DESC, (status = 'resolved') DESC, id DESC LIMIT 1""",
+            ORDER BY {LATEST_ORDER} LIMIT 1""",
         namespace, fingerprint, RECEIVER)
 
 

@@ -28,12 +28,14 @@ async def insert_webhook(pool: asyncpg.Pool, payload: WebhookPayload, request_id
     return (await insert_webhooks(pool, [(payload, request_id)]))[0]
 
 
-async def insert_webhooks(pool: asyncpg.Pool, webhooks: Sequence[tuple[WebhookPayload, str]]
-                          ) -> list[list[StoredAlert]]:
+async def insert_webhooks(pool: asyncpg.Pool, webhooks: Sequence[tuple[WebhookPayload, str]], *,
+                          acquire_timeout: float | None = None) -> list[list[StoredAlert]]:
     """Store the alerts of several webhooks in one statement (the gateway's group commit); one list per webhook.
 
     An alert is new for the first webhook that carries it (in order) and a duplicate for the others; the
     same alert twice in one body is one alert, reported once per occurrence. One round trip when all are new.
+    ``acquire_timeout`` bounds the wait for a connection (with the server down, a new connection would otherwise
+    wait out the connect timeout while the sender waits for its answer).
     """
     columns: list[list[Any]] = [[] for _ in range(14)]
     keys_per_webhook: list[list[str]] = []
@@ -51,7 +53,7 @@ async def insert_webhooks(pool: asyncpg.Pool, webhooks: Sequence[tuple[WebhookPa
         keys_per_webhook.append(keys)
     # One statement is atomic on its own: no BEGIN/COMMIT round trips. A conflicting row of a concurrent,
     # uncommitted insert makes ON CONFLICT wait for it, so every row the lookup below needs is committed.
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=acquire_timeout) as conn:
         inserted = await conn.fetch(
             """INSERT INTO alerts (request_id, receiver, group_key, am_fingerprint, alertname, status, severity,
                                    namespace, labels, annotations, starts_at, ends_at, generator_url, dedup_key)
@@ -93,3 +95,18 @@ async def unprocessed_ids(pool: asyncpg.Pool, older_than_s: float, limit: int) -
         older_than_s, limit,
     )
     return [r["id"] for r in rows]
+
+
+async def reject(conn: asyncpg.Connection | asyncpg.Pool, reasons: dict[int, str]) -> None:
+    """Mark alerts the processor cannot handle as processed with outcome ``rejected`` and the reason, so they are
+    visible (``GET /api/v1/alerts?outcome=rejected``) and never block the alerts behind them."""
+    if not reasons:
+        return
+    ids = list(reasons)
+    await conn.execute(
+        """UPDATE alerts SET processed_at = now(), incident_id = NULL,
+                  process_decision = jsonb_build_object('outcome', 'rejected', 'reason', u.reason)
+           FROM unnest($1::bigint[], $2::text[]) AS u(id, reason)
+           WHERE alerts.id = u.id AND alerts.processed_at IS NULL""",
+        ids, [reasons[i][:1000] for i in ids],
+    )

@@ -69,9 +69,15 @@ async def latest_incident_for(conn: asyncpg.Connection, fingerprint: str) -> int
     )
 
 
+# When an alert's state happened, for choosing its latest state: the sender's startsAt, but never later than our
+# receipt of it. A sender's clock (or a forged startsAt, up to the day ahead that validation allows) cannot make
+# one state outrank every state received after it; at equal times a resolution ends its episode.
+EFFECTIVE_START = "LEAST(starts_at, received_at)"
+LATEST_ORDER = f"{EFFECTIVE_START} DESC, (status = 'resolved') DESC, id DESC"
+
 _LATEST = """SELECT DISTINCT ON (am_fingerprint) status FROM alerts
                WHERE incident_id = $1 AND am_fingerprint = ANY($2::text[]) {extra}
-               ORDER BY am_fingerprint, starts_at DESC, (status = 'resolved') DESC, id DESC"""
+               ORDER BY am_fingerprint, """ + LATEST_ORDER
 
 
 async def refresh_firing(conn: asyncpg.Connection, incident_id: int, fingerprints: Sequence[str],

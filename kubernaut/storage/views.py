@@ -67,3 +67,21 @@ async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any
     view["assessments"] = [dict(r) for r in assessments]
     view["audit"] = [dict(r) for r in audit]
     return view
+
+
+async def list_alerts(pool: asyncpg.Pool, *, outcome: str | None, namespace: str | None, limit: int, offset: int
+                      ) -> list[dict[str, Any]]:
+    """Received alerts, newest first; ``outcome``: ``rejected`` (the processor could not handle them, with the
+    reason) or ``pending`` (not processed yet)."""
+    rows = await pool.fetch(
+        """SELECT id, received_at, request_id, am_fingerprint, alertname, status, severity, namespace, labels,
+                  starts_at, ends_at, incident_id, processed_at, process_decision
+           FROM alerts
+           WHERE ($1::text IS NULL
+                  OR ($1 = 'pending' AND processed_at IS NULL)
+                  OR ($1 = 'rejected' AND processed_at IS NOT NULL AND process_decision->>'outcome' = 'rejected'))
+             AND ($2::text IS NULL OR namespace = $2)
+           ORDER BY id DESC LIMIT $3 OFFSET $4""",
+        outcome, namespace, limit, offset,
+    )
+    return [dict(r) for r in rows]

@@ -4,6 +4,7 @@ control plane: decisions come from what the cluster shows, not only from the ale
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -153,3 +154,24 @@ async def test_llm_status_says_rules_when_no_llm_is_configured(serve_app: Any) -
     status = await serve.get_deployment_handle("analysis", app_name="kubernaut").llm_status.remote()
     assert status["engine"] == "rules" and status["enabled"] is False and status["degraded"] is False
     assert status["rules"]["rules"] >= 39 and status["rules"]["guards"] >= 5
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), [
+    # Issue 19: these were a 500 (deep nesting, a namespace no ResourceRef can hold) or accepted (1,001 alerts).
+    ({**webhook({"labels": {"alertname": "A", "namespace": "shop", "pod": "web-0"}}),
+      "x": json.loads("[" * 40 + "]" * 40)}, 422, "nested deeper"),
+    (webhook({"labels": {"alertname": "A", "namespace": "n" * 64, "pod": "web-0"}}), 422, "labels.namespace"),
+    (webhook({"labels": {"alertname": "A", "namespace": "shop", "pod": "web-0"}}) | {"receiver": "a\u0000"}, 422,
+     "receiver"),
+    ({"version": "4", "status": "firing", "receiver": "r", "alerts": [
+        {"labels": {"alertname": "A"}, "startsAt": "2026-11-26T04:00:00Z"}] * 1001}, 413, "exceed the limit"),
+    ({"version": "4", "status": "firing", "receiver": "r", "alerts": [
+        {"labels": {"alertname": "A", **{f"l{i}": "v" for i in range(200)}}, "startsAt": "2026-11-26T04:00:00Z"}]},
+     422, "alerts.0.labels"),
+])
+async def test_analyze_has_the_webhook_limits(api: httpx.AsyncClient, body: dict[str, Any], status: int,
+                                              needle: str) -> None:
+    response = await api.post("/api/v1/analyze", content=json.dumps(body, separators=(",", ":")),
+                              headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text[:300]
+    assert needle in response.json()["error"]
