@@ -257,6 +257,12 @@ async def test_drain_refuses_while_pods_outside_the_managed_scope_are_on_the_nod
                                   and not p["metadata"].get("deletionTimestamp") for p in live)
 
     await eventually(rolled, timeout=60, what="fenced pods replaced without the opt-out label")
+
+    async def only_ours() -> bool:  # earlier tests' namespaces may still be terminating on the shared node
+        on_node = await h.admin.list("Pod", None, field_selector=f"spec.nodeName={first}")
+        return all(p["metadata"]["namespace"] == ns for p in on_node)
+
+    await eventually(only_ours, timeout=90, what=f"only this test's pods on {first}")
     dry = await h.run("drain_node", node(first), dry_run=True)
     assert dry.status == "dry_run", dry.message
 
