@@ -153,6 +153,11 @@ def build_dashboard() -> dict[str, Any]:
              "{{deployment}}"),
             (f"sum(rate(ray_kubernaut_notifications_total{{outcome=\"failed\"}}[{_RATE}]))", "notifications failed/s"),
         ]),
+        _panel(25, "Job bus: dead letters, replays, lost leases (per hour)", "timeseries", (0, 61, 12, 8), [
+            ("sum by (kind) (increase(ray_kubernaut_jobs_dead_lettered_total[1h]))", "dead {{kind}}"),
+            ("sum by (kind) (increase(ray_kubernaut_jobs_replayed_total[1h]))", "replayed {{kind}}"),
+            ("sum by (kind) (increase(ray_kubernaut_job_leases_lost_total[1h]))", "lease lost {{kind}}"),
+        ]),
     ]
     return {
         "uid": DASHBOARD_UID,
