@@ -284,6 +284,20 @@ def test_alertmanager_receiver_posts_to_the_serve_service_with_a_token_file() ->
                                                                          "key": "token"}
 
 
+def test_alertmanager_examples_bound_groups_to_what_the_gateway_accepts() -> None:
+    """AlertManager does not retry a 4xx: an unbounded group (max_alerts 0) can exceed the gateway's limits and
+    be lost whole. The examples bound it below max_alerts_per_request, with room for 2 KB alerts in the body."""
+    from kubernaut.config.settings import GatewayConfig
+
+    gateway = GatewayConfig()
+    (receiver,) = [r for r in _alertmanager_snippet()["receivers"] if r["name"] == "kubernaut"]
+    (amc,) = _objects("AlertmanagerConfig", DEPLOY / "monitoring")
+    for max_alerts in (receiver["webhook_configs"][0].get("max_alerts", 0),
+                       amc["spec"]["receivers"][0]["webhookConfigs"][0].get("maxAlerts", 0)):
+        assert 0 < max_alerts <= gateway.max_alerts_per_request
+        assert max_alerts * 2048 <= gateway.max_body_bytes
+
+
 @pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool (prometheus-alertmanager) not installed")
 def test_alertmanager_snippet_passes_amtool(tmp_path: Path) -> None:
     source = DEPLOY / "monitoring" / "alertmanager-receiver.yml.example"
