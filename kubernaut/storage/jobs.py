@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 
 from kubernaut.observability import metrics
+from kubernaut.storage import audit
 
 logger = logging.getLogger(__name__)
 
@@ -272,9 +273,11 @@ async def listing(conn: asyncpg.Connection | asyncpg.Pool, *, state: str | None 
 
 
 async def counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str, int]]:
-    """Number of jobs per kind and state."""
+    """Number of jobs per kind and state, finished ('done') ones left out: they only accumulate, and counting
+    them would scan the whole table on every listing."""
     result: dict[str, dict[str, int]] = {}
-    for r in await conn.fetch("SELECT kind, state, count(*) AS n FROM jobs GROUP BY kind, state"):
+    for r in await conn.fetch("SELECT kind, state, count(*) AS n FROM jobs WHERE state IN ('pending', 'running', "
+                              "'dead') GROUP BY kind, state"):
         result.setdefault(r["kind"], {})[r["state"]] = r["n"]
     return result
 
@@ -286,8 +289,6 @@ async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str |
     that workflow, which resumes at its first unfinished step (steps are looked up by name; executor calls
     carry idempotency keys), instead of waking a workflow that would return at once because it ended.
     """
-    from kubernaut.storage import audit
-
     row = await conn.fetchrow("SELECT id, kind, ref_id, state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
     if row is None:
         raise JobStateError(f"job {job_id} not found", status=404)
