@@ -72,6 +72,7 @@ _DEPENDENCY_TEXT = re.compile(
     r"connection refused|no such host|i/o timeout|could not resolve|name resolution|temporary failure in name"
     r"|no route to host|connection reset|dial tcp|upstream connect error|deadline exceeded|timed out",
     re.IGNORECASE)
+_QUOTA_NAME = re.compile(r"exceeded quota: ([a-z0-9]([-a-z0-9.]*[a-z0-9])?)")
 _INSUFFICIENT = re.compile(r"Insufficient (cpu|memory|pods|[a-z0-9./-]+)", re.IGNORECASE)
 
 
@@ -273,7 +274,9 @@ class Diagnosis:
             self.add(K.CONFIG_MISSING, f"Containers of {self.workload} cannot start: {names} they need is missing. "
                      "A restart does not create it.", cause=self.workload, evidence=evidence,
                      objects=", ".join(missing_refs) or None)
-        elif any(e.reason == "FailedMount" for e in self.ctx.events):
+        elif any(e.reason == "FailedMount" for e in self.ctx.events) and any(
+                p.phase == "Pending" or any(c.state == "waiting" for c in p.containers) for p in self.ctx.pods):
+            # Only while a pod still waits: old FailedMount events outlive the problem they reported.
             event = next(e for e in self.ctx.events if e.reason == "FailedMount")
             self.add(K.CONFIG_MISSING, f"Pods of {self.workload} cannot mount a volume they need.", cause=self.workload,
                      evidence=[f"event FailedMount on {event.object}: {_quote(event.message)}"])
@@ -282,7 +285,10 @@ class Diagnosis:
             p, c = pulls[0]
             image = next((x.image for x in (self.ctx.workload.containers if self.ctx.workload else [])
                           if x.name == c.name), None)
-            self.add(K.IMAGE_PULL, f"Image {image or '?'} of container {c.name} cannot be pulled ({c.reason}).",
+            revisions = self.ctx.workload.revisions if self.ctx.workload else []
+            first = " It is the first revision: there is none to return to." if self.ctx.workload is not None \
+                and self.ctx.workload.kind == "Deployment" and len(revisions) < 2 else ""
+            self.add(K.IMAGE_PULL, f"Image {image or '?'} of container {c.name} cannot be pulled ({c.reason}).{first}",
                      cause=self.workload, evidence=[f"pod {p.name}: {c.reason} {_quote(c.message)}"], image=image)
         not_found = [(p, c) for p, c in statuses if c.last_exit_code in (126, 127) or
                      (c.reason in ("RunContainerError", "ContainerCannotRun", "CreateContainerError"))]
@@ -436,6 +442,11 @@ class Diagnosis:
             self.add(K.NODE_SELECTOR_UNMATCHED, f"The required node affinity of {self.workload} matches no "
                      "schedulable node.", cause=self.workload, evidence=quoted, source="text")
             return
+        if message and "volume node affinity conflict" in message:
+            self.add(K.INSUFFICIENT_RESOURCES, f"The pods of {self.workload} need a volume pinned to a node they "
+                     "cannot use now (volume node affinity conflict): the node holding the data is unavailable.",
+                     cause=self.workload, evidence=quoted, source="text", resource="volume")
+            return
         if message:
             insufficient = _INSUFFICIENT.search(message)
             if insufficient:
@@ -454,9 +465,14 @@ class Diagnosis:
         failed_create = [e for e in self.ctx.events if e.reason == "FailedCreate"]
         if not (failure.startswith("True") or failed_create):
             return
+        named = {m[1] for e in failed_create for m in [_QUOTA_NAME.search(e.message or "")] if m}
         for q in self.ctx.quotas:
             full = [k for k, hard in q.hard.items() if (h := _quantity(hard)) is not None
                     and (u := _quantity(q.used.get(k))) is not None and u >= h]
+            if not full and q.name in named:
+                # The controller's FailedCreate names this quota: the new pod would not fit what is left.
+                full = [k for k in q.hard if k in next(e.message for e in failed_create
+                                                       if q.name in (e.message or ""))][:4] or list(q.hard)[:2]
             if full:
                 ref = ResourceRef(kind="ResourceQuota", name=q.name, namespace=self.target.namespace)
                 evidence = [f"ResourceQuota {q.name}: " + ", ".join(f"{k} used {q.used.get(k)} of {q.hard[k]}"
@@ -473,7 +489,8 @@ class Diagnosis:
         spec = self.ctx.pod_spec
         unready_running = [p for p in self.ctx.pods if not p.ready and p.phase == "Running"
                            and any(c.state == "running" and not c.ready for c in p.containers)]
-        if not unready_running:
+        restarting = {c.name for p in self.ctx.pods for c in p.containers if c.restart_count > 0}
+        if not unready_running and not restarting:
             return
         for c in spec.containers if spec is not None else []:
             if not c.ports:
@@ -481,18 +498,23 @@ class Diagnosis:
             for label, probe in (("readiness", c.readiness), ("liveness", c.liveness)):
                 if probe is None or probe.kind not in ("http", "tcp") or probe.port is None:
                     continue
+                # A wrong readiness probe shows as running-but-unready pods; a wrong liveness probe as restarts.
+                if (label == "readiness" and not unready_running) or (label == "liveness" and c.name not in restarting):
+                    continue
                 ok = probe.port in {p.port for p in c.ports} if isinstance(probe.port, int) else \
                     (probe.port.isdigit() and int(probe.port) in {p.port for p in c.ports}) or \
                     probe.port in {p.name for p in c.ports if p.name}
                 if not ok:
                     ports = ", ".join(f"{p.name + '/' if p.name else ''}{p.port}" for p in c.ports)
+                    effect = "the process runs but never becomes ready" if label == "readiness" else \
+                        "the kubelet kills a healthy process again and again"
                     self.add(K.PROBE_MISCONFIGURED, f"The {label} probe of container {c.name} of {self.workload} "
-                             f"checks port {probe.port}, which the container does not serve (ports: {ports}): the "
-                             "process runs but never becomes ready.", cause=self.workload,
+                             f"checks port {probe.port}, which the container does not serve (ports: {ports}): "
+                             f"{effect}.", cause=self.workload,
                              evidence=self._unhealthy_events(), container=c.name, probe=label, port=str(probe.port))
                     return
         unhealthy = self._unhealthy_events()
-        if unhealthy:
+        if unhealthy and unready_running:
             self.add(K.PROBE_FAILING, f"{len(unready_running)} running pods of {self.workload} fail their readiness "
                      "probe.", cause=self.workload, evidence=unhealthy)
 
@@ -597,8 +619,9 @@ class Diagnosis:
         if hpa is None or not hpa.at_max:
             return
         ref = ResourceRef(kind="HorizontalPodAutoscaler", name=hpa.name, namespace=self.target.namespace)
-        self.add(K.HPA_AT_MAX, f"HorizontalPodAutoscaler {hpa.name} runs at its maximum of {hpa.max_replicas} "
-                 "replicas.", cause=ref, max_replicas=hpa.max_replicas, current=hpa.current_replicas)
+        self.add(K.HPA_AT_MAX, f"HorizontalPodAutoscaler {hpa.name} runs at its maximum "
+                 f"(maxReplicas {hpa.max_replicas}, current {hpa.current_replicas}).", cause=ref,
+                 max_replicas=hpa.max_replicas, current=hpa.current_replicas)
 
     def pvcs(self) -> None:
         for pvc in self.ctx.pvcs:
@@ -629,7 +652,8 @@ class Diagnosis:
 
     def rollout(self) -> None:
         workload = self.ctx.workload
-        if workload is None or workload.kind != "Deployment" or len(workload.revisions) < 2:
+        if workload is None or workload.kind not in ("Deployment", "DaemonSet", "StatefulSet") \
+                or len(workload.revisions) < 2:
             return
         newest, previous = workload.revisions[0], workload.revisions[1]
         if newest.created_at is None:
@@ -700,8 +724,11 @@ class Diagnosis:
         recent = [c for p in ctx.pods for c in p.containers if self._recent(c.last_finished_at)]
         waiting = [c for p in ctx.pods for c in p.containers if c.state != "running"]
         workload = ctx.workload
-        short = workload is not None and workload.kind in ("Deployment", "StatefulSet") and \
+        short = workload is not None and workload.kind in ("Deployment", "StatefulSet") and (
             (workload.replicas or 0) > workload.available_replicas
+            or (workload.kind == "Deployment" and (workload.replicas or 0) > workload.updated_replicas)
+            or workload.conditions.get("ReplicaFailure", "").startswith("True")
+            or "ProgressDeadlineExceeded" in workload.conditions.get("Progressing", ""))
         if all(p.ready for p in ctx.pods) and not recent and not waiting and not short:
             restarts = sum(p.restarts for p in ctx.pods)
             self.add(K.TARGET_HEALTHY, f"All {len(ctx.pods)} pods of {self.workload} are ready now and none terminated "

@@ -73,10 +73,13 @@ def _refuse(result: AnalysisResult, situation: Situation, why: str, finding: Fin
     gather = (not out_of_scope and situation.context.cluster_available
               and ((unknown and cause is None) or (cause is not None and cause.kind is K.CRASH)))
     action = "collect_diagnostics" if gather else "notify_only"
-    root_cause = cause.summary if cause is not None and finding is not None and finding.kind not in _NOT_A_CAUSE \
-        else result.root_cause
-    if cause is not None and cause.summary not in root_cause and not out_of_scope:
-        root_cause = f"{root_cause} {cause.summary}"
+    # The diagnosis, not the refused rule's guess, explains the incident to the human.
+    if out_of_scope and finding is not None:
+        root_cause = finding.summary
+    elif cause is not None:
+        root_cause = cause.summary + (f" Evidence: {cause.evidence[0]}" if cause.evidence else "")
+    else:
+        root_cause = result.root_cause
     recommended = f"Recommended: {result.action} on {result.target}, not proposed: {why}."
     lines = "; ".join(f"{f.kind.value}: {f.summary}" for f in findings if f.kind is not K.CONTEXT_UNKNOWN)[:1200]
     parameters: dict[str, object] = {}

@@ -71,6 +71,7 @@ def base(*, pods: list[PodSummary] | None = None, rollout: dict[str, str] | None
     ctx = ResourceContext(
         target=DEPLOY, cluster_available=True, found=True,
         workload=WorkloadSummary(kind="Deployment", name="web", namespace=NS, replicas=2, available_replicas=2,
+                                 updated_replicas=2,
                                  containers=[ContainerSpecSummary(name="web", image="web:2",
                                                                   requests={"cpu": "100m", "memory": "64Mi"},
                                                                   limits={"memory": "128Mi"})],
@@ -127,6 +128,10 @@ FINDING_RULE_CASES: dict[str, tuple[str, Callable[[], ResourceContext], str, Res
         managed=False, reason="namespace shop is not managed by kubernaut")), "notify_only", None),
     "rollout-introduced-failure": ("KubePodCrashLooping", lambda: base(pods=[crashing()], rollout={"image": "new"}),
                                    "rollback_deployment", DEPLOY),
+    "rollout-introduced-failure-controller": ("KubePodCrashLooping", lambda: base(
+        pods=[crashing()], rollout={"image": "new"},
+        workload=base(rollout={"image": "new"}).workload.model_copy(update={"kind": "DaemonSet"})),
+        "notify_only", None),
     "untolerated-taint": ("KubePodNotReady", lambda: base(
         pods=[pending()], pod_spec=PodSpecSummary(node_selector={"kubernetes.io/hostname": "n1"}),
         candidate_nodes=[node("n1", taint_details=[Taint(key="dedicated", value="gpu", effect="NoSchedule")]),
