@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernaut.cluster import scope as scope_rule
+from kubernaut.cluster.redaction import Redactor, redactor
 from kubernaut.context import selectors, summarize
 from kubernaut.context.kube import KubeError, KubeReader
 from kubernaut.context.models import (
@@ -75,7 +76,7 @@ class _Resolved:
 class ContextGatherer:
     def __init__(self, reader: KubeReader | None, unavailable_reason: str | None = None, *,
                  time_budget_s: float = 3.0, event_limit: int = 20, managed_label: str | None = None,
-                 managed_namespaces: list[str] | None = None) -> None:
+                 managed_namespaces: list[str] | None = None, redact: Redactor | None = None) -> None:
         self._reader = reader
         self._unavailable = unavailable_reason or "no Kubernetes credentials"
         self._budget = time_budget_s
@@ -83,6 +84,8 @@ class ContextGatherer:
         # The executor's scope rule, so the analysis never proposes what the executor would refuse.
         self._managed_label = managed_label
         self._managed_namespaces = list(managed_namespaces or [])
+        # Log tails and event messages go into findings, prompts and stored analyses: secrets out first.
+        self._redact = redact or redactor()
 
     @property
     def available(self) -> bool:
@@ -114,8 +117,19 @@ class ContextGatherer:
         if not ctx.found:
             ctx.missing.append(f"{target}: not found in the cluster")
         await self._phase_two(ctx, resolved, deadline)
+        self._redact_text(ctx)
         ctx.elapsed_ms = (time.monotonic() - started) * 1000
         return ctx
+
+    def _redact_text(self, ctx: ResourceContext) -> None:
+        text = self._redact.text
+        for pod in ctx.pods:
+            pod.scheduling_message = text(pod.scheduling_message) if pod.scheduling_message else None
+            for c in pod.containers:
+                c.message = text(c.message) if c.message else None
+                c.last_message = text(c.last_message) if c.last_message else None
+        for event in ctx.events:
+            event.message = text(event.message)
 
     # -- phase 1: owner chain ----------------------------------------------------------------------
 

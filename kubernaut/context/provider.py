@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from kubernaut.cluster.client import ClusterConnection
+from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context import history
 from kubernaut.context.gather import ContextGatherer
@@ -30,7 +31,8 @@ class ContextProvider:
         self._gatherer = ContextGatherer(reader, cluster.reason, time_budget_s=config.analysis.context_time_budget_s,
                                          event_limit=config.analysis.context_event_limit,
                                          managed_label=config.execution.managed_label,
-                                         managed_namespaces=config.execution.managed_namespaces)
+                                         managed_namespaces=config.execution.managed_namespaces,
+                                         redact=redactor(config.redaction))
         self._pool = pool
         self._budget = config.analysis.context_time_budget_s
 

@@ -306,3 +306,14 @@ def test_every_mutating_catalog_action_declares_when_it_helps_or_is_never_propos
         if not spec.mutates:
             assert not spec.helps_when and not spec.harmful_when, spec.name
         assert not set(spec.helps_when) & set(spec.harmful_when), spec.name
+
+
+def test_secrets_in_log_tails_never_reach_findings() -> None:
+    from kubernaut.cluster.redaction import redactor
+    from kubernaut.context.gather import ContextGatherer
+
+    ctx = base(pods=[crashing(message="connect postgres://app:hunter2@db.data.svc:5432/x failed; "
+                                      "DB_PASSWORD=hunter2 Authorization: Bearer abc.def.ghi")])
+    ContextGatherer(None, redact=redactor())._redact_text(ctx)
+    result = analyse("KubePodCrashLooping", ctx)
+    assert "hunter2" not in result.model_dump_json() and "abc.def.ghi" not in result.model_dump_json()
