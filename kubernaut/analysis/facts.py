@@ -10,19 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
 
-from kubernaut.analysis.diagnosis import quota_no_room
+from kubernaut.analysis.diagnosis import IMAGE_REASONS, OOM_REASONS, quota_no_room
 from kubernaut.context.models import ResourceContext
-from kubernaut.execution.catalog import parse_quantity
 from kubernaut.models.finding import Finding, FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
 
 FactValue = bool | int | float | str | None
 
-OOM_REASONS = frozenset({"OOMKilled"})
-IMAGE_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 
 
@@ -58,15 +54,6 @@ class Situation:
         if ref is not None and ref.namespace == self.incident_target.namespace:
             return ref
         return self.incident_target
-
-
-def _quantity(text: str | None) -> Decimal | None:
-    if not text:
-        return None
-    try:
-        return parse_quantity(text)
-    except ValueError:
-        return None
 
 
 def _recent_rollout(ctx: ResourceContext, window_s: float, now: datetime) -> bool | None:
