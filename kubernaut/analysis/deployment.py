@@ -106,6 +106,8 @@ class AnalysisService(ReplicaBase):
             result = await self._analyzer.analyze([signal_from_row(r) for r in rows], target, incident_id)
         latency_ms = (time.perf_counter() - started) * 1000
         async with self.db.pool.acquire() as conn, conn.transaction():
+            # A holder whose lease was lost (another replica runs the job now) writes nothing.
+            await jobs.fence(conn)
             # Serialize with a concurrent run of the same job (lease expiry): one new row at most.
             await conn.execute("SELECT id FROM incidents WHERE id = $1 FOR UPDATE", incident_id)
             current = await conn.fetchval(
