@@ -76,9 +76,12 @@ def _probe_deployment():
             m.approval_decided("approved")
             m.assessment_recorded(action, 0.8)
             m.notification_sent(False)
+            m.job_dead_lettered("notify")
+            m.job_replayed("notify")
+            m.job_lease_lost("workflow")
             request_id = serve_request_id()
             with log_context(request_id=request_id, incident_id=INCIDENT_ID):
-                logging.getLogger("kubernaut.probe").info("probe recorded %d metrics", 16)
+                logging.getLogger("kubernaut.probe").info("probe recorded %d metrics", 19)
             return {"action": action, "request_id": request_id}
 
     return MetricsProbe
@@ -329,7 +332,7 @@ def test_json_logs_in_rays_log_directory_carry_request_and_incident_ids(dev_clus
         return None
 
     entry = wait_until(record, timeout=60, interval=0.5, what="the probe's log line in Serve's replica log")
-    assert entry["message"] == "probe recorded 16 metrics"
+    assert entry["message"] == "probe recorded 19 metrics"
     assert entry["incident_id"] == INCIDENT_ID
     assert entry["request_id"] == "probe-1" == probed["request_id"]  # X-Request-ID, through Serve's proxy
     assert entry["deployment"] == f"{APP_NAME}_probe" and entry["levelname"] == "INFO"
