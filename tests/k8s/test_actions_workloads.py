@@ -164,7 +164,12 @@ async def test_pause_and_resume_rollout(harness: Harness) -> None:
     resumed = await h.undo(paused)
     assert resumed.status == "succeeded" and resumed.inverse and resumed.inverse["action"] == "pause_rollout"
     assert (await h.admin.get("Deployment", "web", ns))["spec"].get("paused") in (None, False)
-    verdict = await h.executor.verify(resumed.action_id)
+    async def observed() -> dict | None:
+        # Under load the controller may not have observed the resume yet: that is a different "not yet".
+        verdict = await h.executor.verify(resumed.action_id)
+        return None if "not observed" in " ".join(verdict["checks"]) else verdict
+
+    verdict = await eventually(observed, timeout=30, interval=0.5, what="the controller observing the resume")
     assert verdict["passed"] is None and "updated" in " ".join(verdict["checks"])  # the rollout is still stuck
     # ...and the inverse of the resume pauses it again (restoring the recorded state).
     repaused = await h.undo(resumed)
