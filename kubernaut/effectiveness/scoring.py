@@ -107,6 +107,11 @@ def combine(components: dict[str, Component], weights: dict[str, float], effecti
         return score, "inconclusive", [*reasons, "inconclusive: the target was changed by someone else"]
     if score is None:
         return None, "inconclusive", [*reasons, "inconclusive: nothing could be measured"]
+    if score >= effective_at and not measured.keys() - {"alert"}:
+        # The sender controls a resolved webhook (issue 19, item 6): without health or metrics evidence a
+        # resolution alone proves nothing, and an "effective" here would count toward autonomy.
+        return score, "inconclusive", [*reasons, "inconclusive: the alert resolved but neither health nor metrics "
+                                                 "could be measured; a resolution alone is not evidence"]
     if score >= effective_at:
         return score, "effective", [*reasons, f"effective: score {score:.2f} ≥ {effective_at:.2f}"]
     if score < ineffective_below:

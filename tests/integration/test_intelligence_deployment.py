@@ -65,7 +65,8 @@ async def test_deployments_run_jobs_and_answer(fresh_dsn: str) -> None:
         assert context["signature"] == signature and context["what_worked"][0]["ineffective"] == 2
 
         # An executed action: the sweep schedules it, the job runs; without a cluster only the alert
-        # (from the recorded webhooks) can be measured, and says so.
+        # (from the recorded webhooks) can be measured, and says so. A resolution alone is not evidence
+        # (issue 19, item 6): the verdict is inconclusive and counts toward nothing.
         action_id = await seed_action(pool, third, "increase_memory_limits")
         await pool.execute("UPDATE actions SET finished_at = now() WHERE id = $1", action_id)
         await pool.execute("UPDATE alerts SET status = 'resolved' WHERE incident_id = $1", third)
@@ -75,12 +76,13 @@ async def test_deployments_run_jobs_and_answer(fresh_dsn: str) -> None:
             return found if found and found["status"] == "done" else None
 
         result = await eventually(assessed, timeout=30, what="assessment by the deployment")
-        assert result["verdict"] == "effective" and result["alert"] == 1.0 and result["health"] is None
+        assert result["verdict"] == "inconclusive" and result["alert"] == 1.0 and result["health"] is None
+        assert "resolution alone" in result["reasons"][-1]
         assert "no Kubernetes connection" in result["components"]["health"]["reason"]
         summary = await effectiveness.summary.remote()
-        assert summary["assessments"] == {"effective": 1, "ineffective": 2}
+        assert summary["assessments"] == {"inconclusive": 1, "ineffective": 2}
         # The embed job woken by the assessment refreshed the incident's outcome.
-        await eventually(lambda: pool.fetchval("SELECT verdict = 'effective' FROM incident_embeddings "
+        await eventually(lambda: pool.fetchval("SELECT verdict = 'inconclusive' FROM incident_embeddings "
                                                "WHERE incident_id = $1", third), timeout=30, what="embed job")
         assert await pool.fetchval("SELECT state FROM jobs WHERE kind = 'mine'") in ("pending", "running")
         assert await jobs.enqueue(pool, "assess", action_id) is False  # one job per action

@@ -82,6 +82,18 @@ def test_combine_weights_only_what_was_measured() -> None:
     assert verdict == "inconclusive" and 0.5 <= score < 0.7  # healthy but the alert still fires: not yet
 
 
+def test_a_resolution_alone_is_not_evidence_of_effectiveness() -> None:
+    # Only the alert could be judged (no Kubernetes connection, no metrics): a resolved webhook, which any
+    # sender can forge, must not become an "effective" that counts toward autonomy.
+    score, verdict, reasons = combine({"health": comp("health", None), "alert": comp("alert", 1.0),
+                                       "metrics": comp("metrics", None)}, WEIGHTS, 0.7, 0.5)
+    assert (score, verdict) == (1.0, "inconclusive") and "resolution alone" in reasons[-1]
+    # A still-firing alert alone remains a failure; with health evidence the resolution counts again.
+    assert combine({"alert": comp("alert", 0.0)}, WEIGHTS, 0.7, 0.5)[1] == "ineffective"
+    assert combine({"health": comp("health", 1.0), "alert": comp("alert", 1.0)}, WEIGHTS, 0.7, 0.5)[1] == "effective"
+    assert combine({"metrics": comp("metrics", 0.9), "alert": comp("alert", 1.0)}, WEIGHTS, 0.7, 0.5)[1] == "effective"
+
+
 def test_drift_makes_any_score_inconclusive_and_nothing_measured_is_inconclusive() -> None:
     score, verdict, reasons = combine({"health": comp("health", 0.0), "alert": comp("alert", 0.0),
                                        "drift": comp("drift", 1.0)}, WEIGHTS, 0.7, 0.5)
