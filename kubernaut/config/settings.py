@@ -196,6 +196,10 @@ class AnalysisConfig(BaseModel):
     llm_max_completion_tokens: int = Field(default=400, ge=16, le=32_000)
     llm_incident_token_budget: int = Field(default=8000, ge=100, le=1_000_000)  # prompt + completion, all calls
     llm_incident_time_budget_s: float = Field(default=30.0, gt=0, le=900)  # wall clock for the whole LLM phase
+    # Global budget across all replicas, kept in PostgreSQL (kubernaut/storage/llm_budget.py); None = unlimited.
+    # Beyond it, or when the budget store cannot be reached, the rules decide and the analysis says why.
+    llm_tokens_per_minute: int | None = Field(default=None, ge=100)
+    llm_tokens_per_day: int | None = Field(default=None, ge=100)
     # -- escalation: a cheaper first model, a stronger one when it is unsure or fails ----------------------
     llm_escalation_model: str | None = None
     llm_escalation_below_confidence: float = Field(default=0.6, ge=0, le=1)

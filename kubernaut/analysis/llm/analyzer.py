@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import asyncpg
 from openai import AsyncOpenAI
 
 from kubernaut.analysis.decision import DecisionRejected, json_schema, parse, to_result
@@ -27,6 +28,7 @@ from kubernaut.config.settings import AnalysisConfig
 from kubernaut.execution.catalog import ACTION_NAMES, get_action
 from kubernaut.models.analysis import AnalysisResult, LLMUsage
 from kubernaut.models.resource import ResourceRef
+from kubernaut.storage import llm_budget
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 MIN_COMPLETION_TOKENS = 64
 # Characters per token, conservatively low so the prompt estimate errs on the high side.
 _CHARS_PER_TOKEN = 3.0
+# How long a call may wait for the global budget store; past it the LLM is not used (fail closed).
+_BUDGET_STORE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -58,6 +62,61 @@ class _Stop(Exception):
     """The whole LLM phase ends now (budget spent, breaker open): no further model is tried."""
 
 
+class GlobalBudget:
+    """``analysis.llm_tokens_per_minute`` / ``llm_tokens_per_day`` across all replicas, kept in PostgreSQL.
+
+    Each call reserves its worst case before it starts and settles to what it used afterwards. Without a
+    reachable store the budget cannot be enforced, so the LLM is not used (fail closed): the rules decide.
+    """
+
+    def __init__(self, cfg: AnalysisConfig, pool: asyncpg.Pool | None) -> None:
+        self.per_minute, self.per_day = cfg.llm_tokens_per_minute, cfg.llm_tokens_per_day
+        self.pool = pool
+
+    @property
+    def limited(self) -> bool:
+        return self.per_minute is not None or self.per_day is not None
+
+    def snapshot(self) -> dict[str, object]:
+        return {"tokens_per_minute": self.per_minute, "tokens_per_day": self.per_day,
+                "store": None if not self.limited else ("postgresql" if self.pool is not None else "missing")}
+
+    async def reserve(self, want: int, need: int, time_left: float) -> llm_budget.Reservation | None:
+        """A reservation of ``need``..``want`` tokens; None when unlimited; raises _Stop when refused."""
+        if not self.limited:
+            return None
+        if self.pool is None:
+            raise _Stop("global LLM budget store unreachable (no database configured for it); "
+                        "the LLM is not used without it")
+        timeout = max(0.05, min(_BUDGET_STORE_TIMEOUT_S, time_left))
+        try:
+            reservation, used = await asyncio.wait_for(
+                llm_budget.reserve(self.pool, want=want, need=need, per_minute=self.per_minute,
+                                   per_day=self.per_day, acquire_timeout_s=timeout), timeout=timeout)
+        except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("global LLM budget store unreachable: %r", exc)
+            raise _Stop(f"global LLM budget store unreachable ({type(exc).__name__}: {exc or 'timed out'}); "
+                        "the LLM is not used without it") from None
+        if reservation is None:
+            spent = []
+            if self.per_minute is not None:
+                spent.append(f"{used.minute} of {self.per_minute} tokens this minute")
+            if self.per_day is not None:
+                spent.append(f"{used.day} of {self.per_day} tokens today")
+            raise _Stop(f"global LLM budget exhausted ({', '.join(spent)} used; this call needs ~{need})")
+        return reservation
+
+    async def settle(self, reservation: llm_budget.Reservation | None, used: int) -> None:
+        if reservation is None or self.pool is None:
+            return
+        try:
+            await asyncio.wait_for(llm_budget.settle(self.pool, reservation, used, _BUDGET_STORE_TIMEOUT_S),
+                                   timeout=_BUDGET_STORE_TIMEOUT_S)
+        except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The reservation stays charged: the budget errs on the spent side.
+            logger.warning("global LLM budget not settled (%d reserved, %d used): %r", reservation.tokens, used, exc)
+
+
 def allowed_actions(cfg: AnalysisConfig, outcome: RuleOutcome, targets: list[ResourceRef]) -> list[str]:
     """The menu for this incident, the rules' choice first; each action must fit some in-scope target."""
     names = sorted(outcome.candidates) if cfg.llm_action_scope == "rule_candidates" else list(ACTION_NAMES)
@@ -71,7 +130,8 @@ def allowed_actions(cfg: AnalysisConfig, outcome: RuleOutcome, targets: list[Res
 
 class LLMAnalyzer:
     def __init__(self, cfg: AnalysisConfig, client: AsyncOpenAI | None = None,
-                 breaker: CircuitBreaker | None = None, metrics: LLMMetrics | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, metrics: LLMMetrics | None = None,
+                 budget_pool: asyncpg.Pool | None = None) -> None:
         if not cfg.llm_model:
             raise ValueError("LLMAnalyzer needs analysis.llm_model")
         self.cfg = cfg
@@ -80,12 +140,14 @@ class LLMAnalyzer:
         self.metrics = metrics or LLMMetrics()
         self.mode = response_format(cfg)
         self.models = [cfg.llm_model] + ([cfg.llm_escalation_model] if cfg.llm_escalation_model else [])
+        self.global_budget = GlobalBudget(cfg, budget_pool)
 
     def status(self) -> dict[str, object]:
         return {
             "enabled": True, "provider": self.cfg.llm_provider, "base_url": self.cfg.llm_base_url,
             "models": self.models, "response_format": self.mode, "circuit": self.breaker.snapshot(),
-            "available": self.breaker.state is not BreakerState.OPEN, **self.metrics.snapshot(),
+            "available": self.breaker.state is not BreakerState.OPEN, "global_budget": self.global_budget.snapshot(),
+            **self.metrics.snapshot(),
         }
 
     async def analyze(self, situation: Situation, outcome: RuleOutcome) -> LLMOutcome:
@@ -143,7 +205,13 @@ class LLMAnalyzer:
             if max_tokens < MIN_COMPLETION_TOKENS:
                 raise _Stop(f"token budget exhausted ({cfg.llm_incident_token_budget} per incident; "
                             f"prompt needs ~{prompt_estimate})")
+            # The global budget (all replicas) bounds this call's completion as the incident's budget does.
+            reservation = await self.global_budget.reserve(prompt_estimate + max_tokens,
+                                                           prompt_estimate + MIN_COMPLETION_TOKENS, time_left)
+            if reservation is not None:
+                max_tokens = reservation.tokens - prompt_estimate
             if not self.breaker.allow():
+                await self.global_budget.settle(reservation, 0)
                 snap = self.breaker.snapshot()
                 raise _Stop(f"circuit breaker open after {snap['consecutive_failures']} provider failures "
                             f"({snap['last_error']}); retry in {snap['retry_in_s'] or 0:.0f}s")
@@ -161,6 +229,8 @@ class LLMAnalyzer:
                 raise _Stop(f"{model} did not answer within the time budget of "
                             f"{cfg.llm_incident_time_budget_s:g}s") from None
             except ProviderError as exc:
+                # The provider refused or was unreachable: it generated nothing to charge.
+                await self.global_budget.settle(reservation, 0)
                 self.breaker.record_failure(str(exc))
                 self.metrics.call(model, exc.kind)
                 # The SDK already retried transport errors; the next model is no closer to the provider.
@@ -171,6 +241,7 @@ class LLMAnalyzer:
                 self.breaker.release()
                 raise
             self.breaker.record_success()
+            await self.global_budget.settle(reservation, completion.prompt_tokens + completion.completion_tokens)
             usage.calls += 1
             usage.prompt_tokens += completion.prompt_tokens
             usage.completion_tokens += completion.completion_tokens
