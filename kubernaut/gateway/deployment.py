@@ -352,9 +352,15 @@ class Gateway:
         return JSONResponse(jsonable_encoder({"items": items, "limit": limit, "offset": offset}))
 
     @app.get("/api/v1/incidents/{incident_id}", summary="One incident with alerts, analysis, workflow, actions")
-    async def get_incident(self, request: Request, incident_id: int) -> JSONResponse:
+    async def get_incident(
+        self,
+        request: Request,
+        incident_id: int,
+        limit: int = Query(default=views.DETAIL_PAGE, ge=1, le=views.DETAIL_PAGE_MAX),
+        offset: int = Query(default=0, ge=0),
+    ) -> JSONResponse:
         self._require_auth(request)
-        view = await views.incident_detail(self.db.pool, incident_id)
+        view = await views.incident_detail(self.db.pool, incident_id, limit=limit, offset=offset)
         if view is None:
             raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
         return JSONResponse(jsonable_encoder(view))
@@ -485,9 +491,8 @@ class Gateway:
     @app.get("/api/v1/audit/verify", summary="Recompute the audit hash chain; names the first tampered event")
     async def verify_audit(self, request: Request) -> JSONResponse:
         self._require_auth(request)
-        async with self.db.pool.acquire() as conn:
-            intact, first_bad = await audit_store.verify_chain(conn)
-            events = await conn.fetchval("SELECT count(*) FROM audit_events")
+        # Batches from the pool: constant memory, no connection held for the whole trail.
+        intact, first_bad, events = await audit_store.verify(self.db.pool)
         return JSONResponse({"intact": intact, "first_bad_event_id": first_bad, "events": events},
                             status_code=200 if intact else 409)
 

@@ -27,7 +27,16 @@ async def list_incidents(
     return [dict(r) for r in rows]
 
 
-async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any] | None:
+# An incident of a long storm has thousands of alerts and audit events: the detail returns one page of each
+# (GET /api/v1/incidents/{id}?limit=&offset=) and the totals, never everything at once.
+DETAIL_PAGE = 500
+DETAIL_PAGE_MAX = 5000
+
+
+async def incident_detail(pool: asyncpg.Pool, incident_id: int, *, limit: int = DETAIL_PAGE, offset: int = 0
+                          ) -> dict[str, Any] | None:
+    """The incident with everything that happened to it; alerts, workflow steps and audit events are
+    paged (``limit`` rows of each from ``offset``, oldest first) and ``page`` gives their totals."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         incident = await conn.fetchrow(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = $1", incident_id)
         if incident is None:
@@ -35,12 +44,12 @@ async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any
         alerts = await conn.fetch(
             """SELECT id, received_at, request_id, am_fingerprint, alertname, status, severity, namespace, labels,
                       annotations, starts_at, ends_at, generator_url, process_decision
-               FROM alerts WHERE incident_id = $1 ORDER BY id""", incident_id)
+               FROM alerts WHERE incident_id = $1 ORDER BY id LIMIT $2 OFFSET $3""", incident_id, limit, offset)
         analyses = await conn.fetch("SELECT * FROM analyses WHERE incident_id = $1 ORDER BY id", incident_id)
         workflows = await conn.fetch("SELECT * FROM workflows WHERE incident_id = $1 ORDER BY id", incident_id)
         steps = await conn.fetch(
             """SELECT s.* FROM workflow_steps s JOIN workflows w ON w.id = s.workflow_id
-               WHERE w.incident_id = $1 ORDER BY s.workflow_id, s.seq""", incident_id)
+               WHERE w.incident_id = $1 ORDER BY s.workflow_id, s.seq LIMIT $2 OFFSET $3""", incident_id, limit, offset)
         actions = await conn.fetch("SELECT * FROM actions WHERE incident_id = $1 ORDER BY id", incident_id)
         notes = await conn.fetch(
             """SELECT id, event, title, body, severity, status, attempts, targets, deliveries, error, created_at,
@@ -49,8 +58,13 @@ async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any
             """SELECT action_id, action, status, verdict, score, reasons, components, assessed_at
                FROM assessments WHERE incident_id = $1 ORDER BY id""", incident_id)
         audit = await conn.fetch(
-            "SELECT id, at, actor, event, detail, hash FROM audit_events WHERE incident_id = $1 ORDER BY id",
-            incident_id)
+            """SELECT id, at, actor, event, detail, hash FROM audit_events WHERE incident_id = $1
+               ORDER BY id LIMIT $2 OFFSET $3""", incident_id, limit, offset)
+        totals = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM alerts WHERE incident_id = $1) AS alerts,
+                      (SELECT count(*) FROM workflow_steps s JOIN workflows w ON w.id = s.workflow_id
+                        WHERE w.incident_id = $1) AS steps,
+                      (SELECT count(*) FROM audit_events WHERE incident_id = $1) AS audit""", incident_id)
     view = dict(incident)
     view["alerts"] = [dict(r) for r in alerts]
     view["analyses"] = [dict(r) for r in analyses]
@@ -66,6 +80,8 @@ async def incident_detail(pool: asyncpg.Pool, incident_id: int) -> dict[str, Any
     view["notifications"] = [dict(r) for r in notes]
     view["assessments"] = [dict(r) for r in assessments]
     view["audit"] = [dict(r) for r in audit]
+    view["page"] = {"limit": limit, "offset": offset, "alerts_total": totals["alerts"],
+                    "steps_total": totals["steps"], "audit_total": totals["audit"]}
     return view
 
 
