@@ -47,7 +47,7 @@ class AnalysisService(ReplicaBase):
         self._llm_error: str | None = None
         if cfg.llm_enabled:
             try:
-                self._llm = LLMAnalyzer(cfg)
+                self._llm = LLMAnalyzer(cfg, budget_pool=self.db.pool)
             except (ProviderConfigError, ValueError) as exc:
                 # Misconfigured LLM: run on the rules and say so in llm_status() rather than crash-loop.
                 self._llm_error = str(exc)

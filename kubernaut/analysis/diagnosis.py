@@ -86,6 +86,25 @@ def _quote(text: str | None, limit: int = 240) -> str:
     return f"“{_clip(text, limit)}”"
 
 
+def _tail(text: str | None, limit: int = 240) -> str:
+    """A log tail as evidence: its end is where a process says why it stopped."""
+    value = " ".join((text or "").split())
+    if len(value) <= limit:
+        return f"“{value}”"
+    head = limit * 2 // 5  # and its start says what it was doing
+    return f"“{value[:head]} … {value[-(limit - head - 3):]}”"
+
+
+def _around(text: str | None, pattern: re.Pattern[str] | None = None, limit: int = 240) -> str:
+    """Quote the part of a long text where ``pattern`` (a dependency error) matched."""
+    value = " ".join((text or "").split())
+    match = (pattern or _DEPENDENCY_TEXT).search(value)
+    if match is None or len(value) <= limit:
+        return _quote(value, limit)
+    start = max(0, min(match.start() - limit // 2, len(value) - limit))
+    return f"“{'…' if start else ''}{value[start:start + limit]}{'…' if start + limit < len(value) else ''}”"
+
+
 def _quantity(text: str | None) -> Decimal | None:
     if not text:
         return None
@@ -264,7 +283,10 @@ class Diagnosis:
                                                     f"OOMKilled at {c.last_finished_at or '?'}"],
                      container=c.name, limit=limit, restarts=c.restart_count)
         config = [(p, c) for p, c in statuses if c.reason in CONFIG_REASONS]
-        missing_refs = self._missing_config_refs()
+        waiting_now = any(p.phase == "Pending" or any(c.state == "waiting" for c in p.containers)
+                          for p in self.ctx.pods)
+        # A reference to a missing object matters while pods cannot start (running pods already have it).
+        missing_refs = self._missing_config_refs() if waiting_now or config else []
         if config or missing_refs:
             evidence = [f"pod {p.name} container {c.name}: waiting {c.reason} {_quote(c.message)}" for p, c in config]
             evidence += [f"{ref} referenced by the pod template does not exist" for ref in missing_refs]
@@ -274,8 +296,7 @@ class Diagnosis:
             self.add(K.CONFIG_MISSING, f"Containers of {self.workload} cannot start: {names} they need is missing. "
                      "A restart does not create it.", cause=self.workload, evidence=evidence,
                      objects=", ".join(missing_refs) or None)
-        elif any(e.reason == "FailedMount" for e in self.ctx.events) and any(
-                p.phase == "Pending" or any(c.state == "waiting" for c in p.containers) for p in self.ctx.pods):
+        elif waiting_now and any(e.reason == "FailedMount" for e in self.ctx.events):
             # Only while a pod still waits: old FailedMount events outlive the problem they reported.
             event = next(e for e in self.ctx.events if e.reason == "FailedMount")
             self.add(K.CONFIG_MISSING, f"Pods of {self.workload} cannot mount a volume they need.", cause=self.workload,
@@ -296,7 +317,7 @@ class Diagnosis:
             p, c = not_found[0]
             self.add(K.COMMAND_NOT_FOUND, f"Container {c.name} of {self.workload} cannot run its command "
                      f"(exit {c.last_exit_code if c.last_exit_code is not None else c.reason}).",
-                     cause=self.workload, evidence=[f"pod {p.name}: {_quote(c.last_message or c.message)}"],
+                     cause=self.workload, evidence=[f"pod {p.name}: {_tail(c.last_message or c.message)}"],
                      exit_code=c.last_exit_code)
         crashes = [(p, c) for p, c in statuses
                    if c.last_termination_reason not in (None, "Completed", *OOM_REASONS)
@@ -304,18 +325,18 @@ class Diagnosis:
                    and (c.reason == "CrashLoopBackOff" or (self._recent(c.last_finished_at) and not c.ready))]
         if crashes:
             p, c = crashes[0]
-            said = f" Its last output: {_quote(c.last_message, 160)}" if c.last_message else ""
+            said = f" Its last output: {_tail(c.last_message, 320)}" if c.last_message else ""
             self.add(K.CRASH, f"Container {c.name} of {self.workload} exits with code {c.last_exit_code} "
                      f"({c.restart_count} restarts).{said}", cause=self.workload,
                      evidence=[f"pod {p.name} container {c.name}: terminated {c.last_termination_reason} "
-                               f"exit {c.last_exit_code}" + (f", last message {_quote(c.last_message)}"
+                               f"exit {c.last_exit_code}" + (f", last message {_tail(c.last_message)}"
                                                              if c.last_message else "")],
                      exit_code=c.last_exit_code, restarts=c.restart_count)
         for p, c in crashes + not_found:
             if c.last_message and _MISSING_CONFIG_TEXT.search(c.last_message):
                 self.add(K.CRASH_ON_CONFIG, f"Container {c.name} of {self.workload} stops on missing configuration "
                          "(its last output says so): a restart does not add it.", cause=self.workload,
-                         evidence=[f"pod {p.name} container {c.name} last output: {_quote(c.last_message)}"],
+                         evidence=[f"pod {p.name} container {c.name} last output: {_tail(c.last_message)}"],
                          source="text")
                 break
 
@@ -526,6 +547,7 @@ class Diagnosis:
         texts = [(p.name, c.last_message) for p in self.ctx.pods for c in p.containers if c.last_message]
         texts += [(e.object, e.message) for e in self.ctx.events if e.type == "Warning"]
         failing = [(who, text) for who, text in texts if text and _DEPENDENCY_TEXT.search(text)]
+        # Quote where the error is: the end of a log tail, the start of an event message.
         own_ns = self.target.namespace
         for svc in self.ctx.services:
             ref = ResourceRef(kind="Service", name=svc.name, namespace=svc.namespace)
@@ -538,7 +560,7 @@ class Diagnosis:
                 self.add(K.NETWORK_POLICY_DENIES, f"NetworkPolicy {block.name} in {block.namespace}, created "
                          f"{int((self.now - block.created_at).total_seconds() // 60)} min ago, selects the pods "
                          f"behind Service {svc.name} that {self.workload} calls and {block.reason}: the calls are "
-                         "dropped.", cause=policy, evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]],
+                         "dropped.", cause=policy, evidence=[f"{who}: {_around(t)}" for who, t in failing[:2]],
                          policy=block.name, service=f"{svc.name}.{svc.namespace}", directions="ingress")
             if recent_blocks:
                 continue
@@ -547,21 +569,21 @@ class Diagnosis:
                 self.add(K.DEPENDENCY_FAILING, f"Calls from {self.workload} to Service {svc.namespace}/{svc.name} are "
                          f"not admitted by its long-standing NetworkPolicy {block.name} ({block.reason}).",
                          cause=ResourceRef(kind="NetworkPolicy", name=block.name, namespace=block.namespace),
-                         evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]])
+                         evidence=[f"{who}: {_around(t)}" for who, t in failing[:2]])
                 continue
             if not svc.exists:
                 self.add(K.DEPENDENCY_UNAVAILABLE, f"{self.workload} calls Service {svc.namespace}/{svc.name}, which "
-                         "does not exist.", cause=ref, evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]],
+                         "does not exist.", cause=ref, evidence=[f"{who}: {_around(t)}" for who, t in failing[:2]],
                          service=f"{svc.name}.{svc.namespace}")
             elif svc.ready_endpoints == 0:
                 self.add(K.DEPENDENCY_UNAVAILABLE, f"{self.workload} depends on Service {svc.namespace}/{svc.name}, "
                          f"which has no ready endpoints ({svc.not_ready_endpoints or 0} not ready): the dependency is "
                          "down, not this workload.", cause=ref,
-                         evidence=[f"{who}: {_quote(t)}" for who, t in failing[:2]],
+                         evidence=[f"{who}: {_around(t)}" for who, t in failing[:2]],
                          service=f"{svc.name}.{svc.namespace}")
         if failing and not self.has(K.DEPENDENCY_UNAVAILABLE):
             self.add(K.DEPENDENCY_FAILING, f"{self.workload} reports failing calls to something it depends on.",
-                     cause=self.workload, evidence=[f"{who}: {_quote(text)}" for who, text in failing[:3]],
+                     cause=self.workload, evidence=[f"{who}: {_around(text)}" for who, text in failing[:3]],
                      source="text")
 
     def _troubled(self) -> bool:
