@@ -58,6 +58,14 @@ class StorageConfig(BaseModel):
     pool_min_size: int = Field(default=1, ge=0, le=50)
     pool_max_size: int = Field(default=5, ge=1, le=200)
     command_timeout_s: float = Field(default=10.0, gt=0)
+    # Retention (kubernaut/storage/retention.py): alerts, actions and notifications of incidents resolved or
+    # closed more than this many days ago are deleted; None keeps everything. Audit events are never deleted
+    # (the chain stays verifiable), nor are actions whose assessments mining has not counted yet. At least a
+    # day, so cooldowns and blast-radius budgets still see every recent execution.
+    retention_days: float | None = Field(default=None, ge=1, le=36_500)
+    # How often the retention job runs (the intelligence deployment runs it, one replica at a time).
+    retention_interval_s: float = Field(default=3600.0, ge=1, le=7 * 86400)
+    retention_batch: int = Field(default=5000, ge=1, le=100_000)  # rows per short transaction
 
 
 class GatewayConfig(BaseModel):

@@ -1,7 +1,8 @@
 """Intelligence: what history says about (alert signature, action) pairs, and which incidents look alike.
 
 Work runs as durable jobs claimed by any replica: ``mine`` (one periodic job, ref 0, that reschedules
-itself) and ``embed`` (ref = incident id, woken when an assessment completes). The methods below are
+itself), ``retention`` (likewise, when ``storage.retention_days`` is set: one row, so one replica at a time)
+and ``embed`` (ref = incident id, woken when an assessment completes). The methods below are
 the feedback the other deployments read.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from ray import serve
 
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.intelligence import feedback, service
 from kubernaut.intelligence.embeddings import EmbeddingError, make_embedder
-from kubernaut.intelligence.mining import mining_round
+from kubernaut.intelligence.mining import mining_round, retention
 from kubernaut.intelligence.similarity import similar, upsert_incident
 from kubernaut.serving import ReplicaBase
 from kubernaut.storage import jobs
@@ -25,6 +27,18 @@ logger = logging.getLogger(__name__)
 
 MINE_JOB = "mine"
 EMBED_JOB = "embed"
+RETENTION_JOB = "retention"
+
+
+async def retention_job(pool: asyncpg.Pool, config: KubernautConfig, error_delay_s: float = 30.0) -> None:
+    """The ``retention`` job's body: one round, then again after the interval (ends when retention is off)."""
+    try:
+        delay = await retention(pool, config.storage, config.intelligence)
+    except Exception:
+        logger.exception("retention round failed")
+        raise Reschedule(min(error_delay_s, 30.0), "retention round failed") from None
+    if delay is not None:
+        raise Reschedule(delay, "next retention round")
 
 
 @serve.deployment(name="intelligence")
@@ -37,7 +51,9 @@ class IntelligenceService(ReplicaBase):
         self.embedder = make_embedder(self.cfg)
         # The periodic job exists once; a replica starting revives it if it ever ended.
         await jobs.requeue(self.db.pool, MINE_JOB, 0)
-        self._start_worker({MINE_JOB: self._mine, EMBED_JOB: self._embed})
+        if config.storage.retention_days is not None:
+            await jobs.requeue(self.db.pool, RETENTION_JOB, 0)
+        self._start_worker({MINE_JOB: self._mine, EMBED_JOB: self._embed, RETENTION_JOB: self._retain})
 
     async def _mine(self, job: Job) -> None:
         try:
@@ -48,6 +64,9 @@ class IntelligenceService(ReplicaBase):
             raise Reschedule(min(self.cfg.mining_interval_s, 30.0), "mining round failed") from None
         logger.debug("mining round: %s", result)
         raise Reschedule(0.1 if result["more"] else self.cfg.mining_interval_s, "next mining round")
+
+    async def _retain(self, job: Job) -> None:
+        await retention_job(self.db.pool, self.config, self.cfg.mining_interval_s)
 
     async def _embed(self, job: Job) -> None:
         try:

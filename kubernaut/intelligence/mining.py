@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 
-from kubernaut.config.settings import IntelligenceConfig
+from kubernaut.config.settings import IntelligenceConfig, StorageConfig
 from kubernaut.intelligence.embeddings import Embedder, EmbeddingError
 from kubernaut.intelligence.similarity import upsert_incident
+from kubernaut.storage.retention import retention_round
 
 logger = logging.getLogger(__name__)
 
@@ -294,3 +296,18 @@ async def mining_round(pool: asyncpg.Pool, cfg: IntelligenceConfig, embedder: Em
             result["embedded"] = await embed_new_incidents(pool, embedder)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
+
+
+async def retention(pool: asyncpg.Pool, storage: StorageConfig, cfg: IntelligenceConfig) -> float | None:
+    """One retention round (kubernaut/storage/retention.py); seconds until the next, None when retention is off.
+    Assessed actions are kept for the pattern window as well: the patterns and the per-workload history
+    read them over that window."""
+    if storage.retention_days is None:
+        return None
+    now = datetime.now(timezone.utc)
+    result = await retention_round(
+        pool, older_than=now - timedelta(days=storage.retention_days),
+        keep_assessed_since=now - timedelta(seconds=cfg.pattern_window_s),
+        batch=storage.retention_batch, budget_s=cfg.mining_round_budget_s)
+    logger.info("retention round: %s", result)
+    return 0.1 if result is not None and result["more"] else storage.retention_interval_s
