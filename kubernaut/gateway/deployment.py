@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,6 +47,10 @@ _NUDGE_INTERVAL_S = 0.1
 # one, and deep structures cost recursion wherever they are copied or serialised later.
 _MAX_NESTING = 16
 _COMMIT_SLOTS = 2  # concurrent group-commit statements per replica = connections of the ingest pool
+# Ids are BIGSERIAL and offsets BIGINT in PostgreSQL: a larger integer must be a 422 naming the parameter, not
+# an overflow in the driver (a 500). Found by tests/integration/test_fuzz.py.
+_MAX_ID = 2**63 - 1
+_MAX_OFFSET = 1_000_000_000
 
 
 def _nesting_exceeds(value: Any, limit: int) -> bool:
@@ -84,6 +89,21 @@ remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/
 
 app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION)
 app.add_middleware(WebhookFastPath)
+
+
+def _printable(text: str) -> str:
+    """A lone surrogate (the valid JSON escape "\\ud800") cannot be encoded as UTF-8: escape it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's default 422 echoes the offending input, and one with a lone surrogate in it could not be
+    encoded: the answer was a 500 (found by tests/integration/test_fuzz.py). This one names the fields and
+    the messages, as the webhook's answers do, and never the input."""
+    problems = [{"field": _printable(".".join(str(part) for part in error["loc"])) or "body",
+                 "message": _printable(str(error["msg"]))} for error in exc.errors()[:10]]
+    return JSONResponse({"error": f"invalid request: {summary(problems)}", "problems": problems}, status_code=422)
 
 _WEBHOOK_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -344,7 +364,7 @@ class Gateway:
         status: str | None = Query(default=None, pattern="^(open|resolved|closed)$"),
         namespace: str | None = Query(default=None, max_length=63),
         limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=_MAX_OFFSET),
     ) -> JSONResponse:
         self._require_auth(request)
         items = await views.list_incidents(self.db.pool, status=status, namespace=namespace, limit=limit,
@@ -355,9 +375,9 @@ class Gateway:
     async def get_incident(
         self,
         request: Request,
-        incident_id: int,
+        incident_id: int = FastApiPath(ge=1, le=_MAX_ID),
         limit: int = Query(default=views.DETAIL_PAGE, ge=1, le=views.DETAIL_PAGE_MAX),
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=_MAX_OFFSET),
     ) -> JSONResponse:
         self._require_auth(request)
         view = await views.incident_detail(self.db.pool, incident_id, limit=limit, offset=offset)
@@ -372,7 +392,7 @@ class Gateway:
         outcome: str | None = Query(default=None, pattern="^(rejected|pending)$"),
         namespace: str | None = Query(default=None, max_length=63),
         limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=_MAX_OFFSET),
     ) -> JSONResponse:
         self._require_auth(request)
         items = await views.list_alerts(self.db.pool, outcome=outcome, namespace=namespace, limit=limit,
@@ -441,11 +461,13 @@ class Gateway:
         return JSONResponse(jsonable_encoder({"items": items}))
 
     @app.post("/api/v1/approvals/{approval_id}/approve", summary="Approve (once), optionally overriding parameters")
-    async def approve(self, request: Request, approval_id: int, decision: ApprovalDecision) -> JSONResponse:
+    async def approve(self, request: Request, decision: ApprovalDecision,
+                      approval_id: int = FastApiPath(ge=1, le=_MAX_ID)) -> JSONResponse:
         return await self._decide(request, approval_id, True, decision)
 
     @app.post("/api/v1/approvals/{approval_id}/reject", summary="Reject: the workflow ends without acting")
-    async def reject(self, request: Request, approval_id: int, decision: ApprovalDecision) -> JSONResponse:
+    async def reject(self, request: Request, decision: ApprovalDecision,
+                     approval_id: int = FastApiPath(ge=1, le=_MAX_ID)) -> JSONResponse:
         return await self._decide(request, approval_id, False, decision)
 
     async def _decide(self, request: Request, approval_id: int, approve: bool, decision: ApprovalDecision
@@ -465,7 +487,7 @@ class Gateway:
         state: str | None = Query(default=None, pattern="^(pending|running|done|dead)$"),
         kind: str | None = Query(default=None, max_length=63, pattern="^[a-z_]+$"),
         limit: int = Query(default=100, ge=1, le=1000),
-        offset: int = Query(default=0, ge=0, le=1_000_000_000),
+        offset: int = Query(default=0, ge=0, le=_MAX_OFFSET),
     ) -> JSONResponse:
         self._require_auth(request)
         items = await job_store.listing(self.db.pool, state=state, kind=kind, limit=limit, offset=offset)
@@ -473,7 +495,7 @@ class Gateway:
         return JSONResponse(jsonable_encoder({"items": items, "counts": counts, "limit": limit, "offset": offset}))
 
     @app.post("/api/v1/jobs/{job_id}/retry", summary="Replay a dead job: due now, with fresh attempts")
-    async def retry_job(self, request: Request, job_id: int = FastApiPath(ge=1, le=2**63 - 1),
+    async def retry_job(self, request: Request, job_id: int = FastApiPath(ge=1, le=_MAX_ID),
                         replay: JobReplay | None = None) -> JSONResponse:
         self._require_auth(request)
         replay = replay or JobReplay()
