@@ -51,14 +51,7 @@ def flaky_sink() -> Iterator[HttpSink]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def chaos_app(serve_app: Any, pg_dsn: str, kube_testenv: Any, executor_role: Any, flaky_sink: HttpSink
                     ) -> AsyncIterator[tuple[str, str]]:
-    name = f"t_chaos_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, query = pg_dsn.partition("?")
-    dsn = f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+    dsn = await fresh_database(pg_dsn, "t_chaos")
     async with live_application(
         serve_app, APP, dsn, kube_testenv.executor_kubeconfig,
         orchestration={"stabilization_s": 0, "verify_interval_s": 0.5, "autonomy_min_cases": 0,
@@ -68,6 +61,18 @@ async def chaos_app(serve_app: Any, pg_dsn: str, kube_testenv: Any, executor_rol
         notifications={"urls": [flaky_sink.apprise_url], "timeout_s": 5},
     ) as url:
         yield url, dsn
+
+
+async def fresh_database(pg_dsn: str, prefix: str) -> str:
+    """A new, empty database on the session's PostgreSQL; its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, query = pg_dsn.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
 def replicas(deployment: str) -> list[dict[str, Any]]:
@@ -160,8 +165,7 @@ async def duplicated_steps(db: asyncpg.Connection) -> list[Any]:
            WHERE status IN ('succeeded', 'dry_run') GROUP BY 1 HAVING count(*) > 1""")
 
 
-async def assert_invariants(db: asyncpg.Connection, ns: str, run: str, receipts: dict[int, int],
-                            live_incident: int, admin: Kube) -> None:
+async def assert_acknowledged_stored(db: asyncpg.Connection, ns: str, run: str, receipts: dict[int, int]) -> None:
     assert sorted(receipts) == list(range(WEBHOOKS)) and set(receipts.values()) == {1}
     # By the alert itself, not the request id: a webhook resent after a 5xx whose first try did commit is
     # acknowledged again as a redelivery of the stored alert (under the first request's id).
@@ -169,6 +173,11 @@ async def assert_invariants(db: asyncpg.Connection, ns: str, run: str, receipts:
                                                run)}
     lost = [seq for seq in receipts if webhook(ns, run, seq)["alerts"][0]["labels"]["pod"] not in stored]
     assert not lost, f"acknowledged but not stored: webhooks {lost}"
+
+
+async def assert_invariants(db: asyncpg.Connection, ns: str, run: str, receipts: dict[int, int],
+                            live_incident: int, admin: Kube) -> None:
+    await assert_acknowledged_stored(db, ns, run, receipts)
 
     async def at_rest() -> bool:
         return await settled(db, ns, run)
