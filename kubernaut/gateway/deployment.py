@@ -428,9 +428,10 @@ class Gateway:
     async def context(
         self,
         request: Request,
-        kind: str = Query(min_length=1, max_length=63),
-        name: str = Query(min_length=1, max_length=253),
-        namespace: str | None = Query(default=None, max_length=63),
+        # Kubernetes grammar, checked here: these go into API paths (a NUL in a name was a 500, found by fuzzing).
+        kind: str = Query(min_length=1, max_length=63, pattern=r"^[A-Z][A-Za-z0-9]*$"),
+        name: str = Query(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+        namespace: str | None = Query(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
         second_opinion: bool = Query(default=False, description="also ask HolmesGPT (holmes.url); untrusted text"),
     ) -> JSONResponse:
         self._require_auth(request)

