@@ -12,6 +12,7 @@ nothing the fuzzing sent may stall the pipeline behind it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import time
@@ -160,7 +161,8 @@ def hostile_webhook(draw: st.DrawFn) -> tuple[str, bytes]:
     mutations = []
     for _ in range(draw(st.integers(1, 4))):
         place = draw(st.sampled_from(["top", "alert", "label", "label_key"]))
-        value = draw(hostile_value)
+        # A copy: a drawn container may be drawn again and written into itself (a circular body).
+        value = copy.deepcopy(draw(hostile_value))
         if place == "top":
             field = draw(st.sampled_from(TOP_FIELDS))
             body[field] = value
