@@ -486,14 +486,14 @@ class Diagnosis:
         failed_create = [e for e in self.ctx.events if e.reason == "FailedCreate"]
         if not (failure.startswith("True") or failed_create):
             return
-        named = {m[1] for e in failed_create for m in [_QUOTA_NAME.search(e.message or "")] if m}
+        # quota name → the FailedCreate message that names it
+        named = {m[1]: e.message for e in failed_create if (m := _QUOTA_NAME.search(e.message or ""))}
         for q in self.ctx.quotas:
             full = [k for k, hard in q.hard.items() if (h := _quantity(hard)) is not None
                     and (u := _quantity(q.used.get(k))) is not None and u >= h]
             if not full and q.name in named:
                 # The controller's FailedCreate names this quota: the new pod would not fit what is left.
-                full = [k for k in q.hard if k in next(e.message for e in failed_create
-                                                       if q.name in (e.message or ""))][:4] or list(q.hard)[:2]
+                full = [k for k in q.hard if k in named[q.name]][:4] or list(q.hard)[:2]
             if full:
                 ref = ResourceRef(kind="ResourceQuota", name=q.name, namespace=self.target.namespace)
                 evidence = [f"ResourceQuota {q.name}: " + ", ".join(f"{k} used {q.used.get(k)} of {q.hard[k]}"
