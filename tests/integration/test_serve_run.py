@@ -23,10 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 PAYLOAD = REPO / "tests" / "data" / "alertmanager" / "captured_am0.25_firing_prometheus_rule.json"
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"serve run exited with {process.returncode} before {what}")
         try:
             last = predicate()
             if last:
@@ -54,24 +56,12 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: httpx.get(f"{base}/ready", timeout=2).status_code == 200, 180, "serve run ready")
-        response = httpx.post(f"{base}/api/v1/alerts", json=json.loads(PAYLOAD.read_text()), timeout=10)
-        assert response.status_code == 200, response.text
-        (incident_id,) = response.json()["incident_ids"]
-
-        def incident_done():
-            view = httpx.get(f"{base}/api/v1/incidents", timeout=5).json()["items"]
-            item = next(i for i in view if i["id"] == incident_id)
-            return item if item["phase"] in ("dry_run_completed", "human_review") else None
-
-        started = time.monotonic()
-        item = wait_for(incident_done, 30, "incident with analysis and dry-run action")
-        assert time.monotonic() - started < 15, "the loop should complete within seconds"
-        # Without cluster evidence the crashloop rule's restart is recommended to a human, not proposed.
-        assert item["analysis"]["action"] == "notify_only"
-        detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
-        assert detail["analysis"]["alternatives"][0]["action"] == "restart_pod"
-        assert detail["actions"] and all(a["status"] == "dry_run" for a in detail["actions"])
+        _run_loop(base, process)
+    except AssertionError as error:
+        # What serve run printed is the only account of why it did not come up (CI shows no files).
+        log.flush()
+        tail = (tmp_path / "serve.log").read_text(errors="replace")[-6000:]
+        raise AssertionError(f"{error}\n--- serve run output (tail) ---\n{tail}") from None
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
@@ -81,3 +71,24 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
             process.wait(timeout=10)
         log.close()
         stop_embedded_server(data_dir)
+
+
+def _run_loop(base: str, process: subprocess.Popen) -> None:
+    wait_for(lambda: httpx.get(f"{base}/ready", timeout=2).status_code == 200, 180, "serve run ready", process)
+    response = httpx.post(f"{base}/api/v1/alerts", json=json.loads(PAYLOAD.read_text()), timeout=10)
+    assert response.status_code == 200, response.text
+    (incident_id,) = response.json()["incident_ids"]
+
+    def incident_done():
+        view = httpx.get(f"{base}/api/v1/incidents", timeout=5).json()["items"]
+        item = next(i for i in view if i["id"] == incident_id)
+        return item if item["phase"] in ("dry_run_completed", "human_review") else None
+
+    started = time.monotonic()
+    item = wait_for(incident_done, 30, "incident with analysis and dry-run action")
+    assert time.monotonic() - started < 15, "the loop should complete within seconds"
+    # Without cluster evidence the crashloop rule's restart is recommended to a human, not proposed.
+    assert item["analysis"]["action"] == "notify_only"
+    detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
+    assert detail["analysis"]["alternatives"][0]["action"] == "restart_pod"
+    assert detail["actions"] and all(a["status"] == "dry_run" for a in detail["actions"])
