@@ -26,6 +26,7 @@ from kubernaut.config.settings import AnalysisConfig
 from kubernaut.execution.catalog import CatalogError, get_action, validate_request
 from kubernaut.models.analysis import Alternative, AnalysisResult
 from kubernaut.models.resource import ResourceRef
+from kubernaut.models.signature import signature_of
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,9 @@ class HandleIntelligence:
         return list(context["summary"]) if context else []
 
 
-def signature_of(situation: Situation) -> str:
-    """The same key the orchestrator and the assessments use: first alert name and the incident's kind."""
-    first = situation.signals[0].alertname if situation.signals else "unknown"
-    return f"{first}:{situation.incident_target.kind}"
+def situation_signature(situation: Situation) -> str:
+    """The learning signature of the situation's incident (kubernaut/models/signature.py)."""
+    return signature_of([s.alertname for s in situation.signals], situation.incident_target.kind)
 
 
 def _mutates(action: str) -> bool:
@@ -113,7 +113,7 @@ class Learner:
         alternatives = {a.action: a for a in result.alternatives
                         if a.action != result.action and a.action in allowed and _mutates(a.action)}
         priors = {result.action: result.confidence, **{name: a.score for name, a in alternatives.items()}}
-        signature = signature_of(situation)
+        signature = situation_signature(situation)
         try:
             ranked = await asyncio.wait_for(
                 self.intelligence.ranking(signature, list(priors), situation.incident_id, priors,

@@ -20,6 +20,7 @@ import asyncpg
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.execution.catalog import CatalogError, get_action, validate_request
 from kubernaut.models.resource import ResourceRef
+from kubernaut.models.signature import signature_of
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
 from kubernaut.orchestration import autonomy, blocking
@@ -95,7 +96,7 @@ class WorkflowEngine:
         incident = await pool.fetchrow("SELECT * FROM incidents WHERE id = $1", analysis["incident_id"])
         target = ResourceRef.model_validate(analysis["target"])
         plan = [p.model_dump(mode="json") for p in plan_for(analysis["action"], target, analysis["parameters"])]
-        signature = f"{(incident['signals'] or ['unknown'])[0]}:{incident['target_kind']}"
+        signature = signature_of(incident["signals"], incident["target_kind"])
         async with pool.acquire() as conn, conn.transaction():
             workflow_id = await conn.fetchval(
                 """INSERT INTO workflows (incident_id, analysis_id, phase, dry_run, target_key, plan, signature)
