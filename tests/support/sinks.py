@@ -21,6 +21,7 @@ class HttpSink:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.fail_next = 0
+        self.refused = 0  # requests answered 500 because of fail_next: proof that a failure was seen
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,6 +30,7 @@ class HttpSink:
                 body = self.rfile.read(length)
                 if sink.fail_next > 0:
                     sink.fail_next -= 1
+                    sink.refused += 1
                     self.send_response(500)
                     self.end_headers()
                     return
