@@ -42,7 +42,7 @@ class ReplicaBase:
         )
         self.worker.start()
 
-    async def kick(self) -> None:
+    async def wake(self) -> None:
         """Wake the job worker: there is new work in the database (an optimization, never required)."""
         if self.worker is not None:
             self.worker.wake()
@@ -57,11 +57,11 @@ class ReplicaBase:
             await self.worker.stop()
 
 
-def nudge(handle: DeploymentHandle | None) -> None:
+def wake(handle: DeploymentHandle | None) -> None:
     """Fire-and-forget wake-up of a downstream deployment; failures only cost latency."""
     if handle is None:
         return
     try:
-        handle.kick.remote()
+        handle.wake.remote()
     except Exception:
-        logger.debug("nudge failed; the downstream poll loop will pick the work up", exc_info=True)
+        logger.debug("wake-up failed; the downstream poll loop will pick the work up", exc_info=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from ray import serve
@@ -22,12 +23,10 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
 from kubernaut.context.provider import ContextProvider
 from kubernaut.models.analysis import AnalysisResult
-from kubernaut.models.resource import ResourceRef
 from kubernaut.observability import metrics
-from kubernaut.processing.deployment import signal_from_row
 from kubernaut.processing.owners import OwnerResolver
-from kubernaut.serving import ReplicaBase, nudge
-from kubernaut.storage import audit, incidents, jobs
+from kubernaut.serving import ReplicaBase, wake
+from kubernaut.storage import alerts, analyses, audit, incidents, jobs
 from kubernaut.storage.jobs import Job
 
 logger = logging.getLogger(__name__)
@@ -89,40 +88,37 @@ class AnalysisService(ReplicaBase):
     async def _analyze_incident(self, job: Job) -> None:
         incident_id = job.ref_id
         started = time.perf_counter()
-        incident = await self.db.pool.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
+        incident = await incidents.subject(self.db.pool, incident_id)
         if incident is None:
             return
-        rows = await self.db.pool.fetch("SELECT * FROM alerts WHERE incident_id = $1 ORDER BY id", incident_id)
-        if not rows:
+        received = await alerts.of_incident(self.db.pool, incident_id)
+        if not received:
             return
-        latest = await self.db.pool.fetchrow(
-            "SELECT id, created_at FROM analyses WHERE incident_id = $1 ORDER BY id DESC LIMIT 1", incident_id)
+        latest = await analyses.latest(self.db.pool, incident_id)
         result: AnalysisResult | None = None
-        if latest is None or _new_signal_since(rows, latest["created_at"]):
+        if latest is None or _new_signal_since(received, latest.created_at):
             # Only a first run (or a re-analysis after a new alert name joined) pays for context and the LLM;
             # a re-run after a crash finds the committed analysis and only re-sends the hand-off.
-            target = ResourceRef(kind=incident["target_kind"], name=incident["target_name"],
-                                 namespace=incident["target_namespace"])
-            result = await self._analyzer.analyze([signal_from_row(r) for r in rows], target, incident_id)
+            result = await self._analyzer.analyze([alerts.to_signal(a) for a in received], incident.target,
+                                                  incident_id)
         latency_ms = (time.perf_counter() - started) * 1000
         async with self.db.pool.acquire() as conn, conn.transaction():
             # A holder whose lease was lost (another replica runs the job now) writes nothing.
             await jobs.fence(conn)
             # Serialize with a concurrent run of the same job (lease expiry): one new row at most.
-            await conn.execute("SELECT id FROM incidents WHERE id = $1 FOR UPDATE", incident_id)
-            current = await conn.fetchval(
-                "SELECT id FROM analyses WHERE incident_id = $1 ORDER BY id DESC LIMIT 1", incident_id)
-            analysis_id = current
-            if result is not None and current == (latest["id"] if latest else None):
-                analysis_id = await _insert(conn, incident_id, result, latency_ms)
+            await incidents.lock(conn, incident_id)
+            current = await analyses.latest(conn, incident_id)
+            current_id = analysis_id = current.id if current else None
+            if result is not None and current_id == (latest.id if latest else None):
+                analysis_id = await analyses.insert(conn, incident_id, result, latency_ms)
                 await incidents.set_phase(conn, incident_id, "analyzed")
                 await audit.append(conn, "analysis", "analysis.completed", incident_id,
                                    _audit_detail(analysis_id, result))
             if analysis_id is not None:
                 await jobs.enqueue(conn, "orchestrate", analysis_id)
-            if self._holmes is not None and analysis_id is not None and analysis_id != current:
+            if self._holmes is not None and analysis_id is not None and analysis_id != current_id:
                 await jobs.enqueue(conn, second_opinion.JOB, analysis_id)
-        nudge(self._orchestrator)
+        wake(self._orchestrator)
         if result is not None:
             metrics.analysis_completed(
                 result.engine, "fallback" if result.fallback_reason else "ok", latency_ms / 1000,
@@ -147,30 +143,10 @@ class AnalysisService(ReplicaBase):
         return [r.model_dump(mode="json") for r in results]
 
 
-def _new_signal_since(rows: list[Any], analysed_at: Any) -> bool:
+def _new_signal_since(received: list[alerts.ReceivedAlert], analysed_at: datetime) -> bool:
     """An alert name that was not there when the incident was last analysed (re-analysis on a new signal)."""
-    before = {r["alertname"] for r in rows if r["received_at"] <= analysed_at}
-    return any(r["alertname"] not in before for r in rows if r["received_at"] > analysed_at)
-
-
-async def _insert(conn: Any, incident_id: int, result: AnalysisResult, latency_ms: float) -> int:
-    llm = result.llm
-    return await conn.fetchval(
-        """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause,
-                                 alternatives, rule_id, reasoning, fallback_reason, latency_ms,
-                                 llm_provider, llm_model, llm_calls, prompt_tokens, completion_tokens,
-                                 llm_latency_ms, cost_usd, llm, flags, facts, findings, justified_by)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
-           RETURNING id""",
-        incident_id, result.engine, result.action, result.parameters, result.target.model_dump(),
-        result.confidence, result.root_cause, [a.model_dump() for a in result.alternatives], result.rule_id,
-        result.reasoning, result.fallback_reason, latency_ms,
-        llm.provider if llm else None, llm.model if llm else None, llm.calls if llm else None,
-        llm.prompt_tokens if llm else None, llm.completion_tokens if llm else None,
-        llm.latency_ms if llm else None, llm.cost_usd if llm else None,
-        llm.model_dump(mode="json") if llm else None, result.flags, result.facts,
-        [f.model_dump(mode="json") for f in result.findings], result.justified_by,
-    )
+    before = {a.alertname for a in received if a.received_at <= analysed_at}
+    return any(a.alertname not in before for a in received if a.received_at > analysed_at)
 
 
 def _audit_detail(analysis_id: int, result: AnalysisResult) -> dict[str, Any]:

@@ -14,8 +14,8 @@ import asyncpg
 from kubernaut.context.holmes import HolmesClient, SecondOpinion, holmes_summary
 from kubernaut.context.models import ResourceContext
 from kubernaut.context.provider import ContextProvider
-from kubernaut.models.resource import ResourceRef
-from kubernaut.storage import audit
+from kubernaut.storage import alerts as alert_store
+from kubernaut.storage import analyses, audit, incidents
 
 JOB = "second_opinion"
 _MAX_ALERTS = 5
@@ -24,31 +24,25 @@ _MAX_ALERTS = 5
 async def record(pool: asyncpg.Pool, holmes: HolmesClient, context: ContextProvider | None,
                  analysis_id: int) -> SecondOpinion | None:
     """Ask HolmesGPT about the analysis's incident and store the answer (or why there is none)."""
-    analysis = await pool.fetchrow("SELECT id, incident_id, second_opinion FROM analyses WHERE id = $1",
-                                   analysis_id)
-    if analysis is None:
+    slot = await analyses.second_opinion_slot(pool, analysis_id)
+    if slot is None:
         return None
-    if analysis["second_opinion"] is not None:
-        return SecondOpinion.model_validate(analysis["second_opinion"])  # a re-run after a crash: asked already
-    incident = await pool.fetchrow("SELECT * FROM incidents WHERE id = $1", analysis["incident_id"])
-    target = ResourceRef(kind=incident["target_kind"], name=incident["target_name"],
-                         namespace=incident["target_namespace"])
-    signals = list(incident["signals"] or [])
-    rows = await pool.fetch(
-        "SELECT alertname, annotations FROM alerts WHERE incident_id = $1 ORDER BY id LIMIT $2",
-        incident["id"], _MAX_ALERTS)
-    alerts: list[dict[str, Any]] = [
-        {"name": r["alertname"], "summary": (r["annotations"] or {}).get("summary"),
-         "description": (r["annotations"] or {}).get("description")} for r in rows]
-    ctx = await context.context_for(target, signals=signals, history_limit=0) if context is not None \
-        else ResourceContext(target=target, reason="no context provider")
-    opinion = await holmes.second_opinion(target, signals, holmes_summary(ctx, alerts))
+    if slot.second_opinion is not None:
+        return SecondOpinion.model_validate(slot.second_opinion)  # a re-run after a crash: asked already
+    incident = await incidents.subject(pool, slot.incident_id)
+    if incident is None:
+        return None
+    alerts: list[dict[str, Any]] = []
+    for alert in await alert_store.of_incident(pool, incident.id, limit=_MAX_ALERTS):
+        annotations = alert.annotations if isinstance(alert.annotations, dict) else {}
+        alerts.append({"name": alert.alertname, "summary": annotations.get("summary"),
+                       "description": annotations.get("description")})
+    ctx = await context.context_for(incident.target, signals=incident.signals, history_limit=0) \
+        if context is not None else ResourceContext(target=incident.target, reason="no context provider")
+    opinion = await holmes.second_opinion(incident.target, incident.signals, holmes_summary(ctx, alerts))
     async with pool.acquire() as conn, conn.transaction():
-        stored = await conn.fetchval(
-            "UPDATE analyses SET second_opinion = $2 WHERE id = $1 AND second_opinion IS NULL RETURNING id",
-            analysis_id, opinion.model_dump(mode="json"))
-        if stored is not None:
-            await audit.append(conn, "analysis", "analysis.second_opinion", incident["id"], {
+        if await analyses.store_second_opinion(conn, analysis_id, opinion.model_dump(mode="json")):
+            await audit.append(conn, "analysis", "analysis.second_opinion", incident.id, {
                 "analysis_id": analysis_id, "source": opinion.source, "available": opinion.available,
                 "error": opinion.error, "latency_ms": opinion.latency_ms, "chars": len(opinion.analysis)})
     return opinion

@@ -19,6 +19,7 @@ from kubernaut.context.models import ResourceContext
 from kubernaut.context.provider import ContextProvider
 from kubernaut.models.resource import ResourceRef
 from kubernaut.serving import ReplicaBase
+from kubernaut.storage import incidents
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,7 @@ class ContextService(ReplicaBase):
 
         ``second_opinion``: also ask HolmesGPT (when configured; up to ``holmes.timeout_s`` more).
         """
-        signals = await self.db.pool.fetchval(
-            """SELECT signals FROM incidents WHERE target_kind = $1 AND target_name = $2
-                   AND target_namespace IS NOT DISTINCT FROM $3 ORDER BY id DESC LIMIT 1""",
-            target.kind, target.name, target.namespace,
-        )
-        signals = list(signals or [])
+        signals = await incidents.latest_signals_on(self.db.pool, target)
         ctx = await self._provider.context_for(target, signals=signals, history_limit=history_limit)
         opinion = await self._second_opinion(ctx, signals) if second_opinion else None
         return context_body(ctx, self._cluster_info(), opinion)

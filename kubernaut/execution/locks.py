@@ -4,6 +4,7 @@ A lease row in PostgreSQL rather than an advisory lock: an advisory lock lives i
 session, which a connection pooler may hand to someone else and which pins a connection for the
 whole (possibly minutes-long) action. A lease survives poolers, shows who holds what, and frees
 itself when the holder dies: it simply stops being renewed and expires.
+The lease rows themselves are kept by :mod:`kubernaut.storage.execution_locks`.
 """
 
 from __future__ import annotations
@@ -13,19 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 import asyncpg
 
+from kubernaut.storage.execution_locks import Holder, holder, release, renew, try_acquire
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Holder:
-    action_id: int | None
-    action: str
-    owner: str
-    expires_in_s: float
 
 
 class LockBusy(Exception):
@@ -38,54 +32,6 @@ class LockBusy(Exception):
             text = (f"action #{holder.action_id} ({holder.action}) holds the lock on {target_key} "
                     f"(lease expires in {holder.expires_in_s:.0f}s unless renewed)")
         super().__init__(text)
-
-
-async def try_acquire(pool: asyncpg.Pool, target_key: str, *, action_id: int | None, action: str, owner: str,
-                      ttl_s: float) -> bool:
-    """Take the lease if it is free or expired (its holder died); atomic across replicas."""
-    got = await pool.fetchval(
-        """INSERT INTO execution_locks (target_key, action_id, action, owner, expires_at)
-           VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-           ON CONFLICT (target_key) DO UPDATE
-               SET action_id = EXCLUDED.action_id, action = EXCLUDED.action, owner = EXCLUDED.owner,
-                   acquired_at = now(), expires_at = EXCLUDED.expires_at
-               WHERE execution_locks.expires_at < now()
-           RETURNING owner""",
-        target_key, action_id, action, owner, ttl_s,
-    )
-    return got == owner
-
-
-async def holder(pool: asyncpg.Pool, target_key: str) -> Holder | None:
-    row = await pool.fetchrow(
-        "SELECT action_id, action, owner, EXTRACT(EPOCH FROM expires_at - now()) AS left_s "
-        "FROM execution_locks WHERE target_key = $1 AND expires_at >= now()",
-        target_key,
-    )
-    if row is None:
-        return None
-    return Holder(row["action_id"], row["action"], row["owner"], float(row["left_s"]))
-
-
-async def renew(pool: asyncpg.Pool, target_key: str, owner: str, ttl_s: float) -> bool:
-    got = await pool.fetchval(
-        "UPDATE execution_locks SET expires_at = now() + make_interval(secs => $3) "
-        "WHERE target_key = $1 AND owner = $2 RETURNING 1",
-        target_key, owner, ttl_s,
-    )
-    return got is not None
-
-
-async def release(pool: asyncpg.Pool, target_key: str, owner: str) -> None:
-    await pool.execute("DELETE FROM execution_locks WHERE target_key = $1 AND owner = $2", target_key, owner)
-
-
-async def held(pool: asyncpg.Pool) -> list[dict[str, object]]:
-    rows = await pool.fetch(
-        "SELECT target_key, action_id, action, owner, expires_at FROM execution_locks WHERE expires_at >= now() "
-        "ORDER BY acquired_at"
-    )
-    return [dict(r) for r in rows]
 
 
 @contextlib.asynccontextmanager

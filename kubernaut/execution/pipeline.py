@@ -33,6 +33,7 @@ from kubernaut.models.resource import ResourceRef
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.storage import audit
 from kubernaut.storage import execution as records
+from kubernaut.storage import execution_locks as lock_store
 from kubernaut.storage.database import Database
 from kubernaut.storage.jobs import replica_identity
 
@@ -99,7 +100,7 @@ class Executor:
             "cluster": self.cluster_source,
             "cluster_reason": self.cluster_reason,
             "effective_dry_run": self.config.mode is ExecutionMode.DRY_RUN or self.kube is None,
-            "locks": [{k: str(v) for k, v in lock.items()} for lock in await locks.held(self.pool)],
+            "locks": [{k: str(v) for k, v in lock.model_dump().items()} for lock in await lock_store.held(self.pool)],
             "budget": await budget.usage(self.pool, self.config),
         }
 
@@ -338,11 +339,7 @@ class Executor:
                 f"(expected {recorded['action']} on {ResourceRef.model_validate(recorded['target'])} with "
                 f"{safe_repr(recorded['parameters'], 200)})"))
         if not request.dry_run and self.config.mode is ExecutionMode.LIVE:
-            other = await self.pool.fetchval(
-                "SELECT id FROM actions WHERE inverse_of = $1 AND id <> $2 AND NOT dry_run "
-                "AND status IN ('succeeded', 'running') LIMIT 1",
-                request.inverse_of, action_id,
-            )
+            other = await records.undone_by(self.pool, request.inverse_of, action_id)
             if other is not None:
                 raise _refuse("validation", f"inverse_of: action #{request.inverse_of} is already undone by #{other}")
         return dict(undone["before"] or {})

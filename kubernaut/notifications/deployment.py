@@ -11,6 +11,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.notifications.delivery import deliver, scheme_of, validate_url
 from kubernaut.observability import metrics
 from kubernaut.serving import ReplicaBase
+from kubernaut.storage import notifications as store
 from kubernaut.storage.jobs import Job, RetryLater
 
 logger = logging.getLogger(__name__)
@@ -30,20 +31,20 @@ class NotificationService(ReplicaBase):
         self._start_worker({"notify": self._deliver}, on_give_up=self._gave_up)
 
     async def _deliver(self, job: Job) -> None:
-        row = await self.db.pool.fetchrow("SELECT * FROM notifications WHERE id = $1", job.ref_id)
-        if row is None or row["status"] in ("sent", "logged"):
+        note = await store.get(self.db.pool, job.ref_id)
+        if note is None or note.status in ("sent", "logged"):
             return
-        deliveries: dict[str, str] = dict(row["deliveries"])
+        deliveries = dict(note.deliveries)
         if not self._urls:
-            logger.info("notification %s (no URLs configured): %s", row["id"], row["title"])
-            await self._save(row["id"], "logged", deliveries, job.attempts, None)
+            logger.info("notification %s (no URLs configured): %s", note.id, note.title)
+            await self._save(note.id, "logged", deliveries, job.attempts, None)
             return
         failed = []
         for index, url in enumerate(self._urls):
             key = str(index)
             if deliveries.get(key) == "sent":
                 continue
-            ok = await deliver(url, self._redact.text(row["title"]), self._redact.text(row["body"]), row["severity"],
+            ok = await deliver(url, self._redact.text(note.title), self._redact.text(note.body), note.severity,
                                self.config.notifications.timeout_s)
             metrics.notification_sent(ok)
             deliveries[key] = "sent" if ok else "failed"
@@ -51,18 +52,14 @@ class NotificationService(ReplicaBase):
                 failed.append(scheme_of(url))
         if failed:
             error = f"delivery failed for {len(failed)} of {len(self._urls)} URLs ({', '.join(failed)})"
-            await self._save(row["id"], "retrying", deliveries, job.attempts, error)
+            await self._save(note.id, "retrying", deliveries, job.attempts, error)
             raise RetryLater(error, delay_s=min(300.0, 2.0 ** job.attempts))
-        await self._save(row["id"], "sent", deliveries, job.attempts, None)
+        await self._save(note.id, "sent", deliveries, job.attempts, None)
 
     async def _save(self, notification_id: int, status: str, deliveries: dict[str, str], attempts: int,
                     error: str | None) -> None:
-        await self.db.pool.execute(
-            """UPDATE notifications SET status = $2, deliveries = $3, attempts = $4, targets = $5, error = $6,
-                   sent_at = CASE WHEN $2 IN ('sent', 'logged') THEN now() ELSE sent_at END WHERE id = $1""",
-            notification_id, status, deliveries, attempts, len(self._urls), error,
-        )
+        await store.save_delivery(self.db.pool, notification_id, status=status, deliveries=deliveries,
+                                  attempts=attempts, targets=len(self._urls), error=error)
 
     async def _gave_up(self, job: Job, error: str) -> None:
-        await self.db.pool.execute("UPDATE notifications SET status = 'failed', error = $2 WHERE id = $1",
-                                   job.ref_id, error)
+        await store.give_up(self.db.pool, job.ref_id, error)

@@ -357,6 +357,15 @@ def webhook_handled(outcome: str, seconds: float) -> None:
     _record("kubernaut_webhook_duration_seconds", max(seconds, 0.0), {"outcome": outcome})
 
 
+def webhooks_answered() -> dict[str, float]:
+    """Webhook requests answered by this process so far, by outcome (the count of the duration histogram)."""
+    histogram = _registry.local_metrics.get("kubernaut_webhook_duration_seconds")
+    if histogram is None:
+        return {}
+    return {sample.labels["outcome"]: sample.value for family in histogram.collect() for sample in family.samples
+            if sample.name.endswith("_count")}
+
+
 def incident_transition(phase: str) -> None:
     """An incident entered ``phase`` (call where ``incidents.set_phase`` is called, and on creation: ``new``)."""
     _record("kubernaut_incident_transitions", 1, {"phase": phase})
@@ -366,7 +375,7 @@ _reported_phases: set[str] = set()
 
 
 def incidents_by_phase(counts: Mapping[str, int]) -> None:
-    """Current number of incidents per phase, e.g. from ``SELECT phase, count(*) … GROUP BY phase``.
+    """Current number of incidents per phase, as counted from the incidents table.
 
     The mapping is the whole picture: a phase reported before and absent now is set to 0.
     """

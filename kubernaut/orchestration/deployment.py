@@ -13,7 +13,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
 from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine, expire_due
-from kubernaut.serving import ReplicaBase, nudge
+from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import approvals, audit, incidents
 from kubernaut.storage.jobs import GAVE_UP_PREFIX, Job
 
@@ -50,7 +50,7 @@ class WorkflowOrchestrator(ReplicaBase):
         await self._setup(config)
         self._notifications = notifications_handle
         self.engine = WorkflowEngine(self.db, HandleExecutor(executor), config,
-                                     on_notification=lambda: nudge(self._notifications),
+                                     on_notification=lambda: wake(self._notifications),
                                      assessments=HandleAssessments(effectiveness) if effectiveness else None)
         # Up to max_concurrent_workflows steps run at once in one replica; each is short (waits reschedule).
         self._start_worker({"orchestrate": self._start, "workflow": self._advance}, on_give_up=self._gave_up,

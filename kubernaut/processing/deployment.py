@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
-from typing import Any
 
 from pydantic import ValidationError
 from ray import serve
@@ -13,34 +11,17 @@ from ray.serve.handle import DeploymentHandle
 
 from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
-from kubernaut.models.signal import Signal
 from kubernaut.processing import filters, intake
 from kubernaut.processing.classification import classify
 from kubernaut.processing.events import EventSource
 from kubernaut.processing.owners import OwnerResolver
-from kubernaut.serving import ReplicaBase, nudge
+from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import alerts as alerts_store
-from kubernaut.storage.alerts import unprocessed_ids
 from kubernaut.storage.database import transient
 
 logger = logging.getLogger(__name__)
 
 _BATCH = 200  # alerts per transaction: large enough to fold a storm, small enough to keep locks short
-
-
-def signal_from_row(row: Any) -> Signal:
-    return Signal(
-        alert_id=row["id"], alertname=row["alertname"], status=row["status"],
-        raw_severity=row["severity"], namespace=row["namespace"], labels=row["labels"],
-        annotations=row["annotations"], starts_at=effective_start(row["starts_at"], row.get("received_at")),
-        ends_at=row["ends_at"], am_fingerprint=row["am_fingerprint"],
-    )
-
-
-def effective_start(starts_at: datetime, received_at: datetime | None) -> datetime:
-    """The sender's startsAt, but never later than our receipt of it (kubernaut.storage.incidents.EFFECTIVE_START
-    is the same rule in SQL): a sender's clock cannot push an incident's times into the future."""
-    return starts_at if received_at is None else min(starts_at, received_at)
 
 
 def rejection_reason(exc: BaseException) -> str:
@@ -82,7 +63,7 @@ class AlertProcessor(ReplicaBase):
             logger.warning("processing.events is enabled but no cluster is reachable (%s): no event source",
                            cluster.reason if cluster else "no connection")
 
-    async def kick(self) -> None:
+    async def wake(self) -> None:
         """New alerts were committed without a processing call: process them now."""
         self._wake.set()
 
@@ -99,38 +80,37 @@ class AlertProcessor(ReplicaBase):
                 opened_any |= bool(outcome.opened or outcome.reanalyze)
                 notify_any |= outcome.notified
         if opened_any:
-            nudge(self._analysis)
+            wake(self._analysis)
         if notify_any:
-            nudge(self._notifications)
+            wake(self._notifications)
         return result
 
-    async def _enrich(self, rows: list[Any]) -> tuple[dict[int, intake.Enriched], dict[int, str]]:
+    async def _enrich(self, received: list[alerts_store.ReceivedAlert]
+                      ) -> tuple[dict[int, intake.Enriched], dict[int, str]]:
         """Cluster lookups happen before the transaction: no row lock is held across API calls. Each alert on
         its own: one that cannot be turned into a signal and a target is rejected with the reason."""
         enriched: dict[int, intake.Enriched] = {}
         rejected: dict[int, str] = {}
-        for row in rows:
+        for alert in received:
             try:
-                signal = signal_from_row(row)
+                signal = alerts_store.to_signal(alert)
                 resolution = await self._owners.resolve(signal.labels)
                 namespace_labels = await self._owners.namespace_labels(signal.namespace)
-                enriched[row["id"]] = intake.Enriched(
+                enriched[alert.id] = intake.Enriched(
                     signal=signal, resolution=resolution,
                     classification=classify(signal.namespace, namespace_labels, signal.raw_severity),
-                    request_id=row["request_id"],
+                    request_id=alert.request_id,
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if transient(exc):
                     raise
-                rejected[row["id"]] = rejection_reason(exc)
+                rejected[alert.id] = rejection_reason(exc)
         return enriched, rejected
 
     async def _process_batch(self, alert_ids: list[int]) -> tuple[intake.BatchOutcome | None, dict[int, int | None]]:
-        rows = await self.db.pool.fetch(
-            "SELECT * FROM alerts WHERE id = ANY($1::bigint[]) AND processed_at IS NULL ORDER BY id", alert_ids)
-        enriched, rejected = await self._enrich(rows)
+        enriched, rejected = await self._enrich(await alerts_store.unprocessed(self.db.pool, alert_ids))
         try:
             return await self._commit(alert_ids, enriched, rejected)
         except Exception as exc:
@@ -166,30 +146,28 @@ class AlertProcessor(ReplicaBase):
     async def _commit(self, alert_ids: list[int], enriched: dict[int, intake.Enriched], rejected: dict[int, str]
                       ) -> tuple[intake.BatchOutcome | None, dict[int, int | None]]:
         async with self.db.pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetch(
-                "SELECT id, processed_at, incident_id FROM alerts WHERE id = ANY($1::bigint[]) ORDER BY id "
-                "FOR UPDATE SKIP LOCKED", alert_ids)
-            already = {r["id"]: r["incident_id"] for r in locked if r["processed_at"] is not None}
-            refused = {r["id"]: rejected[r["id"]] for r in locked if r["processed_at"] is None and r["id"] in rejected}
+            locked = await alerts_store.lock_for_processing(conn, alert_ids)
+            already = {r.id: r.incident_id for r in locked if r.processed}
+            refused = {r.id: rejected[r.id] for r in locked if not r.processed and r.id in rejected}
             if refused:
                 await alerts_store.reject(conn, refused)
                 already.update(dict.fromkeys(refused))
                 for alert_id, reason in refused.items():
                     logger.warning("alert %s rejected: %s", alert_id, reason)
-            todo = [enriched[r["id"]] for r in locked if r["processed_at"] is None and r["id"] in enriched]
+            todo = [enriched[r.id] for r in locked if not r.processed and r.id in enriched]
             if not todo:
                 return None, already
             outcome = await intake.process_batch(conn, todo, self._filters, self.config.processing)
         return outcome, already
 
     async def _sweep_forever(self) -> None:
-        """Alerts committed without a (successful) processing call are picked up here: after a kick at
+        """Alerts committed without a (successful) processing call are picked up here: after a wake-up at
         once, otherwise once they are older than the gateway's own wait, so the two do not race."""
         grace = self.config.gateway.process_wait_s + 2.0
-        kicked = False
+        woken = False
         while True:
             try:
-                ids = await unprocessed_ids(self.db.pool, 0.0 if kicked else grace, _BATCH)
+                ids = await alerts_store.unprocessed_ids(self.db.pool, 0.0 if woken else grace, _BATCH)
                 if ids:
                     await self.process(ids)
                     continue
@@ -199,9 +177,9 @@ class AlertProcessor(ReplicaBase):
                 logger.exception("sweep failed; retrying")
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.work.poll_interval_s)
-                kicked = True
+                woken = True
             except asyncio.TimeoutError:
-                kicked = False
+                woken = False
             self._wake.clear()
 
     async def __del__(self) -> None:

@@ -7,7 +7,6 @@ Decisions are still recorded per alert.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from kubernaut.config.settings import FilterRule, ProcessingConfig
 from kubernaut.models.signal import Classification, Signal, TargetResolution
 from kubernaut.processing import filters
 from kubernaut.processing.classification import SEVERITY_RANK, normalize_severity
-from kubernaut.storage import audit, incidents, jobs, notifications
+from kubernaut.storage import alerts, audit, incidents, jobs, notifications
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +78,7 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
             names = list(dict.fromkeys(i.signal.alertname for i in group))
             strongest = max(group, key=lambda i: (_PRIORITY_RANK[i.classification.priority],
                                                   SEVERITY_RANK[i.classification.severity]))
-            known = await conn.fetchval(
-                "SELECT signals FROM incidents WHERE fingerprint = $1 AND status = 'open'", fingerprint)
+            known = await incidents.open_signals(conn, fingerprint)
             incident_id, opened = await incidents.join_or_open(
                 conn, strongest.resolution, strongest.classification, names, max(i.signal.starts_at for i in group),
                 count=len(group),
@@ -116,12 +114,7 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
             outcome.incident_by_alert[item.signal.alert_id] = incident_id
 
     ids = [i.signal.alert_id for i in items]
-    await conn.execute(
-        """UPDATE alerts SET processed_at = now(), incident_id = u.incident_id, process_decision = u.decision::jsonb
-           FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, incident_id, decision)
-           WHERE alerts.id = u.id""",
-        ids, [outcome.incident_by_alert.get(i) for i in ids], [json.dumps(decisions[i]) for i in ids],
-    )
+    await alerts.mark_processed(conn, [(i, outcome.incident_by_alert.get(i), decisions[i]) for i in ids])
     resolved_now: list[tuple[int, Enriched]] = []
     members: dict[int, list[Enriched]] = {}
     for item in items:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from kubernaut.models.alertmanager import WebhookPayload
+from kubernaut.models.signal import Signal
 
 
 @dataclass(frozen=True)
@@ -109,4 +112,97 @@ async def reject(conn: asyncpg.Connection | asyncpg.Pool, reasons: dict[int, str
            FROM unnest($1::bigint[], $2::text[]) AS u(id, reason)
            WHERE alerts.id = u.id AND alerts.processed_at IS NULL""",
         ids, [reasons[i][:1000] for i in ids],
+    )
+
+
+class ReceivedAlert(BaseModel):
+    """One committed alert as stored. Labels and annotations are kept as stored JSON: whether they make a valid
+    :class:`Signal` is decided per alert by :func:`to_signal`, so one bad row never fails the rows beside it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    request_id: str
+    alertname: str
+    status: str
+    severity: str | None
+    namespace: str | None
+    labels: JsonValue
+    annotations: JsonValue
+    starts_at: datetime
+    ends_at: datetime | None
+    received_at: datetime
+    am_fingerprint: str
+
+
+class AlertLock(BaseModel):
+    """An alert row this transaction holds locked, and whether (and into which incident) it was processed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    processed: bool
+    incident_id: int | None
+
+
+_RECEIVED_COLUMNS = ("id, request_id, alertname, status, severity, namespace, labels, annotations, starts_at, "
+                     "ends_at, received_at, am_fingerprint")
+
+
+def effective_start(starts_at: datetime, received_at: datetime | None) -> datetime:
+    """The sender's startsAt, but never later than our receipt of it (kubernaut.storage.incidents.EFFECTIVE_START
+    is the same rule in SQL): a sender's clock cannot push an incident's times into the future."""
+    return starts_at if received_at is None else min(starts_at, received_at)
+
+
+def to_signal(alert: ReceivedAlert) -> Signal:
+    """The processor's view of a stored alert; raises ``ValidationError`` for an alert that cannot be one."""
+    return Signal(
+        alert_id=alert.id, alertname=alert.alertname, status=alert.status, raw_severity=alert.severity,
+        namespace=alert.namespace, labels=alert.labels, annotations=alert.annotations,
+        starts_at=effective_start(alert.starts_at, alert.received_at), ends_at=alert.ends_at,
+        am_fingerprint=alert.am_fingerprint,
+    )
+
+
+async def unprocessed(conn: asyncpg.Connection | asyncpg.Pool, ids: Sequence[int]) -> list[ReceivedAlert]:
+    """The alerts of ``ids`` not processed yet, in id order."""
+    rows = await conn.fetch(
+        f"SELECT {_RECEIVED_COLUMNS} FROM alerts WHERE id = ANY($1::bigint[]) AND processed_at IS NULL ORDER BY id",
+        list(ids))
+    return [ReceivedAlert.model_validate(dict(r)) for r in rows]
+
+
+async def all_unprocessed(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReceivedAlert]:
+    """Every alert not processed yet, in id order."""
+    rows = await conn.fetch(f"SELECT {_RECEIVED_COLUMNS} FROM alerts WHERE processed_at IS NULL ORDER BY id")
+    return [ReceivedAlert.model_validate(dict(r)) for r in rows]
+
+
+async def of_incident(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int, limit: int | None = None
+                      ) -> list[ReceivedAlert]:
+    """The alerts of an incident in id order (the first ``limit`` when given)."""
+    rows = await conn.fetch(
+        f"SELECT {_RECEIVED_COLUMNS} FROM alerts WHERE incident_id = $1 ORDER BY id LIMIT $2", incident_id, limit)
+    return [ReceivedAlert.model_validate(dict(r)) for r in rows]
+
+
+async def lock_for_processing(conn: asyncpg.Connection, ids: Sequence[int], *, skip_locked: bool = True
+                              ) -> list[AlertLock]:
+    """Lock the alert rows of ``ids`` for this transaction, in id order; with ``skip_locked`` the rows another
+    transaction holds (another replica processing them) are left out."""
+    rows = await conn.fetch(
+        "SELECT id, processed_at IS NOT NULL AS processed, incident_id FROM alerts WHERE id = ANY($1::bigint[]) "
+        "ORDER BY id FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""), list(ids))
+    return [AlertLock.model_validate(dict(r)) for r in rows]
+
+
+async def mark_processed(conn: asyncpg.Connection, decisions: Sequence[tuple[int, int | None, dict[str, Any]]]
+                         ) -> None:
+    """Mark alerts processed: (alert id, incident id or None, the processor's decision), in one statement."""
+    await conn.execute(
+        """UPDATE alerts SET processed_at = now(), incident_id = u.incident_id, process_decision = u.decision::jsonb
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, incident_id, decision)
+           WHERE alerts.id = u.id""",
+        [d[0] for d in decisions], [d[1] for d in decisions], [json.dumps(d[2]) for d in decisions],
     )

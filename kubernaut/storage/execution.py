@@ -6,6 +6,7 @@ and gets the recorded outcome back instead of acting a second time (principle 1:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -141,3 +142,70 @@ def to_result(row: asyncpg.Record, verification_hint: str = "") -> ActionResult:
         inverse=row.get("inverse"), retryable=bool(row.get("retryable")), verification=verification_hint,
         stage=row.get("stage"), before=row.get("before"), after=row.get("after"),
     )
+
+
+async def undone_by(pool: asyncpg.Pool, inverse_of: int, action_id: int) -> int | None:
+    """A live action other than ``action_id`` that undid (or is undoing) action ``inverse_of``."""
+    return await pool.fetchval(
+        "SELECT id FROM actions WHERE inverse_of = $1 AND id <> $2 AND NOT dry_run "
+        "AND status IN ('succeeded', 'running') LIMIT 1",
+        inverse_of, action_id,
+    )
+
+
+# -- blast-radius budget: live mutations counted from the records ---------------------------------------------
+
+_BUDGET_LOCK = 0x4B4E_4255_4447  # serializes admissions across replicas
+
+
+async def cooldown_left(pool: asyncpg.Pool, target_key: str, action: str, cooldown_s: float) -> float:
+    """Seconds until ``cooldown_s`` have passed since the last live mutation of (target, action) ended."""
+    left = await pool.fetchval(
+        """SELECT EXTRACT(EPOCH FROM max(finished_at) + make_interval(secs => $3) - now())
+           FROM actions WHERE target_key = $1 AND action = $2 AND NOT dry_run AND mutating
+             AND status IN ('succeeded', 'failed')""",
+        target_key, action, cooldown_s,
+    )
+    return max(0.0, float(left)) if left is not None else 0.0
+
+
+async def lock_budget(conn: asyncpg.Connection) -> None:
+    """Hold the budget lock for the caller's transaction: admissions of every replica take turns."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _BUDGET_LOCK)
+
+
+async def mutations_since(conn: asyncpg.Connection | asyncpg.Pool, window_s: float, *,
+                          except_id: int | None = None, namespace: str | None = None) -> int:
+    """Live mutations started in the last ``window_s`` (in ``namespace`` when given), ``except_id`` left out."""
+    if namespace is None:
+        total = await conn.fetchval(
+            "SELECT count(*) FROM actions WHERE mutating AND id IS DISTINCT FROM $1 "
+            "AND started_at > now() - make_interval(secs => $2)",
+            except_id, window_s,
+        )
+    else:
+        total = await conn.fetchval(
+            "SELECT count(*) FROM actions WHERE mutating AND id IS DISTINCT FROM $1 AND namespace = $2 "
+            "AND started_at > now() - make_interval(secs => $3)",
+            except_id, namespace, window_s,
+        )
+    return int(total)
+
+
+async def nodes_in_flight(conn: asyncpg.Connection, actions: Sequence[str], *, except_id: int) -> set[str]:
+    """Nodes that running live ``actions`` (other than ``except_id``) are taking out of scheduling."""
+    rows = await conn.fetch(
+        "SELECT target ->> 'name' AS node FROM actions WHERE status = 'running' AND mutating AND id <> $1 "
+        "AND action = ANY($2::text[])",
+        except_id, list(actions),
+    )
+    return {r["node"] for r in rows}
+
+
+async def reserve_mutation(conn: asyncpg.Connection, action_id: int) -> None:
+    await conn.execute("UPDATE actions SET mutating = true, started_at = now() WHERE id = $1", action_id)
+
+
+async def release_mutation(pool: asyncpg.Pool, action_id: int) -> None:
+    """The reserved mutation did not happen: it no longer counts against the budget."""
+    await pool.execute("UPDATE actions SET mutating = false WHERE id = $1 AND status = 'running'", action_id)

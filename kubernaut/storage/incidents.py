@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
+from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Classification, TargetResolution
 from kubernaut.observability import metrics
 
@@ -55,6 +57,48 @@ async def join_or_open(
         metrics.incident_transition("new")
     metrics.alert_deduplicated("incident", count - (1 if row["opened"] else 0))
     return row["id"], row["opened"]
+
+
+class IncidentSubject(BaseModel):
+    """What an incident is about: its target workload and the alert names it has seen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    target: ResourceRef
+    signals: list[str]
+
+
+async def subject(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int) -> IncidentSubject | None:
+    row = await conn.fetchrow(
+        "SELECT id, target_kind, target_name, target_namespace, signals FROM incidents WHERE id = $1", incident_id)
+    if row is None:
+        return None
+    return IncidentSubject(id=row["id"], signals=list(row["signals"] or []),
+                           target=ResourceRef(kind=row["target_kind"], name=row["target_name"],
+                                              namespace=row["target_namespace"]))
+
+
+async def lock(conn: asyncpg.Connection, incident_id: int) -> None:
+    """Hold the incident's row lock for the rest of the caller's transaction (serializes writers per incident)."""
+    await conn.execute("SELECT id FROM incidents WHERE id = $1 FOR UPDATE", incident_id)
+
+
+async def open_signals(conn: asyncpg.Connection, fingerprint: str) -> list[str] | None:
+    """The alert names of the open incident on ``fingerprint``; None when there is no open incident."""
+    signals = await conn.fetchval("SELECT signals FROM incidents WHERE fingerprint = $1 AND status = 'open'",
+                                  fingerprint)
+    return None if signals is None else list(signals)
+
+
+async def latest_signals_on(conn: asyncpg.Connection | asyncpg.Pool, target: ResourceRef) -> list[str]:
+    """The alert names of the latest incident on ``target`` (none: an empty list)."""
+    signals = await conn.fetchval(
+        """SELECT signals FROM incidents WHERE target_kind = $1 AND target_name = $2
+               AND target_namespace IS NOT DISTINCT FROM $3 ORDER BY id DESC LIMIT 1""",
+        target.kind, target.name, target.namespace,
+    )
+    return list(signals or [])
 
 
 async def open_incident_for(conn: asyncpg.Connection, fingerprint: str) -> int | None:

@@ -14,8 +14,8 @@ from kubernaut.config.settings import ProcessingConfig
 from kubernaut.models.alertmanager import WebhookPayload
 from kubernaut.processing import intake
 from kubernaut.processing.classification import classify
-from kubernaut.processing.deployment import signal_from_row
 from kubernaut.processing.owners import OwnerResolver
+from kubernaut.storage import alerts
 from kubernaut.storage.alerts import insert_webhooks
 from tests.integration.test_intelligence import connect
 
@@ -41,16 +41,14 @@ def webhook(events: list[tuple[str, str, int]]) -> WebhookPayload:
 
 
 async def process(pool: asyncpg.Pool, owners: OwnerResolver) -> None:
-    rows = await pool.fetch("SELECT * FROM alerts WHERE processed_at IS NULL ORDER BY id")
     items = []
-    for row in rows:
-        signal = signal_from_row(row)
+    for alert in await alerts.all_unprocessed(pool):
+        signal = alerts.to_signal(alert)
         items.append(intake.Enriched(signal=signal, resolution=await owners.resolve(signal.labels),
                                      classification=classify(signal.namespace, None, signal.raw_severity),
-                                     request_id=row["request_id"]))
+                                     request_id=alert.request_id))
     async with pool.acquire() as conn, conn.transaction():
-        await conn.fetch("SELECT id FROM alerts WHERE id = ANY($1::bigint[]) FOR UPDATE",
-                         [i.signal.alert_id for i in items])
+        await alerts.lock_for_processing(conn, [i.signal.alert_id for i in items], skip_locked=False)
         await intake.process_batch(conn, items, [], ProcessingConfig())
 
 

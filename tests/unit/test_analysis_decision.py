@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from kubernaut.analysis.decision import DecisionRejected, json_schema, parse, to_result
+from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
 from kubernaut.analysis.engine import rules_decision
 from kubernaut.analysis.facts import Situation, observe
 from kubernaut.analysis.llm.breaker import BreakerState, CircuitBreaker

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from openai import AsyncOpenAI
 
-from kubernaut.analysis.decision import DecisionRejected, json_schema, parse, to_result
+from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
 from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.llm.breaker import BreakerState, CircuitBreaker
 from kubernaut.analysis.llm.client import ProviderError, complete

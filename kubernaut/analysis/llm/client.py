@@ -9,7 +9,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from kubernaut.analysis.decision import SCHEMA_NAME
+from kubernaut.analysis.llm_answer import SCHEMA_NAME
 
 
 @dataclass(frozen=True)
