@@ -19,7 +19,7 @@ from kubernaut.intelligence.embeddings import Embedder
 from kubernaut.intelligence.models import ActionEvidence, IncidentContext, RankedAction
 from kubernaut.intelligence.similarity import search, similar
 from kubernaut.models.resource import ResourceRef
-from kubernaut.orchestration.autonomy import wilson_lower_bound
+from kubernaut.models.stats import wilson_lower_bound
 
 _EVIDENCE_SQL = """
 WITH tail AS (

@@ -12,9 +12,11 @@ from ray.serve.handle import DeploymentHandle
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
-from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine, expire_due
+from kubernaut.orchestration.approvals import ApprovalError, expire_due
+from kubernaut.orchestration.approvals import decide as decide_approval
+from kubernaut.orchestration.engine import WorkflowEngine
 from kubernaut.serving import ReplicaBase, wake
-from kubernaut.storage import approvals, audit, incidents
+from kubernaut.storage import approvals, audit, incidents, workflows
 from kubernaut.storage.jobs import GAVE_UP_PREFIX, Job
 
 logger = logging.getLogger(__name__)
@@ -70,11 +72,8 @@ class WorkflowOrchestrator(ReplicaBase):
             try:
                 if await expire_due(self.db.pool) and self.worker is not None:
                     self.worker.wake()
-                pool = self.db.pool
-                pending = await pool.fetchval("SELECT count(*) FROM approvals WHERE status = 'pending'")
-                metrics.approvals_pending(pending)
-                metrics.incidents_by_phase({r["phase"]: r["n"] for r in await pool.fetch(
-                    "SELECT phase, count(*) AS n FROM incidents WHERE status = 'open' GROUP BY phase")})
+                metrics.approvals_pending(await approvals.pending_count(self.db.pool))
+                metrics.incidents_by_phase(await incidents.open_by_phase(self.db.pool))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -82,28 +81,26 @@ class WorkflowOrchestrator(ReplicaBase):
             await asyncio.sleep(max(1.0, self.config.work.poll_interval_s))
 
     async def list_approvals(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        return await approvals.listing(self.db.pool, status, limit)
+        return [a.model_dump() for a in await approvals.listing(self.db.pool, status, limit)]
 
     async def decide(self, approval_id: int, approve: bool, by: str, reason: str | None,
                      override: dict[str, Any] | None) -> dict[str, Any]:
         try:
-            decided = await self.engine.decide(approval_id, approve, by, reason, override)
+            decided = await decide_approval(self.db.pool, approval_id, approve, by, reason, override)
         except ApprovalError as exc:
             return {"error": str(exc), "status": exc.status}
-        metrics.approval_decided(decided["status"])
+        metrics.approval_decided(decided.status)
         if self.worker is not None:
             self.worker.wake()
-        return {"approval": decided}
+        return {"approval": decided.model_dump()}
 
     async def _gave_up(self, job: Job, error: str) -> None:
         if job.kind == "orchestrate":
-            incident_id = await self.db.pool.fetchval("SELECT incident_id FROM analyses WHERE id = $1", job.ref_id)
+            incident_id = await workflows.incident_of_analysis(self.db.pool, job.ref_id)
         else:
-            incident_id = await self.db.pool.fetchval("SELECT incident_id FROM workflows WHERE id = $1", job.ref_id)
+            incident_id = await workflows.incident_of(self.db.pool, job.ref_id)
             # The prefix marks a workflow its dead job ended: replaying the job reopens it (jobs.retry).
-            await self.db.pool.execute(
-                "UPDATE workflows SET phase = 'failed', error = $2, finished_at = now() WHERE id = $1 "
-                "AND finished_at IS NULL", job.ref_id, f"{GAVE_UP_PREFIX} {job.attempts} attempts: {error}")
+            await workflows.mark_gave_up(self.db.pool, job.ref_id, f"{GAVE_UP_PREFIX} {job.attempts} attempts: {error}")
         if incident_id is not None:
             async with self.db.pool.acquire() as conn, conn.transaction():
                 await incidents.set_phase(conn, incident_id, "workflow_failed")

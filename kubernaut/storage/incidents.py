@@ -152,3 +152,9 @@ async def refresh_firing(conn: asyncpg.Connection, incident_id: int, fingerprint
 async def set_phase(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int, phase: str) -> None:
     metrics.incident_transition(phase)
     await conn.execute("UPDATE incidents SET phase = $2, updated_at = now() WHERE id = $1", incident_id, phase)
+
+
+async def open_by_phase(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    """How many open incidents are in each phase."""
+    rows = await conn.fetch("SELECT phase, count(*) AS n FROM incidents WHERE status = 'open' GROUP BY phase")
+    return {r["phase"]: r["n"] for r in rows}
