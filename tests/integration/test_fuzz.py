@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import random
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -22,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.integration.test_loop import incident_when, payload, unique
@@ -34,6 +36,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 # of the tests using test-token-1 (429s that remain are waited out, see _send).
 TOKEN = "test-token-2"
 REQUEST_TIMEOUT_S = 15.0  # an answer later than this is a hang
+# Each run explores new inputs; a failing run names its seed, and KUBERNAUT_FUZZ_SEED=<seed> replays it.
+SEED = int(os.environ.get("KUBERNAUT_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 BASE = payload("captured_am0.25_firing_amtool.json")
 # Ids far above anything a test session creates: fuzzed approvals and job replays must never decide a real
 # approval or replay a real dead job of another test (the answer is then a 404, or a 4xx for the body).
@@ -261,13 +265,16 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
             if method in ("get", "post") and (path, method) not in WEBHOOK_SHAPED]
 
 
-def _fuzz(base_url: str, schema: dict[str, Any]) -> Violations:
+def _fuzz(base_url: str, schema: dict[str, Any], fuzz_seed: int) -> Violations:
     violations = Violations()
     operations = _operations(schema)
     assert len(operations) >= 15, [f"{m} {p}" for p, m, _ in operations]  # the document really drives this
-    def bounded(examples: int) -> settings:
-        return settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-                        suppress_health_check=list(HealthCheck))
+    def bounded(examples: int) -> Any:
+        def apply(test: Any) -> Any:
+            return seed(fuzz_seed)(settings(max_examples=examples, deadline=None, database=None,
+                                            phases=[Phase.generate], suppress_health_check=list(HealthCheck))(test))
+
+        return apply
 
     with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S,
                       headers={"Authorization": f"Bearer {TOKEN}"}) as client:
@@ -305,9 +312,10 @@ async def test_fuzzed_webhooks_and_api_never_5xx_nor_hang_and_a_good_webhook_sti
 ) -> None:
     schema = (await api.get("/openapi.json")).json()
     started = time.monotonic()
-    violations = await asyncio.to_thread(_fuzz, serve_app.base_url, schema)
+    violations = await asyncio.to_thread(_fuzz, serve_app.base_url, schema, SEED)
     elapsed = time.monotonic() - started
-    assert not violations.items, (f"{len(violations.items)} contract violations in {elapsed:.0f}s "
+    assert not violations.items, (f"{len(violations.items)} contract violations in {elapsed:.0f}s, "
+                                  f"KUBERNAUT_FUZZ_SEED={SEED} replays them "
                                   f"(statuses {violations.statuses}):\n" + "\n".join(violations.items[:40]))
     # The fuzzing reached validation (not only auth or rate limits): 4xx of several kinds and some 2xx.
     assert {400, 404, 422} <= set(violations.statuses), violations.statuses
