@@ -1,1 +1,1 @@
-"""Connection to the Kubernetes API (credentials, reachability)."""
+"""The Kubernetes access layer: credentials (client), the async facade (api), errors, kinds, discovery."""

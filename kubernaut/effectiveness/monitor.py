@@ -21,7 +21,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
+from pydantic import JsonValue
 
+from kubernaut.cluster.api import EXECUTOR_FIELD_MANAGER  # the executor's own writes are not drift
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.effectiveness import scoring
 from kubernaut.effectiveness.models import Component, TargetState
@@ -29,7 +31,16 @@ from kubernaut.effectiveness.sources import AlertChecker, FiringAlert, MetricsCh
 from kubernaut.effectiveness.target import TargetForbidden, TargetReader, TargetUnavailable
 from kubernaut.execution.catalog import ACTION_NAMES, CatalogError, get_action
 from kubernaut.models.resource import ResourceRef
-from kubernaut.storage import audit, jobs
+from kubernaut.models.signature import UNKNOWN_ALERT, signature_of
+from kubernaut.storage import assessments, audit, jobs
+from kubernaut.storage.assessments import (
+    ActionState,
+    ActionToAssess,
+    Assessment,
+    AssessmentStatus,
+    FinalAssessment,
+    NewAssessment,
+)
 from kubernaut.storage.jobs import Job, Reschedule
 
 logger = logging.getLogger(__name__)
@@ -37,8 +48,6 @@ logger = logging.getLogger(__name__)
 JOB_KIND = "assess"
 # A baseline taken later than this after the action may already include someone else's change.
 BASELINE_GRACE_S = 60.0
-# The executor's own writes are not drift (kubernaut.execution.kube.FIELD_MANAGER).
-EXECUTOR_FIELD_MANAGER = "kubernaut-executor"
 MUTATING_ACTIONS = [name for name in ACTION_NAMES if get_action(name).mutates]
 _HEALTH_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Node"}
 
@@ -47,40 +56,31 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def schedule(conn: asyncpg.Connection, action_id: int) -> bool:
-    """Ask for an assessment of an executed action; call inside the transaction that records it.
-
-    Due at once on purpose: the first run takes the baseline right after the action, then waits out
-    the stabilization window by itself.
-    """
-    return await jobs.enqueue(conn, JOB_KIND, action_id)
-
-
-def assessable(action: Any) -> str | None:
+def assessable(action: ActionState | None) -> str | None:
     """None when the action is scored, else why not (dry-run, failed, read-only)."""
     if action is None:
         return "no such action"
-    if action["dry_run"]:
+    if action.dry_run:
         return "dry-run actions changed nothing and are not scored"
-    if action["status"] != "succeeded":
-        return f"the action {action['status']}: only executed actions are scored"
+    if action.status != "succeeded":
+        return f"the action {action.status}: only executed actions are scored"
     try:
-        if not get_action(action["action"]).mutates:
-            return f"{action['action']} changes nothing: not scored"
+        if not get_action(action.action).mutates:
+            return f"{action.action} changes nothing: not scored"
     except CatalogError:
-        return f"{action['action']} is not in the catalog"
+        return f"{action.action} is not in the catalog"
     return None
 
 
-def _subject(action: Any) -> ResourceRef:
+def _subject(action: ActionToAssess) -> ResourceRef:
     """What is judged: the incident's target (the workload) when it has a health rule, else the action's.
 
     A pod action (restart/delete) replaces the pod; whether that helped shows on its workload.
     """
-    if action["incident_kind"] in _HEALTH_KINDS and action["incident_name"]:
-        return ResourceRef(kind=action["incident_kind"], name=action["incident_name"],
-                           namespace=action["incident_namespace"])
-    return ResourceRef.model_validate(action["target"])
+    if action.incident_kind in _HEALTH_KINDS and action.incident_name:
+        return ResourceRef(kind=action.incident_kind, name=action.incident_name,
+                           namespace=action.incident_namespace)
+    return ResourceRef.model_validate(action.target)
 
 
 class Assessor:
@@ -100,32 +100,19 @@ class Assessor:
 
     # --- the job --------------------------------------------------------------------------------
 
-    async def _action(self, action_id: int) -> Any:
-        return await self.pool.fetchrow(
-            """SELECT x.*, i.signals, i.target_kind AS incident_kind, i.target_name AS incident_name,
-                      i.target_namespace AS incident_namespace, w.signature AS workflow_signature
-               FROM actions x LEFT JOIN incidents i ON i.id = x.incident_id
-               LEFT JOIN workflows w ON w.id = x.workflow_id WHERE x.id = $1""",
-            action_id,
-        )
-
-    async def _ensure_row(self, action: Any) -> Any:
-        target = ResourceRef.model_validate(action["target"])
-        signals = action["signals"] or []
-        alertname = signals[0] if signals else "unknown"
-        subject_kind = action["incident_kind"] or target.kind
-        signature = action["workflow_signature"] or f"{alertname}:{subject_kind}"
-        action_at = action["finished_at"] or action["created_at"]
+    async def _ensure_row(self, action: ActionToAssess) -> Assessment:
+        target = ResourceRef.model_validate(action.target)
+        signals = action.signals or []
+        alertname = signals[0] if signals else UNKNOWN_ALERT
+        subject_kind = action.incident_kind or target.kind
+        signature = action.workflow_signature or signature_of(signals, subject_kind)
+        action_at = action.finished_at or action.created_at
         due_at = action_at + timedelta(seconds=self.config.orchestration.stabilization_s)
-        await self.pool.execute(
-            """INSERT INTO assessments (action_id, incident_id, workflow_id, action, target, target_key, target_kind,
-                                        signature, alertname, action_at, due_at, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (action_id) DO NOTHING""",
-            action["id"], action["incident_id"], action["workflow_id"], action["action"], target.model_dump(),
-            target.key, subject_kind, signature, alertname, action_at, due_at,
-            due_at + timedelta(seconds=self.cfg.validity_s),
-        )
-        return await self.pool.fetchrow("SELECT * FROM assessments WHERE action_id = $1", action["id"])
+        return await assessments.create(self.pool, NewAssessment(
+            action_id=action.id, incident_id=action.incident_id, workflow_id=action.workflow_id,
+            action=action.action, target=target.model_dump(), target_key=target.key, target_kind=subject_kind,
+            signature=signature, alertname=alertname, action_at=action_at, due_at=due_at,
+            expires_at=due_at + timedelta(seconds=self.cfg.validity_s)))
 
     def _backoff(self, attempts: int) -> float:
         return min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** max(0, attempts))
@@ -136,33 +123,31 @@ class Assessor:
 
     async def run(self, action_id: int) -> None:
         """Assess one action: take the baseline, wait, measure, store (raises Reschedule while waiting)."""
-        action = await self._action(action_id)
+        action = await assessments.action_to_assess(self.pool, action_id)
         why_not = assessable(action)
-        if why_not is not None:
+        if why_not is not None or action is None:
             logger.info("action %s not assessed: %s", action_id, why_not)
             return
         row = await self._ensure_row(action)
-        if row["status"] != "pending":
+        if row.status != "pending":
             return
         now = self._now()
         subject = _subject(action)
-        if row["baseline"] is None and now < row["due_at"]:
+        if row.baseline is None and now < row.due_at:
             await self._take_baseline(row, subject, now)
-        if now < row["due_at"]:
-            raise Reschedule((row["due_at"] - now).total_seconds(), "stabilization window")
-        if now > row["expires_at"] and row["attempts"] == 0:
+        if now < row.due_at:
+            raise Reschedule((row.due_at - now).total_seconds(), "stabilization window")
+        if now > row.expires_at and row.attempts == 0:
             # Measuring now would judge the cluster long after the action, not the action.
             return await self._store(row, action, {}, "expired", "inconclusive", None,
-                                     [f"not assessed within the validity window (due {row['due_at']:%H:%M:%S}, "
-                                      f"expired {row['expires_at']:%H:%M:%S} UTC)"], None)
+                                     [f"not assessed within the validity window (due {row.due_at:%H:%M:%S}, "
+                                      f"expired {row.expires_at:%H:%M:%S} UTC)"], None)
         components, errors = await self._measure(row, action, subject, now)
-        if errors and now < row["expires_at"]:
-            delay = self._backoff(row["attempts"])
-            await self.pool.execute(
-                "UPDATE assessments SET attempts = attempts + 1, last_error = $2, updated_at = now() WHERE id = $1",
-                row["id"], "; ".join(errors)[:2000])
+        if errors and now < row.expires_at:
+            delay = self._backoff(row.attempts)
+            await assessments.record_failed_attempt(self.pool, row.id, "; ".join(errors))
             logger.info("assessment of action %s waits %.0fs: %s", action_id, delay, "; ".join(errors))
-            raise Reschedule(min(delay, max(0.1, (row["expires_at"] - now).total_seconds())), "; ".join(errors))
+            raise Reschedule(min(delay, max(0.1, (row.expires_at - now).total_seconds())), "; ".join(errors))
         weights = {"health": self.cfg.weight_health, "alert": self.cfg.weight_alert,
                    "metrics": self.cfg.weight_metrics}
         score, verdict, reasons = scoring.combine(components, weights, self.cfg.effective_threshold,
@@ -177,7 +162,7 @@ class Assessor:
             recovered = (alert.detail.get("resolved_at") if alert else None) or now
         await self._store(row, action, components, status, verdict, score, reasons, recovered)
 
-    async def _take_baseline(self, row: Any, subject: ResourceRef, now: datetime) -> None:
+    async def _take_baseline(self, row: Assessment, subject: ResourceRef, now: datetime) -> None:
         if self.reader is None:
             return
         try:
@@ -185,18 +170,17 @@ class Assessor:
         except (TargetUnavailable, TargetForbidden) as exc:
             logger.info("baseline of %s not taken yet: %s", subject, exc)
             return
-        baseline = {"spec_hash": state.spec_hash, "generation": state.generation, "exists": state.exists,
-                    "restarts": {p.uid: p.restarts for p in state.pods}, "taken_at": now.isoformat(),
-                    "late": (now - row["action_at"]).total_seconds() > BASELINE_GRACE_S}
-        await self.pool.execute(
-            "UPDATE assessments SET baseline = $2, updated_at = now() WHERE id = $1 AND baseline IS NULL",
-            row["id"], baseline)
+        baseline: dict[str, JsonValue] = {
+            "spec_hash": state.spec_hash, "generation": state.generation, "exists": state.exists,
+            "restarts": {p.uid: p.restarts for p in state.pods}, "taken_at": now.isoformat(),
+            "late": (now - row.action_at).total_seconds() > BASELINE_GRACE_S}
+        await assessments.set_baseline(self.pool, row.id, baseline)
 
-    async def _measure(self, row: Any, action: Any, subject: ResourceRef, now: datetime
+    async def _measure(self, row: Assessment, action: ActionToAssess, subject: ResourceRef, now: datetime
                        ) -> tuple[dict[str, Component], list[str]]:
         components: dict[str, Component] = {}
         errors: list[str] = []
-        baseline = row["baseline"]
+        baseline = row.baseline
         trusted = baseline is not None and not baseline.get("late")
 
         state: TargetState | None = None
@@ -210,55 +194,51 @@ class Assessor:
             except TargetForbidden as exc:
                 components["health"] = Component(name="health", reason=str(exc))
         if state is not None:
-            components["health"] = scoring.health(state, row["action_at"],
-                                                  baseline.get("restarts") if trusted else None)
+            components["health"] = scoring.health(state, row.action_at,
+                                                  _restarts(baseline) if trusted else None)
             components["drift"] = _drift(state, baseline, trusted)
 
         try:
-            components["alert"] = await self.alerts.check(await _incident_alerts(self.pool, action["incident_id"]),
+            components["alert"] = await self.alerts.check(await _incident_alerts(self.pool, action.incident_id),
                                                           subject, now)
-            resolved = await _resolved_at(self.pool, action["incident_id"], row["action_at"])
+            resolved = await _resolved_at(self.pool, action.incident_id, row.action_at)
             if resolved is not None:
                 components["alert"].detail["resolved_at"] = resolved
         except SourceUnavailable as exc:
             errors.append(str(exc))
 
         try:
-            before = action["created_at"]
+            before = action.created_at
             components["metrics"] = await self.metrics.check(subject, before, now)
         except SourceUnavailable as exc:
             errors.append(str(exc))
         return components, errors
 
-    async def _store(self, row: Any, action: Any, components: dict[str, Component], status: str, verdict: str,
-                     score: float | None, reasons: list[str], recovered: datetime | None) -> None:
+    async def _store(self, row: Assessment, action: ActionToAssess, components: dict[str, Component],
+                     status: AssessmentStatus, verdict: str, score: float | None, reasons: list[str],
+                     recovered: datetime | None) -> None:
         def value(name: str) -> float | None:
             c = components.get(name)
             return c.value if c is not None else None
 
         drift = components.get("drift")
         payload = {k: c.model_dump(mode="json") for k, c in components.items()}
+        final = FinalAssessment(
+            status=status, verdict=verdict, score=score, health=value("health"), alert=value("alert"),
+            metrics=value("metrics"), drift=None if drift is None or drift.value is None else drift.value == 1.0,
+            components=payload, reasons=reasons, recovered_at=recovered)
         async with self.pool.acquire() as conn, conn.transaction():
-            updated = await conn.fetchval(
-                """UPDATE assessments SET status = $2, verdict = $3, score = $4, health = $5, alert = $6, metrics = $7,
-                          drift = $8, components = $9, reasons = $10, assessed_at = now(), recovered_at = $11,
-                          updated_at = now()
-                   WHERE id = $1 AND status = 'pending' RETURNING id""",
-                row["id"], status, verdict, score, value("health"), value("alert"), value("metrics"),
-                None if drift is None or drift.value is None else drift.value == 1.0, payload, reasons, recovered,
-            )
-            if updated is None:
+            if not await assessments.finish(conn, row.id, final):
                 return  # another replica finished it first
-            await conn.execute("INSERT INTO mining_inbox (assessment_id) VALUES ($1)", row["id"])
-            await audit.append(conn, "effectiveness", f"assessment.{verdict}", action["incident_id"], {
-                "action_id": action["id"], "action": action["action"], "score": score, "status": status,
+            await audit.append(conn, "effectiveness", f"assessment.{verdict}", action.incident_id, {
+                "action_id": action.id, "action": action.action, "score": score, "status": status,
                 "reasons": reasons[-1:]})
             # The learning side picks the outcome up: the incident's embedding, then the statistics.
-            if action["incident_id"] is not None:
-                await jobs.wake(conn, "embed", action["incident_id"])
+            if action.incident_id is not None:
+                await jobs.wake(conn, "embed", action.incident_id)
             await jobs.wake(conn, "mine", 0)
-        _record_metric(action["action"], score)
-        logger.info("action %s (%s) assessed %s, score %s", action["id"], action["action"], verdict, score)
+        _record_metric(action.action, score)
+        logger.info("action %s (%s) assessed %s, score %s", action.id, action.action, verdict, score)
 
     # --- the safety net -------------------------------------------------------------------------
 
@@ -266,22 +246,18 @@ class Assessor:
         """Enqueue ``assess`` jobs for recent live executions that have none (e.g. executed before this
         version, or by a producer that did not schedule one). Returns how many were added."""
         horizon = self.config.orchestration.stabilization_s + self.cfg.validity_s
-        rows = await self.pool.fetch(
-            """SELECT x.id FROM actions x
-               WHERE NOT x.dry_run AND x.status = 'succeeded' AND x.action = ANY($2::text[])
-                 AND x.finished_at > now() - make_interval(secs => $1)
-                 AND EXISTS (SELECT 1 FROM workflow_steps s WHERE s.action_id = x.id AND s.name LIKE 'execute:%')
-                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'assess' AND j.ref_id = x.id)
-               ORDER BY x.id LIMIT 1000""",
-            horizon, MUTATING_ACTIONS,
-        )
         added = 0
-        for r in rows:
-            added += await jobs.enqueue(self.pool, JOB_KIND, r["id"])
+        for action_id in await assessments.unassessed_executions(self.pool, horizon, MUTATING_ACTIONS, JOB_KIND):
+            added += await jobs.enqueue(self.pool, JOB_KIND, action_id)
         return added
 
 
-def _drift(state: TargetState, baseline: dict[str, Any] | None, trusted: bool) -> Component:
+def _restarts(baseline: dict[str, JsonValue] | None) -> dict[str, int] | None:
+    restarts = baseline.get("restarts") if baseline is not None else None
+    return {uid: n for uid, n in restarts.items() if isinstance(n, int)} if isinstance(restarts, dict) else None
+
+
+def _drift(state: TargetState, baseline: dict[str, JsonValue] | None, trusted: bool) -> Component:
     if baseline is None or not trusted:
         why = "no baseline was taken" if baseline is None else "the baseline was taken too late after the action"
         return Component(name="drift", reason=f"not measured: {why}")
@@ -289,7 +265,7 @@ def _drift(state: TargetState, baseline: dict[str, Any] | None, trusted: bool) -
         return Component(name="drift", reason="not measured: no spec to compare")
     if state.spec_hash == baseline["spec_hash"]:
         return Component(name="drift", value=0.0, reason="spec unchanged since the action")
-    taken = datetime.fromisoformat(baseline["taken_at"])
+    taken = datetime.fromisoformat(str(baseline["taken_at"]))
     # Writers since the baseline (controllers writing status show up too: the spec hash is the proof,
     # the names are the hint for whoever reads the reason).
     writers = list(dict.fromkeys(m for m, at in state.managers if at >= taken.replace(microsecond=0)
@@ -303,20 +279,14 @@ def _drift(state: TargetState, baseline: dict[str, Any] | None, trusted: bool) -
 async def _incident_alerts(pool: asyncpg.Pool, incident_id: int | None) -> list[FiringAlert]:
     if incident_id is None:
         return []
-    rows = await pool.fetch(
-        """SELECT DISTINCT ON (am_fingerprint) am_fingerprint, alertname, labels, status, received_at
-           FROM alerts WHERE incident_id = $1 ORDER BY am_fingerprint, received_at DESC, id DESC""",
-        incident_id,
-    )
-    return [FiringAlert(r["am_fingerprint"], r["alertname"], r["labels"], r["status"], r["received_at"]) for r in rows]
+    return [FiringAlert(a.am_fingerprint, a.alertname, a.labels, a.status, a.received_at)
+            for a in await assessments.incident_alerts(pool, incident_id)]
 
 
 async def _resolved_at(pool: asyncpg.Pool, incident_id: int | None, since: datetime) -> datetime | None:
     if incident_id is None:
         return None
-    return await pool.fetchval(
-        "SELECT max(received_at) FROM alerts WHERE incident_id = $1 AND status = 'resolved' AND received_at >= $2",
-        incident_id, since)
+    return await assessments.resolved_at(pool, incident_id, since)
 
 
 def _record_metric(action: str, score: float | None) -> None:
@@ -341,38 +311,28 @@ async def get_assessment(pool: asyncpg.Pool, action_id: int) -> dict[str, Any] |
     """The assessment of an action: ``status`` pending/done/expired, or ``not_applicable`` with the reason
     (dry-run, failed, read-only action) so a caller waiting for it never waits for nothing. None while
     the job has not created the row yet."""
-    row = await pool.fetchrow("SELECT * FROM assessments WHERE action_id = $1", action_id)
+    row = await assessments.by_action(pool, action_id)
     if row is not None:
-        return {k: row[k] for k in _PUBLIC}
-    action = await pool.fetchrow("SELECT id, action, dry_run, status FROM actions WHERE id = $1", action_id)
-    why_not = assessable(action)
+        return _public(row)
+    why_not = assessable(await assessments.action_state(pool, action_id))
     if why_not is not None:
         return {"action_id": action_id, "status": "not_applicable", "verdict": None, "score": None,
                 "reasons": [why_not]}
     return None
 
 
+def _public(row: Assessment) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in _PUBLIC}
+
+
 async def summary(pool: asyncpg.Pool, recent: int = 20) -> dict[str, Any]:
-    totals = await pool.fetchrow(
-        """SELECT count(*) FILTER (WHERE NOT dry_run AND status = 'succeeded') AS executed,
-                  count(*) FILTER (WHERE dry_run) AS simulated FROM actions""")
-    verdicts = await pool.fetch(
-        """SELECT coalesce(verdict, status) AS verdict, count(*) AS n FROM assessments GROUP BY 1 ORDER BY 1""")
-    mean_score = await pool.fetchval("SELECT avg(score) FROM assessments WHERE status <> 'pending'")
-    per_action = await pool.fetch(
-        """SELECT action, count(*) FILTER (WHERE status <> 'pending') AS assessed,
-                  count(*) FILTER (WHERE verdict = 'effective') AS effective,
-                  count(*) FILTER (WHERE verdict = 'ineffective') AS ineffective,
-                  count(*) FILTER (WHERE verdict = 'inconclusive') AS inconclusive,
-                  avg(score) AS mean_score
-           FROM assessments GROUP BY action ORDER BY assessed DESC, action LIMIT 100""")
-    latest = await pool.fetch(
-        f"SELECT {', '.join(_PUBLIC)} FROM assessments ORDER BY id DESC LIMIT $1", recent)
+    totals = await assessments.action_totals(pool)
+    mean_score = await assessments.mean_score(pool)
     return {
-        "executed_actions": totals["executed"], "simulated_actions": totals["simulated"],
-        "assessments": {r["verdict"]: r["n"] for r in verdicts},
+        "executed_actions": totals.executed, "simulated_actions": totals.simulated,
+        "assessments": await assessments.verdict_counts(pool),
         "mean_score": round(mean_score, 4) if mean_score is not None else None,
-        "per_action": [dict(r) for r in per_action],
-        "recent": [dict(r) for r in latest],
+        "per_action": [p.model_dump() for p in await assessments.per_action(pool)],
+        "recent": [_public(r) for r in await assessments.latest(pool, recent)],
         "note": "simulated (dry-run) actions changed nothing and are not scored",
     }

@@ -1,33 +1,30 @@
 """Reads the target of an action from the API server: spec hash, pods and their container states.
 
-The kubernetes client is synchronous, so every read runs in a worker thread; errors are sorted into
-"gone" (404), "not allowed" (403: not measurable, permanent) and transient (retry later).
+Reads go through ``ClusterAPI`` (threads, versions, retries of reads). Its errors sort into "gone"
+(404: the target no longer exists), "not allowed" (``TargetForbidden``, 401/403: not measurable,
+permanent) and transient (``TargetUnavailable``: retry later).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
-import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.errors import ClusterError, Forbidden, NotFound, Unavailable
+from kubernaut.cluster.selectors import selector_query
 from kubernaut.effectiveness.models import ContainerState, PodState, TargetState
 from kubernaut.models.resource import ResourceRef
 
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 
-
-class TargetUnavailable(Exception):
-    """The API server could not answer now (unreachable, 5xx, 429): try again later."""
-
-
-class TargetForbidden(Exception):
-    """Our identity may not read the target: the health component cannot be measured."""
+TargetForbidden = Forbidden
+TargetUnavailable = Unavailable
+Obj = dict[str, Any]
 
 
 def spec_hash(kind: str, spec: dict[str, Any] | None) -> str | None:
@@ -41,99 +38,84 @@ def spec_hash(kind: str, spec: dict[str, Any] | None) -> str | None:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _selector(match: dict[str, Any] | None) -> str:
-    if not match:
-        return ""
-    parts = [f"{k}={v}" for k, v in sorted((match.get("matchLabels") or {}).items())]
-    for expr in match.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
-
-
 def _time(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) else None
+    """An RFC 3339 timestamp of the API (``2024-05-01T10:00:00Z``); None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
-def _pod_state(pod: client.V1Pod) -> PodState:
-    status = pod.status
-    ready = status.phase == "Running" and any(c.type == "Ready" and c.status == "True"
-                                              for c in status.conditions or [])
+def _pod_state(pod: Obj) -> PodState:
+    status = pod.get("status") or {}
+    meta = pod.get("metadata") or {}
+    phase = status.get("phase")
+    ready = phase == "Running" and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                       for c in status.get("conditions") or [])
     containers = []
-    for c in status.container_statuses or []:
-        last = c.last_state.terminated if c.last_state else None
+    for c in status.get("containerStatuses") or []:
+        last = (c.get("lastState") or {}).get("terminated")
+        waiting = (c.get("state") or {}).get("waiting")
         containers.append(ContainerState(
-            name=c.name, ready=bool(c.ready), restarts=c.restart_count or 0,
-            waiting_reason=c.state.waiting.reason if c.state and c.state.waiting else None,
-            last_terminated_reason=last.reason if last else None,
-            last_terminated_at=_time(last.finished_at) if last else None,
+            name=c.get("name") or "", ready=bool(c.get("ready")), restarts=c.get("restartCount") or 0,
+            waiting_reason=waiting.get("reason") if waiting else None,
+            last_terminated_reason=last.get("reason") if last else None,
+            last_terminated_at=_time(last.get("finishedAt")) if last else None,
         ))
-    return PodState(uid=pod.metadata.uid, name=pod.metadata.name, created_at=_time(pod.metadata.creation_timestamp),
-                    ready=ready, phase=status.phase, containers=containers)
+    return PodState(uid=meta.get("uid") or "", name=meta.get("name") or "",
+                    created_at=_time(meta.get("creationTimestamp")), ready=ready, phase=phase, containers=containers)
 
 
-def _managers(meta: client.V1ObjectMeta) -> list[tuple[str, datetime]]:
-    entries = sorted((m for m in meta.managed_fields or [] if isinstance(m.time, datetime)), key=lambda m: m.time,
-                     reverse=True)
-    return [(m.manager or "unknown", m.time) for m in entries]
+def _managers(meta: Obj) -> list[tuple[str, datetime]]:
+    entries = [(m.get("manager") or "unknown", t) for m in meta.get("managedFields") or []
+               if (t := _time(m.get("time"))) is not None]
+    return sorted(entries, key=lambda e: e[1], reverse=True)
 
 
 class TargetReader:
-    def __init__(self, api_client: client.ApiClient, timeout_s: float) -> None:
-        self._api = api_client
-        self._timeout = timeout_s
+    def __init__(self, api: client.ApiClient | ClusterAPI, timeout_s: float) -> None:
+        self._api = api if isinstance(api, ClusterAPI) else ClusterAPI(api, timeout_s)
 
     async def read(self, target: ResourceRef) -> TargetState:
-        return await asyncio.to_thread(self._read, target)
-
-    def _read(self, target: ResourceRef) -> TargetState:
         try:
-            return self._read_unchecked(target)
-        except ApiException as exc:
-            if exc.status == 404:
-                return TargetState(exists=False, kind=target.kind)
-            if exc.status in (401, 403):
-                raise TargetForbidden(f"reading {target}: HTTP {exc.status} {exc.reason}") from None
-            raise TargetUnavailable(f"reading {target}: HTTP {exc.status} {exc.reason}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TargetUnavailable(f"reading {target}: {type(exc).__name__}: {exc}") from None
+            return await self._read(target)
+        except NotFound:
+            return TargetState(exists=False, kind=target.kind)
+        except (Forbidden, Unavailable):
+            raise
+        except ClusterError as exc:  # any other answer to a read is not the target's state: ask again later
+            raise Unavailable(f"reading {target}: {exc}") from None
 
-    def _read_unchecked(self, target: ResourceRef) -> TargetState:
-        kw = {"_request_timeout": self._timeout}
-        core = client.CoreV1Api(self._api)
-        sanitize = self._api.sanitize_for_serialization
+    async def _read(self, target: ResourceRef) -> TargetState:
+        api = self._api
         if target.kind == "Node":
-            node = core.read_node(target.name, **kw)
-            ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-            return TargetState(exists=True, kind="Node", spec_hash=spec_hash("Node", sanitize(node.spec)),
-                               generation=node.metadata.generation, managers=_managers(node.metadata),
-                               node_ready=ready)
+            node = await api.get("Node", target.name)
+            meta = node.get("metadata") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (node.get("status") or {}).get("conditions") or [])
+            return TargetState(exists=True, kind="Node", spec_hash=spec_hash("Node", node.get("spec") or {}),
+                               generation=meta.get("generation"), managers=_managers(meta), node_ready=ready)
         if target.kind == "Pod":
-            pod = core.read_namespaced_pod(target.name, target.namespace, **kw)
-            return TargetState(exists=True, kind="Pod", spec_hash=spec_hash("Pod", sanitize(pod.spec)),
-                               generation=pod.metadata.generation, managers=_managers(pod.metadata), desired=1,
-                               pods=[] if pod.metadata.deletion_timestamp else [_pod_state(pod)])
+            pod = await api.get("Pod", target.name, target.namespace)
+            meta = pod.get("metadata") or {}
+            return TargetState(exists=True, kind="Pod", spec_hash=spec_hash("Pod", pod.get("spec") or {}),
+                               generation=meta.get("generation"), managers=_managers(meta), desired=1,
+                               pods=[] if meta.get("deletionTimestamp") else [_pod_state(pod)])
         if target.kind not in _WORKLOADS:
             return TargetState(exists=True, kind=target.kind, supported=False)
-        apps = client.AppsV1Api(self._api)
-        reader = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
-                  "DaemonSet": apps.read_namespaced_daemon_set, "ReplicaSet": apps.read_namespaced_replica_set}
-        obj = reader[target.kind](target.name, target.namespace, **kw)
-        spec = sanitize(obj.spec)
-        desired = (obj.status.desired_number_scheduled or 0) if target.kind == "DaemonSet" \
-            else (obj.spec.replicas if obj.spec.replicas is not None else 1)
-        selector = _selector(spec.get("selector"))
-        pods = core.list_namespaced_pod(target.namespace, label_selector=selector, **kw).items if selector else []
+        obj = await api.get(target.kind, target.name, target.namespace)
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        if target.kind == "DaemonSet":
+            desired = (obj.get("status") or {}).get("desiredNumberScheduled") or 0
+        else:
+            desired = spec["replicas"] if spec.get("replicas") is not None else 1
+        selector = selector_query(spec.get("selector"))
+        pods = await api.list("Pod", target.namespace, label_selector=selector) if selector else []
         # Pods on their way out (rollout, deletion) no longer count towards the workload's health.
-        live = [p for p in pods if p.metadata.deletion_timestamp is None and p.status.phase not in
-                ("Succeeded", "Failed")]
+        live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
+                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
         return TargetState(exists=True, kind=target.kind, spec_hash=spec_hash(target.kind, spec),
-                           generation=obj.metadata.generation, managers=_managers(obj.metadata), desired=desired,
+                           generation=meta.get("generation"), managers=_managers(meta), desired=desired,
                            pods=[_pod_state(p) for p in live])

@@ -20,9 +20,10 @@ the decision to insert, extend or resolve is taken per fingerprint under a Postg
 reading the latest row of that fingerprint, and the insert itself is idempotent (unique dedup key) —
 two replicas seeing the same event commit one alert. The cost is one watch per replica.
 
-The ``kubernetes`` client is synchronous: the list and every read of the watch stream run in this
-source's own small thread pool, so the event loop never blocks and a long watch never starves the
-default executor used by the owner lookups.
+The cluster is read through ``kubernaut.cluster.api.ClusterAPI``, whose client is synchronous: the list
+and every read of the watch stream run in this source's own small thread pool, so the event loop never
+blocks and a long watch never starves the default executor used by the owner lookups. The stored side
+(latest row per fingerprint, advisory locks) is ``kubernaut.storage.kube_events``.
 
 Event messages, names and reasons come from anyone allowed to create Events: they are untrusted data.
 Messages are stripped of control characters and truncated; nothing from an event is evaluated.
@@ -44,15 +45,16 @@ from typing import Any
 
 import asyncpg
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from pydantic import ValidationError
 
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.errors import ApiError, Forbidden
 from kubernaut.config.settings import EventSourceConfig
 from kubernaut.models.alertmanager import WebhookAlert, WebhookPayload, parse_go_time
 from kubernaut.observability import metrics
+from kubernaut.storage import kube_events
 from kubernaut.storage.alerts import insert_webhook
-from kubernaut.storage.incidents import LATEST_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,6 @@ _KIND_LABELS = {
 _CLUSTER_SCOPED = {"Node", "PersistentVolume", "StorageClass", "Namespace", "ClusterRole"}
 _FIELD_PATH = re.compile(r"^spec\.(?:initContainers|containers|ephemeralContainers)\{([^}]{1,253})\}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_LOCK_CLASS = 0x6B65  # "ke": advisory-lock class of event-source writers (one lock per fingerprint)
 _NAME_CHARS = 253
 _SUMMARY_CHARS = 200
 _PAGE = 500
@@ -228,10 +229,10 @@ class _Tracked:
 class EventSource:
     """List + watch Warning events, commit the configured ones as alerts, resolve the quiet ones."""
 
-    def __init__(self, api_client: client.ApiClient, pool: asyncpg.Pool, config: EventSourceConfig, *,
+    def __init__(self, api: client.ApiClient | ClusterAPI, pool: asyncpg.Pool, config: EventSourceConfig, *,
                  on_committed: Callable[[], None] | None = None, request_timeout_s: float = 10.0,
                  clock: Callable[[], datetime] | None = None) -> None:
-        self._api = api_client
+        self._api = api if api is None or isinstance(api, ClusterAPI) else ClusterAPI(api, request_timeout_s)
         self._pool = pool
         self._config = config
         self._on_committed = on_committed
@@ -294,11 +295,11 @@ class EventSource:
                 logger.info("event watch (%s): resourceVersion expired, listing again", where)
                 cursor["rv"] = None
                 continue
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status == 410:
                     cursor["rv"] = None
                     continue
-                hint = " (RBAC: list/watch on events needed)" if exc.status in (401, 403) else ""
+                hint = " (RBAC: list/watch on events needed)" if isinstance(exc, Forbidden) else ""
                 logger.warning("event watch (%s): API answered %s %s%s; retrying", where, exc.status,
                                exc.reason, hint)
             except Exception as exc:  # network, a bad line, the database: resume where we were
@@ -307,17 +308,8 @@ class EventSource:
             backoff = min(backoff * 2, self._config.backoff_max_s)
 
     def _list_page(self, namespace: str | None, token: str | None) -> dict[str, Any]:
-        core = client.CoreV1Api(self._api)
-        kwargs: dict[str, Any] = {"field_selector": "type=Warning", "limit": _PAGE, "_preload_content": False,
-                                  "_request_timeout": self._timeout}
-        if token:
-            kwargs["_continue"] = token
-        resp = (core.list_namespaced_event(namespace, **kwargs) if namespace
-                else core.list_event_for_all_namespaces(**kwargs))
-        try:
-            return json.loads(resp.data)
-        finally:
-            resp.release_conn()
+        return self._api.list_page_blocking("Event", namespace, field_selector="type=Warning", limit=_PAGE,
+                                            continue_token=token, timeout_s=self._timeout)
 
     async def _list(self, namespace: str | None) -> str:
         token = None
@@ -330,18 +322,9 @@ class EventSource:
                 return str((page.get("metadata") or {}).get("resourceVersion") or "")
 
     def _open_watch(self, namespace: str | None, rv: str | None) -> Any:
-        core = client.CoreV1Api(self._api)
-        timeout = self._config.watch_timeout_s
-        kwargs: dict[str, Any] = {
-            "field_selector": "type=Warning", "watch": True, "allow_watch_bookmarks": True,
-            "timeout_seconds": timeout, "_preload_content": False,
-            # The server closes the stream after timeout_seconds; a silent connection is dead after more.
-            "_request_timeout": (self._timeout, timeout + 30),
-        }
-        if rv:
-            kwargs["resource_version"] = rv
-        return (core.list_namespaced_event(namespace, **kwargs) if namespace
-                else core.list_event_for_all_namespaces(**kwargs))
+        return self._api.open_watch_blocking("Event", namespace, field_selector="type=Warning", resource_version=rv,
+                                             timeout_seconds=self._config.watch_timeout_s,
+                                             connect_timeout_s=self._timeout)
 
     async def _watch(self, namespace: str | None, cursor: dict[str, str | None]) -> None:
         resp = await self._run(self._open_watch, namespace, cursor["rv"])
@@ -359,8 +342,8 @@ class EventSource:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise _Gone()
-                    raise ApiException(status=obj.get("code") or 500,
-                                       reason=f"{obj.get('reason')}: {clean_text(obj.get('message'), 200)}")
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or ""),
+                                   clean_text(obj.get("message"), 200), "WATCH", "events")
                 if kind in ("ADDED", "MODIFIED"):
                     await self.handle(obj)
                 # Only once handled: a failure replays this event after the back-off.
@@ -400,20 +383,18 @@ class EventSource:
                 return False
         if ends is not None and ends <= now:
             return False  # quiet for resolve_after_s already: an old event (first list, relist), not a signal
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, _lock_key(fingerprint))
-            latest = await _latest(conn, signal.namespace, fingerprint)
-            if latest is not None and latest["status"] == "firing":
-                stored_end = latest["ends_at"]
+        async with kube_events.locked(self._pool, fingerprint) as conn:
+            latest = await kube_events.latest(conn, RECEIVER, signal.namespace, fingerprint)
+            if latest is not None and latest.status == "firing":
+                stored_end = latest.ends_at
                 if ends is not None and (stored_end is None or ends > stored_end):
-                    await conn.execute("UPDATE alerts SET ends_at = $2 WHERE id = $1 "
-                                       "AND (ends_at IS NULL OR ends_at < $2)", latest["id"], ends)
+                    await kube_events.extend_end(conn, latest.id, ends)
                     stored_end = ends
                 self._track(fingerprint, signal, stored_end)
                 return False
             if latest is None:
                 starts = signal.alert.starts_at
-            elif latest["ends_at"] is not None and (ends or signal.occurred_at) <= latest["ends_at"]:
+            elif latest.ends_at is not None and (ends or signal.occurred_at) <= latest.ends_at:
                 return False  # the occurrence that episode already ended with (a replay after a relist)
             else:
                 starts = signal.occurred_at  # occurring again after it resolved: a new episode
@@ -465,13 +446,9 @@ class EventSource:
     async def adopt_firing(self) -> int:
         """Firing event alerts committed before this replica started (maybe by a replica that is gone):
         tracked so that they resolve even if their Event no longer exists. One scan at start-up."""
-        rows = await self._pool.fetch(
-            f"""SELECT * FROM (SELECT DISTINCT ON (am_fingerprint) am_fingerprint, namespace, status, ends_at
-                              FROM alerts WHERE receiver = $1
-                              ORDER BY am_fingerprint, {LATEST_ORDER}) latest
-               WHERE status = 'firing'""", RECEIVER)
+        rows = await kube_events.firing(self._pool, RECEIVER)
         for row in rows:
-            self._tracked.setdefault(row["am_fingerprint"], _Tracked(row["namespace"], row["ends_at"], None))
+            self._tracked.setdefault(row.fingerprint, _Tracked(row.namespace, row.ends_at, None))
         return len(rows)
 
     async def resolve_quiet(self) -> int:
@@ -488,17 +465,16 @@ class EventSource:
         return resolved
 
     async def _resolve(self, fingerprint: str, known: _Tracked, now: datetime) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, _lock_key(fingerprint))
-            latest = await _latest(conn, known.namespace, fingerprint)
-            if latest is None or latest["status"] != "firing":
+        async with kube_events.locked(self._pool, fingerprint) as conn:
+            latest = await kube_events.latest(conn, RECEIVER, known.namespace, fingerprint)
+            if latest is None or latest.status != "firing":
                 self._tracked.pop(fingerprint, None)
                 return 0
-            stored_end = latest["ends_at"]
+            stored_end = latest.ends_at
             mine = self._ends(known.last_seen) if known.last_seen else None
             if mine is not None and mine > now and (stored_end is None or mine > stored_end):
                 # An occurrence we saw but did not write (within the slack): extend instead of resolving.
-                await conn.execute("UPDATE alerts SET ends_at = $2 WHERE id = $1", latest["id"], mine)
+                await kube_events.extend_end(conn, latest.id, mine, only_later=False)
                 known.ends_at = mine
                 return 0
             if stored_end is not None and stored_end > now:  # another replica saw it occur again
@@ -507,28 +483,14 @@ class EventSource:
             # endsAt: the end of the last occurrence known (a later replay of it must not fire again).
             ends_at = max(filter(None, (stored_end, mine)), default=now)
             alert = WebhookAlert.model_validate({
-                "status": "resolved", "labels": latest["labels"], "annotations": latest["annotations"],
-                "startsAt": latest["starts_at"], "endsAt": ends_at, "fingerprint": fingerprint})
+                "status": "resolved", "labels": latest.labels, "annotations": latest.annotations,
+                "startsAt": latest.starts_at, "endsAt": ends_at, "fingerprint": fingerprint})
             inserted = await self._insert(alert, f"k8s-event-resolve:{fingerprint}")
         self._tracked.pop(fingerprint, None)
         if inserted:
-            logger.info("event alert %s %s resolved: no occurrence for %.0fs", latest["alertname"], fingerprint,
+            logger.info("event alert %s %s resolved: no occurrence for %.0fs", latest.alertname, fingerprint,
                         self._window.total_seconds())
         return int(inserted)
-
-
-async def _latest(conn: asyncpg.Connection, namespace: str | None, fingerprint: str) -> asyncpg.Record | None:
-    """The newest row of one event alert (the namespace narrows the scan to the (namespace, received_at) index)."""
-    where = "namespace = $1" if namespace is not None else "namespace IS NULL AND $1::text IS NULL"
-    return await conn.fetchrow(
-        f"""SELECT id, status, alertname, labels, annotations, starts_at, ends_at FROM alerts
-            WHERE {where} AND am_fingerprint = $2 AND receiver = $3
-            ORDER BY {LATEST_ORDER} LIMIT 1""",
-        namespace, fingerprint, RECEIVER)
-
-
-def _lock_key(fingerprint: str) -> int:
-    return int.from_bytes(hashlib.sha256(fingerprint.encode()).digest()[:4], "big", signed=True)
 
 
 def _interrupt(resp: Any) -> None:

@@ -7,14 +7,14 @@ falls back to labels, and the resolution records which way was used.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.errors import ApiError, ClusterError, NotFound
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import TargetResolution
 from kubernaut.processing.target import resolve_from_labels, workload_fingerprint
@@ -42,18 +42,17 @@ class TtlCache:
         self._data[key] = (time.monotonic() + self._ttl, value)
 
 
-def _controller(metadata: Any) -> Any | None:
-    for ref in metadata.owner_references or []:
-        if ref.controller:
+def _controller(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
             return ref
     return None
 
 
 class OwnerResolver:
-    def __init__(self, api_client: client.ApiClient | None, cluster: str, ttl_s: float, timeout_s: float) -> None:
-        self._api = api_client
+    def __init__(self, api: client.ApiClient | ClusterAPI | None, cluster: str, ttl_s: float, timeout_s: float) -> None:
+        self._api = api if api is None or isinstance(api, ClusterAPI) else ClusterAPI(api, timeout_s)
         self._cluster = cluster
-        self._timeout = timeout_s
         self._owners = TtlCache(ttl_s)
         self._namespaces = TtlCache(ttl_s)
 
@@ -77,11 +76,11 @@ class OwnerResolver:
         cached = self._owners.get(key)
         if cached is None:
             try:
-                cached = await asyncio.to_thread(self._walk, namespace, pod)
-            except ApiException as exc:
-                note = "pod not found" if exc.status == 404 else f"API answered {exc.status}"
+                cached = await self._walk(self._api, namespace, pod)
+            except ApiError as exc:
+                note = "pod not found" if isinstance(exc, NotFound) else f"API answered {exc.status}"
                 return fallback.model_copy(update={"chain": [*fallback.chain, f"owner lookup: {note}"]})
-            except Exception as exc:  # unreachable API: labels are still a good answer
+            except ClusterError as exc:  # unreachable API: labels are still a good answer
                 note = f"owner lookup failed: {type(exc).__name__}"
                 return fallback.model_copy(update={"chain": [*fallback.chain, note]})
             self._owners.put(key, cached)
@@ -90,12 +89,13 @@ class OwnerResolver:
                                 fingerprint=workload_fingerprint(self._cluster, target))
 
     async def _service_owner(self, namespace: str, service: str) -> TargetResolution | None:
+        assert self._api is not None
         key = ("service", namespace, service)
         cached = self._owners.get(key)
         if cached is None:
             try:
-                cached = await asyncio.to_thread(self._service_walk, namespace, service)
-            except Exception:  # not a Service here, or the API is unreachable: the labels decide
+                cached = await self._service_walk(self._api, namespace, service)
+            except ClusterError:  # not a Service here, or the API is unreachable: the labels decide
                 return None
             if cached is None:
                 return None
@@ -104,35 +104,30 @@ class OwnerResolver:
         return TargetResolution(target=target, source="kubernetes", chain=chain,
                                 fingerprint=workload_fingerprint(self._cluster, target))
 
-    def _service_walk(self, namespace: str, service: str) -> tuple[ResourceRef, list[str]] | None:
-        core = client.CoreV1Api(self._api)
-        svc = core.read_namespaced_service(service, namespace, _request_timeout=self._timeout)
-        selector = (svc.spec.selector or {}) if svc.spec else {}
+    async def _service_walk(self, api: ClusterAPI, namespace: str, service: str
+                            ) -> tuple[ResourceRef, list[str]] | None:
+        svc = await api.get("Service", service, namespace)
+        selector = (svc.get("spec") or {}).get("selector") or {}
         if not selector:
             return None
         query = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        pods = core.list_namespaced_pod(namespace, label_selector=query, limit=1, _request_timeout=self._timeout)
-        if not pods.items:
+        pods = await api.list("Pod", namespace, label_selector=query, limit=1)
+        if not pods:
             return None
-        target, chain = self._walk(namespace, pods.items[0].metadata.name)
+        target, chain = await self._walk(api, namespace, (pods[0].get("metadata") or {}).get("name") or "")
         return target, [f"Service/{service}", *chain]
 
-    def _walk(self, namespace: str, pod: str) -> tuple[ResourceRef, list[str]]:
-        core = client.CoreV1Api(self._api)
-        apps = client.AppsV1Api(self._api)
-        batch = client.BatchV1Api(self._api)
-        obj = core.read_namespaced_pod(pod, namespace, _request_timeout=self._timeout)
+    async def _walk(self, api: ClusterAPI, namespace: str, pod: str) -> tuple[ResourceRef, list[str]]:
+        obj = await api.get("Pod", pod, namespace)
         kind, name, chain = "Pod", pod, [f"Pod/{pod}"]
         for _ in range(_MAX_DEPTH):
-            owner = _controller(obj.metadata)
+            owner = _controller(obj)
             if owner is None:
                 break
-            kind, name = owner.kind, owner.name
+            kind, name = str(owner.get("kind") or ""), str(owner.get("name") or "")
             chain.append(f"{kind}/{name}")
-            if kind == "ReplicaSet":
-                obj = apps.read_namespaced_replica_set(name, namespace, _request_timeout=self._timeout)
-            elif kind == "Job":
-                obj = batch.read_namespaced_job(name, namespace, _request_timeout=self._timeout)
+            if kind in ("ReplicaSet", "Job"):
+                obj = await api.get(kind, name, namespace)
             else:  # Deployment, StatefulSet, DaemonSet, CronJob, custom controllers: the top
                 break
         return ResourceRef(kind=kind, name=name, namespace=namespace), chain
@@ -144,11 +139,9 @@ class OwnerResolver:
         if cached is not None:
             return cached
         try:
-            ns = await asyncio.to_thread(
-                client.CoreV1Api(self._api).read_namespace, namespace, _request_timeout=self._timeout
-            )
-        except Exception:
+            ns = await self._api.get("Namespace", namespace)
+        except ClusterError:
             return None
-        labels = dict(ns.metadata.labels or {})
+        labels = dict((ns.get("metadata") or {}).get("labels") or {})
         self._namespaces.put(namespace, labels)
         return labels

@@ -1,92 +1,55 @@
-"""Which API version the executor speaks, chosen from discovery documents of several Kubernetes minors.
-
-The documents are excerpts of what each server lists (``GET /api/v1`` and the policy group), written
-from the Kubernetes API reference: pods/eviction names its own group/version in the core list, which
-is policy/v1beta1 up to 1.21 and policy/v1 from 1.22 on, while the policy group serves v1
-PodDisruptionBudgets from 1.21 and drops v1beta1 in 1.25. The real 1.20 server is checked in
-tests/k8s/test_executor.py.
+"""Which API version each call of the cluster facade uses, chosen from discovery documents of several
+Kubernetes minors (tests/data/discovery, see its README): the version whose discovery entry lists the
+resource (or subresource) with the verb of the call. The real 1.20 server is checked in
+tests/k8s/test_api_versions_live.py.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubernaut.execution.kube import Kube, KubeError, eviction_version_from
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.discovery import eviction_version_from
+from kubernaut.cluster.errors import ApiError, NotFound
+from kubernaut.execution.kube import Kube, KubeError
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "discovery"
+MINORS = ("1.20", "1.21", "1.22", "1.23", "1.25", "1.29")
+STD = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
-def _core(eviction_version: str | None) -> dict[str, Any]:
-    eviction: dict[str, Any] = {"name": "pods/eviction", "singularName": "", "namespaced": True, "kind": "Eviction",
-                                "verbs": ["create"]}
-    if eviction_version:
-        eviction.update(group="policy", version=eviction_version)
-    return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-        {"name": "namespaces", "singularName": "", "namespaced": False, "kind": "Namespace",
-         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": ["ns"]},
-        {"name": "pods", "singularName": "", "namespaced": True, "kind": "Pod",
-         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-         "shortNames": ["po"], "categories": ["all"]},
-        {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
-         "verbs": ["create", "get"]},
-        {"name": "pods/binding", "singularName": "", "namespaced": True, "kind": "Binding", "verbs": ["create"]},
-        eviction,
-        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
-        {"name": "pods/status", "singularName": "", "namespaced": True, "kind": "Pod",
-         "verbs": ["get", "patch", "update"]},
-    ]}
+def discovery(minor: str) -> dict[str, dict[str, Any]]:
+    return json.loads((DATA / f"v{minor}.json").read_text())
 
 
-def _policy_group(versions: list[str]) -> dict[str, Any]:
-    entries = [{"groupVersion": f"policy/{v}", "version": v} for v in versions]
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": "policy", "versions": entries,
-            "preferredVersion": entries[0]}
-
-
-_PDB = {"name": "poddisruptionbudgets", "singularName": "", "namespaced": True, "kind": "PodDisruptionBudget",
-        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-        "shortNames": ["pdb"]}
-_PDB_STATUS = {"name": "poddisruptionbudgets/status", "singularName": "", "namespaced": True,
-               "kind": "PodDisruptionBudget", "verbs": ["get", "patch", "update"]}
-_PSP = {"name": "podsecuritypolicies", "singularName": "", "namespaced": False, "kind": "PodSecurityPolicy",
-        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-        "shortNames": ["psp"]}
-
-
-def _policy_version(version: str, with_psp: bool) -> dict[str, Any]:
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"policy/{version}",
-            "resources": [_PDB, _PDB_STATUS, *([_PSP] if with_psp else [])]}
-
-
-# minor → {path: document}
-DISCOVERY: dict[str, dict[str, dict[str, Any]]] = {
-    "1.20": {"/api/v1": _core("v1beta1"), "/apis/policy": _policy_group(["v1beta1"]),
-             "/apis/policy/v1beta1": _policy_version("v1beta1", True)},
-    "1.21": {"/api/v1": _core("v1beta1"), "/apis/policy": _policy_group(["v1", "v1beta1"]),
-             "/apis/policy/v1": _policy_version("v1", False), "/apis/policy/v1beta1": _policy_version("v1beta1", True)},
-    "1.22": {"/api/v1": _core("v1"), "/apis/policy": _policy_group(["v1", "v1beta1"]),
-             "/apis/policy/v1": _policy_version("v1", False), "/apis/policy/v1beta1": _policy_version("v1beta1", True)},
-    "1.25": {"/api/v1": _core("v1"), "/apis/policy": _policy_group(["v1"]),
-             "/apis/policy/v1": _policy_version("v1", False)},
-}
-
-
-class DiscoveryKube(Kube):
-    """A Kube whose server is a set of discovery documents; records every request."""
+class DiscoveryAPI(ClusterAPI):
+    """A ClusterAPI whose server is a set of discovery documents; records every request."""
 
     def __init__(self, docs: dict[str, dict[str, Any]]) -> None:
-        super().__init__(None)  # type: ignore[arg-type]  # no ApiClient: request() is replaced
+        super().__init__(None)  # type: ignore[arg-type]  # no ApiClient: _send is replaced
         self.docs = docs
         self.requests: list[tuple[str, str, Any]] = []
 
-    async def request(self, method: str, path: str, *, query: Any = None, body: Any = None, **_: Any) -> Any:
+    def _send(self, method: str, path: str, query: Any, body: Any, content_type: str, accept: str,
+              timeout: Any, stream: bool = False) -> Any:
         self.requests.append((method, path, body))
-        if method == "GET":
+        if method == "GET" and path.endswith("/log"):
+            return b"a log line\n"
+        if method == "GET" and (path == "/apis" or path.startswith(("/api/v1", "/apis/"))) and path.count("/") <= 3:
             if path not in self.docs:
                 raise KubeError(404, "NotFound", "the server could not find the requested resource", method, path)
-            return copy.deepcopy(self.docs[path])
-        return {"kind": "Status", "status": "Success"}
+            return json.dumps(copy.deepcopy(self.docs[path])).encode()
+        return b'{"kind": "Status", "status": "Success", "items": []}'
+
+
+def _entry(docs: dict[str, dict[str, Any]], path: str, name: str) -> dict[str, Any]:
+    return next(r for r in docs[path]["resources"] if r["name"] == name)
 
 
 @pytest.mark.parametrize(("minor", "eviction", "pdb"), [
@@ -95,9 +58,10 @@ class DiscoveryKube(Kube):
     ("1.21", "policy/v1beta1", "policy/v1"),
     ("1.22", "policy/v1", "policy/v1"),
     ("1.25", "policy/v1", "policy/v1"),
+    ("1.29", "policy/v1", "policy/v1"),
 ])
 async def test_eviction_and_pdb_versions_per_minor(minor: str, eviction: str, pdb: str) -> None:
-    kube = DiscoveryKube(DISCOVERY[minor])
+    kube = DiscoveryAPI(discovery(minor))
     assert await kube.eviction_version() == eviction
     assert (await kube.resource("PodDisruptionBudget")).api_version == pdb
     await kube.evict("web-1", "shop", uid="u-1", dry_run=True)
@@ -107,15 +71,110 @@ async def test_eviction_and_pdb_versions_per_minor(minor: str, eviction: str, pd
     assert body["deleteOptions"] == {"preconditions": {"uid": "u-1"}, "dryRun": ["All"]}
 
 
+# (kind, verb, subresource) → the apiVersion of the request per minor (None: the server offers no such call).
+EXPECTED: dict[tuple[str, str, str | None], dict[str, str | None]] = {
+    ("CronJob", "get", None): {"1.20": "batch/v1beta1", "1.21": "batch/v1", "1.22": "batch/v1", "1.23": "batch/v1",
+                               "1.25": "batch/v1", "1.29": "batch/v1"},
+    ("HorizontalPodAutoscaler", "patch", None): {
+        "1.20": "autoscaling/v2beta2", "1.21": "autoscaling/v2beta2", "1.22": "autoscaling/v2beta2",
+        "1.23": "autoscaling/v2", "1.25": "autoscaling/v2", "1.29": "autoscaling/v2"},
+    ("PodDisruptionBudget", "list", None): {"1.20": "policy/v1beta1", "1.21": "policy/v1", "1.22": "policy/v1",
+                                            "1.23": "policy/v1", "1.25": "policy/v1", "1.29": "policy/v1"},
+    ("Ingress", "get", None): dict.fromkeys(MINORS, "networking.k8s.io/v1"),
+    ("NetworkPolicy", "create", None): dict.fromkeys(MINORS, "networking.k8s.io/v1"),
+    ("Deployment", "patch", "scale"): dict.fromkeys(MINORS, "apps/v1"),
+    ("StatefulSet", "get", "scale"): dict.fromkeys(MINORS, "apps/v1"),
+    ("Pod", "create", "eviction"): dict.fromkeys(MINORS, "v1"),
+    ("Pod", "get", "log"): dict.fromkeys(MINORS, "v1"),
+    ("Namespace", "delete", None): dict.fromkeys(MINORS, "v1"),
+    # What the entries do not offer: a choice that ignored the verb or the subresource would answer these.
+    ("Pod", "patch", "eviction"): dict.fromkeys(MINORS),
+    ("Pod", "delete", "log"): dict.fromkeys(MINORS),
+    ("Job", "patch", "scale"): dict.fromkeys(MINORS),
+    ("CronJob", "get", "scale"): dict.fromkeys(MINORS),
+    ("Namespace", "deletecollection", None): dict.fromkeys(MINORS),
+    ("Deployment", "delete", "scale"): dict.fromkeys(MINORS),
+}
+
+
+@pytest.mark.parametrize("minor", MINORS)
+def test_each_call_uses_the_version_whose_entry_offers_its_verb(minor: str) -> None:
+    api = DiscoveryAPI(discovery(minor))
+    for (kind, verb, sub), per_minor in EXPECTED.items():
+        expected = per_minor[minor]
+        if expected is None:
+            with pytest.raises(NotFound, match=f"offers {verb} on "):
+                api.resource_blocking(kind, verb, sub)
+        else:
+            assert api.resource_blocking(kind, verb, sub).api_version == expected, (kind, verb, sub)
+
+
+@pytest.mark.parametrize("missing", ["get", "list", "patch", "create", "delete"])
+async def test_every_facade_call_asks_discovery_for_its_own_verb(missing: str) -> None:
+    """1.21's policy/v1 PodDisruptionBudgets without one verb: that verb's call goes to policy/v1beta1,
+    the others stay on v1 (a facade that chose by the resource alone would send every call to v1)."""
+    docs = discovery("1.21")
+    _entry(docs, "/apis/policy/v1", "poddisruptionbudgets")["verbs"] = [v for v in STD if v != missing]
+    api = DiscoveryAPI(docs)
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "get": lambda: api.get("PodDisruptionBudget", "web", "shop"),
+        "list": lambda: api.list("PodDisruptionBudget", "shop"),
+        "patch": lambda: api.patch("PodDisruptionBudget", "web", "shop", {"spec": {"minAvailable": 1}}),
+        "create": lambda: api.create("PodDisruptionBudget", "shop", {"metadata": {"name": "web"}}),
+        "delete": lambda: api.delete("PodDisruptionBudget", "web", "shop"),
+    }
+    for verb, call in calls.items():
+        await call()
+        _, path, body = api.requests[-1]
+        version = "v1beta1" if verb == missing else "v1"
+        assert path.startswith(f"/apis/policy/{version}/namespaces/shop/poddisruptionbudgets"), (verb, path)
+        if verb == "create":
+            assert body["apiVersion"] == f"policy/{version}"
+
+
+async def test_subresource_calls_check_the_subresource_entry() -> None:
+    """A scale patch needs patch on deployments/scale, a log read get on pods/log: without those entries
+    the call is refused before any request, although the resources themselves offer the verbs."""
+    docs = discovery("1.25")
+    docs["/apis/apps/v1"]["resources"] = [r for r in docs["/apis/apps/v1"]["resources"]
+                                          if r["name"] != "deployments/scale"]
+    docs["/api/v1"]["resources"] = [r for r in docs["/api/v1"]["resources"] if r["name"] != "pods/log"]
+    api = DiscoveryAPI(docs)
+    with pytest.raises(NotFound, match="deployments/scale"):
+        await api.patch("Deployment", "web", "shop", {"spec": {"replicas": 3}}, subresource="scale")
+    with pytest.raises(NotFound, match="pods/log"):
+        await api.pod_log("web-1", "shop", "app", 10)
+    assert await api.patch("Deployment", "web", "shop", {"spec": {"replicas": 3}}) is not None
+    assert all(method == "GET" for method, _, _ in api.requests[:-1])
+    intact = DiscoveryAPI(discovery("1.25"))
+    assert await intact.pod_log("web-1", "shop", "app", 10) == "a log line\n"
+    await intact.patch("Deployment", "web", "shop", {"spec": {"replicas": 3}}, subresource="scale")
+    assert intact.requests[-1][:2] == ("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web/scale")
+
+
+@pytest.mark.parametrize(("minor", "expected"), [("1.20", "policy/v1beta1"), ("1.25", None)])
+def test_kinds_outside_the_registry_are_found_with_their_verb(minor: str, expected: str | None) -> None:
+    api = DiscoveryAPI(discovery(minor))
+    if expected is None:
+        with pytest.raises(NotFound, match="PodSecurityPolicy"):
+            api.resource_blocking("PodSecurityPolicy", "list")
+        return
+    assert api.resource_blocking("PodSecurityPolicy", "list").api_version == expected
+    docs = discovery(minor)
+    _entry(docs, "/apis/policy/v1beta1", "podsecuritypolicies")["verbs"] = ["get"]
+    with pytest.raises(NotFound):
+        DiscoveryAPI(docs).resource_blocking("PodSecurityPolicy", "list")
+
+
 async def test_eviction_version_is_discovered_once_per_ttl() -> None:
-    kube = DiscoveryKube(DISCOVERY["1.22"])
+    kube = DiscoveryAPI(discovery("1.22"))
     for _ in range(3):
         await kube.evict("p", "ns")
     assert [p for m, p, _ in kube.requests if m == "GET"] == ["/api/v1"]
 
 
 def test_a_server_without_create_on_pods_eviction_refuses_clearly() -> None:
-    core = _core("v1")
+    core = discovery("1.22")["/api/v1"]
     for res in core["resources"]:
         if res["name"] == "pods/eviction":
             res["verbs"] = []
@@ -127,4 +186,17 @@ def test_a_server_without_create_on_pods_eviction_refuses_clearly() -> None:
 
 
 def test_an_entry_without_group_version_means_the_original_eviction() -> None:
-    assert eviction_version_from(_core(None)) == "policy/v1beta1"
+    core = discovery("1.20")["/api/v1"]
+    for res in core["resources"]:
+        if res["name"] == "pods/eviction":
+            del res["group"], res["version"]
+    assert eviction_version_from(core) == "policy/v1beta1"
+
+
+def test_errors_are_one_hierarchy_chosen_by_status() -> None:
+    assert Kube is ClusterAPI and KubeError is ApiError
+    assert isinstance(KubeError(404, "NotFound", "gone"), NotFound)
+    import pickle
+
+    err = pickle.loads(pickle.dumps(KubeError(429, "TooManyRequests", "budget", "POST", "/x")))
+    assert err.too_many and err.message == "budget" and err.path == "/x"
