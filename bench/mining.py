@@ -179,15 +179,16 @@ async def run(args: argparse.Namespace) -> None:
 
         # Each pattern query alone, for the table (not part of the total: mine_patterns ran them above).
         from kubernaut.intelligence import mining
+        from kubernaut.storage import patterns as store
 
         opposites = [f"{a}>{b}" for a, b in mining.OPPOSITES] + [f"{b}>{a}" for a, b in mining.OPPOSITES]
         singles = {
-            "recurring": ("recurring", mining.RECURRING_SQL, (cfg.pattern_window_s, cfg.recurring_min, 0)),
-            "ineffective chains": ("ineffective_chain", mining.CHAINS_SQL, (cfg.pattern_window_s, cfg.chain_length,
+            "recurring": ("recurring", store.RECURRING_SQL, (cfg.pattern_window_s, cfg.recurring_min, 0)),
+            "ineffective chains": ("ineffective_chain", store.CHAINS_SQL, (cfg.pattern_window_s, cfg.chain_length,
                                                                             0)),
-            "oscillation": ("oscillation", mining.OSCILLATION_SQL, (cfg.pattern_window_s, opposites,
+            "oscillation": ("oscillation", store.OSCILLATION_SQL, (cfg.pattern_window_s, opposites,
                                                                     cfg.oscillation_window_s, 0)),
-            "harmful side effects": ("harmful", mining.HARMFUL_SQL, (cfg.pattern_window_s, cfg.harmful_window_s,
+            "harmful side effects": ("harmful", store.HARMFUL_SQL, (cfg.pattern_window_s, cfg.harmful_window_s,
                                                                      cfg.harmful_min_cases, 0.3, 0)),
         }
         single_s: dict[str, float] = {}
@@ -196,7 +197,7 @@ async def run(args: argparse.Namespace) -> None:
                 transaction = conn.transaction()
                 await transaction.start()
                 await conn.execute("DELETE FROM patterns WHERE kind = $1", kind)
-                await conn.execute(f"SET LOCAL work_mem = '{mining._PATTERN_WORK_MEM}'")
+                await conn.execute(f"SET LOCAL work_mem = '{store.WORK_MEM}'")
                 t = time.perf_counter()
                 await conn.execute(sql, *params)
                 single_s[name] = time.perf_counter() - t

@@ -4,7 +4,7 @@ Builds N synthetic but structured incident descriptions (alert names, kinds, sym
 severity, environment; seeded, so every run is the same), embeds them with the default provider,
 loads them into ``incident_embeddings`` of an embedded PostgreSQL+pgvector (the app's own schema),
 builds the HNSW index, then runs held-out queries through the production query
-(:func:`kubernaut.intelligence.similarity.search`) at several ``hnsw.ef_search`` values.
+(:func:`kubernaut.storage.incident_embeddings.nearest`) at several ``hnsw.ef_search`` values.
 
 * recall@10: share of the returned 10 that are among the true 10 nearest (exact cosine in numpy;
   tie-aware: a result as close as the true 10th counts);
@@ -35,7 +35,8 @@ import numpy as np
 
 from kubernaut.config.settings import IntelligenceConfig, StorageConfig
 from kubernaut.intelligence.embeddings import DIMENSIONS, HashingEmbedder, hashed_vector
-from kubernaut.intelligence.similarity import describe, search
+from kubernaut.intelligence.similarity import describe
+from kubernaut.storage.incident_embeddings import nearest
 
 SIGNALS = [f"{prefix}{suffix}" for prefix in ("KubePod", "KubeContainer", "KubeDeployment", "KubeStatefulSet",
                                               "KubeDaemonSet", "KubeJob", "KubeNode", "KubeHpa", "App", "Service")
@@ -141,10 +142,10 @@ async def run(args: argparse.Namespace) -> None:
         async def one(conn: asyncpg.Connection, qi: int, ef: int | None) -> tuple[float, float]:
             t = time.perf_counter()
             if ef is None:
-                found = await conn.fetch(EXACT_SQL, qvecs[qi], provider, k)
+                found_ids = [r["incident_id"] for r in await conn.fetch(EXACT_SQL, qvecs[qi], provider, k)]
             else:
-                found = await search(conn, qvecs[qi], provider, k, ef)
-            return (time.perf_counter() - t) * 1000, recall([f["incident_id"] for f in found], qi)
+                found_ids = [n.incident_id for n in await nearest(conn, qvecs[qi], provider, k, ef)]
+            return (time.perf_counter() - t) * 1000, recall(found_ids, qi)
 
         rows = []
         async with pool.acquire() as conn:

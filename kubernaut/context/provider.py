@@ -62,7 +62,7 @@ class ContextProvider:
             incidents, actions, similar = await asyncio.wait_for(asyncio.gather(
                 history.incidents_of(self._pool, targets, limit, exclude_incident),
                 history.actions_on(self._pool, targets, limit),
-                history.similar_incidents(self._pool, ctx.workload_ref or ctx.target, signals),
+                history.incidents_sharing_alerts(self._pool, ctx.workload_ref or ctx.target, signals),
             ), timeout=budget_s)
         except asyncio.TimeoutError:
             ctx.missing.append("history: time budget exhausted")

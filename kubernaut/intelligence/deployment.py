@@ -15,10 +15,10 @@ import asyncpg
 from ray import serve
 
 from kubernaut.config.settings import KubernautConfig
-from kubernaut.intelligence import feedback, service
+from kubernaut.intelligence import feedback, report
 from kubernaut.intelligence.embeddings import EmbeddingError, make_embedder
 from kubernaut.intelligence.mining import mining_round, retention
-from kubernaut.intelligence.similarity import similar, upsert_incident
+from kubernaut.intelligence.similarity import upsert_incident
 from kubernaut.serving import ReplicaBase
 from kubernaut.storage import jobs
 from kubernaut.storage.jobs import Job, Reschedule, RetryLater
@@ -76,22 +76,11 @@ class IntelligenceService(ReplicaBase):
 
     # --- API -------------------------------------------------------------------------------------
 
-    async def action_stats(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Per (signature, action): executions, verdicts, success rate, Wilson bound, mean score, MTTR."""
-        return await service.action_stats(self.db.pool, limit)
-
     async def patterns(self, limit: int = 100) -> dict[str, Any]:
         """Everything for ``GET /api/v1/patterns``: action statistics, mined patterns, mining progress."""
-        return await service.patterns(self.db.pool, limit)
-
-    async def mine_now(self) -> dict[str, Any]:
-        """Run one mining round now (operations, tests); the periodic job keeps running regardless."""
-        return await mining_round(self.db.pool, self.cfg, self.embedder)
+        return await report.patterns_report(self.db.pool, limit)
 
     # --- feedback --------------------------------------------------------------------------------
-
-    async def evidence_for(self, signature: str, action: str) -> dict[str, Any]:
-        return (await feedback.evidence_for(self.db.pool, signature, action)).model_dump(mode="json")
 
     async def ranking(self, signature: str, candidate_actions: list[str], incident_id: int | None = None,
                       priors: dict[str, float] | None = None,
@@ -107,8 +96,3 @@ class IntelligenceService(ReplicaBase):
                                              ef_search=self.cfg.hnsw_ef_search,
                                              min_similarity=self.cfg.similar_min_similarity)
         return context.model_dump(mode="json") if context is not None else None
-
-    async def similar(self, incident_id: int | None = None, description: str | None = None,
-                      k: int = 5) -> list[dict[str, Any]]:
-        return await similar(self.db.pool, self.embedder, incident_id=incident_id, description=description, k=k,
-                             ef_search=self.cfg.hnsw_ef_search, min_similarity=self.cfg.similar_min_similarity)

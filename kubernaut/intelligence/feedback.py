@@ -1,11 +1,11 @@
-"""The three ways history feeds back into decisions (architecture principle 5):
+"""The three ways history feeds back into decisions:
 
 * :func:`evidence_for` — counts and the Wilson lower bound of one (signature, action), for the autonomy gate;
 * :func:`ranking` — candidate actions ordered by measured outcomes, for the rule engine;
 * :func:`context_for` — past outcomes on this workload and similar incidents, for the analysis.
 
 All read ``action_stats`` plus the final assessments mining has not folded in yet, in one statement
-(one snapshot), so an outcome counts the moment it is assessed — never twice, never not at all.
+(one snapshot, kubernaut/storage/learning.py), so an outcome counts the moment it is assessed.
 """
 
 from __future__ import annotations
@@ -13,69 +13,42 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import numpy as np
 
 from kubernaut.intelligence.embeddings import Embedder
 from kubernaut.intelligence.models import ActionEvidence, IncidentContext, RankedAction
-from kubernaut.intelligence.similarity import search, similar
+from kubernaut.intelligence.similarity import nearest_incidents
 from kubernaut.models.resource import ResourceRef
+from kubernaut.models.signature import signature_of
 from kubernaut.models.stats import wilson_lower_bound
-
-_EVIDENCE_SQL = """
-WITH tail AS (
-    SELECT t.signature, t.action, count(*) AS executions,
-           count(*) FILTER (WHERE t.verdict = 'effective') AS effective,
-           count(*) FILTER (WHERE t.verdict = 'ineffective') AS ineffective,
-           coalesce(sum(t.score), 0) AS score_sum, count(t.score) AS scored,
-           coalesce(sum(extract(epoch FROM t.recovered_at - i.first_seen))
-                    FILTER (WHERE t.recovered_at >= i.first_seen), 0) AS recovery_s_sum,
-           count(*) FILTER (WHERE t.recovered_at >= i.first_seen) AS recoveries,
-           max(t.action_at) AS last_at
-    FROM mining_inbox q JOIN assessments t ON t.id = q.assessment_id LEFT JOIN incidents i ON i.id = t.incident_id
-    WHERE t.signature = $1 AND ($2::text[] IS NULL OR t.action = ANY($2))
-    GROUP BY t.signature, t.action
-), stats AS (
-    SELECT * FROM action_stats WHERE signature = $1 AND ($2::text[] IS NULL OR action = ANY($2))
-)
-SELECT coalesce(s.action, t.action) AS action,
-       coalesce(s.executions, 0) + coalesce(t.executions, 0) AS executions,
-       coalesce(s.effective, 0) + coalesce(t.effective, 0) AS effective,
-       coalesce(s.ineffective, 0) + coalesce(t.ineffective, 0) AS ineffective,
-       coalesce(s.score_sum, 0) + coalesce(t.score_sum, 0) AS score_sum,
-       coalesce(s.scored, 0) + coalesce(t.scored, 0) AS scored,
-       coalesce(s.recovery_s_sum, 0) + coalesce(t.recovery_s_sum, 0) AS recovery_s_sum,
-       coalesce(s.recoveries, 0) + coalesce(t.recoveries, 0) AS recoveries,
-       GREATEST(s.last_at, t.last_at) AS last_at
-FROM stats s FULL JOIN tail t ON t.action = s.action
-"""
+from kubernaut.storage import assessments, incident_embeddings, learning, patterns
 
 
-def _evidence(signature: str, action: str, row: Any | None) -> ActionEvidence:
-    if row is None:
+def _evidence(signature: str, action: str, counts: learning.OutcomeCounts | None) -> ActionEvidence:
+    if counts is None:
         return ActionEvidence(signature=signature, action=action,
                               explanation=f"{action} for {signature}: no assessed execution yet")
-    successes, failures = int(row["effective"]), int(row["ineffective"])
-    executions = int(row["executions"])
+    successes, failures = counts.effective, counts.ineffective
+    executions = counts.executions
     cases = successes + failures
     bound = wilson_lower_bound(successes, cases)
     rate = successes / cases if cases else None
-    mean = row["score_sum"] / row["scored"] if row["scored"] else None
-    mttr = row["recovery_s_sum"] / row["recoveries"] if row["recoveries"] else None
+    mean = counts.score_sum / counts.scored if counts.scored else None
+    mttr = counts.recovery_s_sum / counts.recoveries if counts.recoveries else None
     text = (f"{action} for {signature}: {successes}/{cases} effective"
             + (f" ({executions - cases} inconclusive)" if executions > cases else "")
             + f", Wilson lower bound {bound:.2f}" + (f", mean score {mean:.2f}" if mean is not None else "")
             + (f", MTTR {mttr:.0f}s" if mttr is not None else ""))
     return ActionEvidence(signature=signature, action=action, executions=executions, successes=successes,
                           failures=failures, inconclusive=executions - cases, cases=cases, success_rate=rate,
-                          lower_bound=bound, mean_score=mean, mttr_s=mttr, last_at=row["last_at"], explanation=text)
+                          lower_bound=bound, mean_score=mean, mttr_s=mttr, last_at=counts.last_at, explanation=text)
 
 
 async def evidence_many(conn: asyncpg.Pool | asyncpg.Connection, signature: str,
                         actions: list[str] | None = None) -> dict[str, ActionEvidence]:
     """Evidence per action for one signature (all actions with history when ``actions`` is None)."""
-    rows = {r["action"]: r for r in await conn.fetch(_EVIDENCE_SQL, signature, actions)}
-    names = actions if actions is not None else sorted(rows)
-    return {a: _evidence(signature, a, rows.get(a)) for a in names}
+    counts = await learning.outcomes(conn, signature, actions)
+    names = actions if actions is not None else sorted(counts)
+    return {a: _evidence(signature, a, counts.get(a)) for a in names}
 
 
 async def evidence_for(conn: asyncpg.Pool | asyncpg.Connection, signature: str, action: str) -> ActionEvidence:
@@ -83,27 +56,21 @@ async def evidence_for(conn: asyncpg.Pool | asyncpg.Connection, signature: str, 
     return (await evidence_many(conn, signature, [action]))[action]
 
 
-async def _stored_vector(pool: asyncpg.Pool, incident_id: int) -> tuple[np.ndarray, str] | None:
-    row = await pool.fetchrow("SELECT embedding, provider FROM incident_embeddings WHERE incident_id = $1",
-                              incident_id)
-    if row is None:
-        return None
-    return np.asarray(row["embedding"].to_numpy(), dtype=np.float32), row["provider"]
-
-
 async def _neighbour_outcomes(pool: asyncpg.Pool, incident_id: int, k: int, ef_search: int,
                               min_similarity: float) -> dict[str, tuple[float, float]]:
-    stored = await _stored_vector(pool, incident_id)
+    stored = await incident_embeddings.stored(pool, incident_id)
     if stored is None:
         return {}
-    neighbours = await search(pool, stored[0], stored[1], k, ef_search, exclude=incident_id)
+    neighbours = await incident_embeddings.nearest(pool, stored.embedding, stored.provider, k, ef_search,
+                                                   exclude=incident_id)
     outcomes: dict[str, tuple[float, float]] = {}
     for n in neighbours:
-        if n["action"] is None or n["verdict"] not in ("effective", "ineffective") or n["similarity"] < min_similarity:
+        if n.action is None or n.verdict not in ("effective", "ineffective") or n.similarity is None \
+                or n.similarity < min_similarity:
             continue
-        good, bad = outcomes.get(n["action"], (0.0, 0.0))
-        weight = float(n["similarity"])
-        outcomes[n["action"]] = (good + weight, bad) if n["verdict"] == "effective" else (good, bad + weight)
+        good, bad = outcomes.get(n.action, (0.0, 0.0))
+        weight = float(n.similarity)
+        outcomes[n.action] = (good + weight, bad) if n.verdict == "effective" else (good, bad + weight)
     return outcomes
 
 
@@ -120,8 +87,7 @@ async def ranking(pool: asyncpg.Pool, signature: str, candidates: list[str], *, 
     evidence = await evidence_many(pool, signature, unique)
     neighbours = await _neighbour_outcomes(pool, incident_id, k, ef_search, min_similarity) \
         if incident_id is not None else {}
-    harmful = {r["key"]: r["detail"] for r in await pool.fetch(
-        "SELECT key, detail FROM patterns WHERE kind = 'harmful' AND key = ANY($1)", unique)}
+    harmful = {action: p.detail for action, p in (await patterns.harmful(pool, unique)).items()}
     scored: list[tuple[float, int, RankedAction]] = []
     for order, action in enumerate(unique):
         ev = evidence[action]
@@ -149,21 +115,15 @@ async def context_for(pool: asyncpg.Pool, incident_id: int, embedder: Embedder |
                       ef_search: int = 100, min_similarity: float = 0.5, history: int = 10) -> IncidentContext | None:
     """What history says about an incident: past outcomes on the same workload, similar incidents and what
     worked for them, the statistics of its signature, and mined patterns that concern it."""
-    incident = await pool.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
+    incident = await learning.learning_incident(pool, incident_id)
     if incident is None:
         return None
-    target = ResourceRef(kind=incident["target_kind"], name=incident["target_name"],
-                         namespace=incident["target_namespace"])
-    signature = f"{(incident['signals'] or ['unknown'])[0]}:{incident['target_kind']}"
-    past = await pool.fetch(
-        """SELECT a.incident_id, a.action, a.verdict, a.score, a.action_at, a.signature, a.reasons
-           FROM assessments a JOIN incidents i ON i.id = a.incident_id
-           WHERE i.fingerprint = $1 AND a.incident_id <> $2 AND a.status <> 'pending'
-           ORDER BY a.action_at DESC LIMIT $3""",
-        incident["fingerprint"], incident_id, history)
-    target_history = [{**dict(r), "reasons": (r["reasons"] or [])[-1:]} for r in past]
-    neighbours = await similar(pool, embedder, incident_id=incident_id, k=k, ef_search=ef_search,
-                               min_similarity=min_similarity) if embedder is not None else []
+    target = ResourceRef(kind=incident.target_kind, name=incident.target_name, namespace=incident.target_namespace)
+    signature = signature_of(incident.signals, incident.target_kind)
+    past = await assessments.past_outcomes(pool, incident.fingerprint, exclude_incident=incident_id, limit=history)
+    target_history = [{**p.model_dump(), "reasons": p.reasons[-1:]} for p in past]
+    neighbours = await nearest_incidents(pool, embedder, incident_id=incident_id, k=k, ef_search=ef_search,
+                                         min_similarity=min_similarity) if embedder is not None else []
     worked: dict[str, dict[str, Any]] = {}
     for n in neighbours:
         if n["action"] is None:
@@ -173,11 +133,8 @@ async def context_for(pool: asyncpg.Pool, incident_id: int, embedder: Embedder |
         entry[n["verdict"] if n["verdict"] in ("effective", "ineffective") else "inconclusive"] += 1
         entry["incidents"].append(n["incident_id"])
     stats = list((await evidence_many(pool, signature)).values())
-    patterns = [dict(r) for r in await pool.fetch(
-        """SELECT kind, key, count, detail, first_at, last_at FROM patterns
-           WHERE (kind = 'recurring' AND detail->>'fingerprint' = $1)
-              OR (kind IN ('ineffective_chain', 'oscillation') AND detail->>'target_key' = $2)""",
-        incident["fingerprint"], target.key)]
+    found = [p.model_dump(exclude={"updated_at"})
+             for p in await patterns.concerning(pool, incident.fingerprint, target.key)]
 
     summary = [e.explanation for e in sorted(stats, key=lambda e: -e.cases) if e.cases][:5]
     for r in target_history[:3]:
@@ -186,7 +143,7 @@ async def context_for(pool: asyncpg.Pool, incident_id: int, embedder: Embedder |
     for w in sorted(worked.values(), key=lambda w: -(w["effective"] - w["ineffective"]))[:3]:
         summary.append(f"similar incidents: {w['action']} effective {w['effective']}, ineffective "
                        f"{w['ineffective']}")
-    for p in patterns:
+    for p in found:
         if p["kind"] == "recurring":
             summary.append(f"recurring: {p['count']} incidents of {p['detail'].get('signature')} on this workload")
         elif p["kind"] == "ineffective_chain":
@@ -195,4 +152,4 @@ async def context_for(pool: asyncpg.Pool, incident_id: int, embedder: Embedder |
             summary.append(f"oscillation on this workload: {p['detail'].get('actions')}")
     return IncidentContext(incident_id=incident_id, signature=signature, target_key=target.key,
                            target_history=target_history, similar=neighbours, what_worked=list(worked.values()),
-                           action_stats=stats, patterns=patterns, summary=summary)
+                           action_stats=stats, patterns=found, summary=summary)

@@ -20,7 +20,7 @@ import pytest_asyncio
 from kubernetes import client
 
 from kubernaut.config import load_config
-from kubernaut.effectiveness.monitor import JOB_KIND, Assessor, get_assessment, schedule
+from kubernaut.effectiveness.monitor import JOB_KIND, Assessor, get_assessment
 from kubernaut.effectiveness.target import TargetReader
 from kubernaut.intelligence import feedback
 from kubernaut.intelligence.mining import mine_stats
@@ -119,7 +119,8 @@ class Scenario:
         async with self.pool.acquire() as conn, conn.transaction():
             action_id = await seed_action(conn, incident_id, action, parameters=parameters)
             await conn.execute("UPDATE actions SET created_at = now(), finished_at = now() WHERE id = $1", action_id)
-            assert await schedule(conn, action_id)
+            # The orchestrator's own call after a live execution (kubernaut/orchestration/engine.py).
+            assert await jobs.enqueue(conn, JOB_KIND, action_id)
         # The first run takes the baseline right away, then waits for the (long) stabilization window.
         await eventually(lambda: self._baseline(action_id), timeout=30, what="baseline taken")
         return action_id

@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 
 from kubernaut.config.settings import IntelligenceConfig, StorageConfig
-from kubernaut.intelligence import feedback, service
+from kubernaut.intelligence import feedback, report
 from kubernaut.intelligence.embeddings import HashingEmbedder
 from kubernaut.intelligence.mining import mine_patterns, mine_stats, mining_round
-from kubernaut.intelligence.similarity import similar, upsert_incident
+from kubernaut.intelligence.similarity import nearest_incidents, upsert_incident
 from kubernaut.storage.database import Database
 
 pytestmark = pytest.mark.integration
@@ -153,7 +153,7 @@ async def test_mining_folds_outcomes_once_and_evidence_is_exact(fresh_dsn: str) 
         assert [r.action for r in ranked] == ["increase_memory_limits", "delete_pod", "rollout_restart"]
         assert ranked[0].value > 0.5 > ranked[2].value and ranked[1].value == 0.5  # untried stays neutral
 
-        rows = {r["action"]: r for r in await service.action_stats(pool)}
+        rows = {r["action"]: r for r in await report.action_stats(pool)}
         assert rows["increase_memory_limits"]["lower_bound"] == pytest.approx(0.51, abs=0.01)
         assert rows["rollout_restart"]["ineffective"] == 4 and rows["rollout_restart"]["success_rate"] == 0
         assert rows["increase_memory_limits"]["chosen_30d"] == 5
@@ -249,7 +249,7 @@ async def test_patterns_recurring_chains_oscillation_harmful(fresh_dsn: str) -> 
 
         counts = await mine_patterns(pool, IntelligenceConfig())
         assert counts is not None
-        found = await service.patterns(pool)
+        found = await report.patterns_report(pool)
         rec = [p for p in found["recurring"] if p["detail"]["target"]["name"] == "cart"]
         assert rec and rec[0]["count"] == 4 and rec[0]["detail"]["signature"] == "KubePodOOMKilled:Deployment"
         chain = found["ineffective_chain"]
@@ -304,17 +304,17 @@ async def test_similar_incidents_returns_right_neighbours_with_outcomes(fresh_ds
 
         query = await seed_incident(pool, signals=["KubePodOOMKilled"], name="new-api", namespace="other",
                                     facts=OOM_FACTS)
-        found = await similar(pool, embedder, incident_id=query, k=5)
+        found = await nearest_incidents(pool, embedder, incident_id=query, k=5)
         assert [f["incident_id"] for f in found] != []
         assert {f["incident_id"] for f in found} == set(members["oom"])
         assert all(f["action"] == "increase_memory_limits" and f["verdict"] == "effective" for f in found)
         assert found[0]["similarity"] > 0.95
         # The StatefulSet OOMs come next: same signal and symptoms, other kind.
-        wider = await similar(pool, embedder, incident_id=query, k=10)
+        wider = await nearest_incidents(pool, embedder, incident_id=query, k=10)
         assert {f["incident_id"] for f in wider[5:]} == set(members["sts-oom"])
 
-        by_text = await similar(pool, embedder, description="signal: KubePodImagePullBackOff | kind: Deployment | "
-                                "symptoms: pods.image_pull_error", k=5)
+        by_text = await nearest_incidents(pool, embedder, description="signal: KubePodImagePullBackOff | kind: "
+                                          "Deployment | symptoms: pods.image_pull_error", k=5)
         assert {f["incident_id"] for f in by_text} == set(members["pull"])
 
         # An outcome assessed later reaches the stored embedding without re-embedding the text.

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from kubernaut.config import load_config
+from kubernaut.intelligence import feedback
 from kubernaut.storage import jobs
 from tests.integration.test_intelligence import OOM_FACTS, connect, seed_action, seed_assessment, seed_incident
 from tests.support.polling import eventually
@@ -50,16 +51,17 @@ async def test_deployments_run_jobs_and_answer(fresh_dsn: str) -> None:
                 await pool.fetchval("SELECT count(*) FROM incident_embeddings") == 2
 
         await eventually(mined, timeout=30, what="mining round")
-        evidence = await intelligence.evidence_for.remote(signature, "rollout_restart")
+        # The autonomy gate's read (kubernaut/orchestration/autonomy.py), on the mined statistics.
+        evidence = (await feedback.evidence_for(pool, signature, "rollout_restart")).model_dump(mode="json")
         assert (evidence["failures"], evidence["cases"], evidence["lower_bound"]) == (2, 2, 0.0)
         ranked = await intelligence.ranking.remote(signature, ["rollout_restart", "increase_memory_limits"])
         assert [r["action"] for r in ranked] == ["increase_memory_limits", "rollout_restart"]
         found = await intelligence.patterns.remote()
         assert found["action_stats"][0]["ineffective"] == 2 and found["mining"]["stats"]["cursor"] == 2
-        stats = await intelligence.action_stats.remote()
+        stats = found["action_stats"]
         assert stats[0]["signature"] == signature
         third = await seed_incident(pool, signals=["KubePodOOMKilled"], name="a2", facts=OOM_FACTS, status="open")
-        similar = await intelligence.similar.remote(incident_id=third, k=2)
+        similar = (await intelligence.context_for.remote(third, k=2))["similar"]
         assert len(similar) == 2 and all(s["verdict"] == "ineffective" for s in similar)
         context = await intelligence.context_for.remote(third)
         assert context["signature"] == signature and context["what_worked"][0]["ineffective"] == 2

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from kubernaut.config import load_config
-from kubernaut.intelligence import service
+from kubernaut.intelligence import report
 from kubernaut.intelligence.deployment import RETENTION_JOB, retention_job
 from kubernaut.intelligence.mining import mine_stats
 from kubernaut.storage import audit, jobs
@@ -99,7 +99,7 @@ async def test_old_rows_of_finished_incidents_go_and_the_rest_stays(fresh_dsn: s
             for incident in (old, resolved_old, still_open, recent):
                 await audit.append(conn, "test", "incident.opened", incident, {"n": incident})
         # Mined statistics exactly as the APIs and the autonomy gate read them (action_stats + inbox tail).
-        stats_before = await service.action_stats(pool)
+        stats_before = await report.action_stats(pool)
         table_before = [dict(r) for r in await pool.fetch("SELECT * FROM action_stats ORDER BY signature, action")]
         audit_before = await pool.fetchval("SELECT count(*) FROM audit_events")
 
@@ -126,7 +126,7 @@ async def test_old_rows_of_finished_incidents_go_and_the_rest_stays(fresh_dsn: s
         assert await pool.fetchval("SELECT count(*) FROM audit_events") == audit_before
         ok, broken_at, checked = await audit.verify(pool)
         assert ok and broken_at is None and checked == audit_before
-        assert await service.action_stats(pool) == stats_before
+        assert await report.action_stats(pool) == stats_before
         assert [dict(r) for r in await pool.fetch("SELECT * FROM action_stats ORDER BY signature, action")] \
             == table_before
         state = await pool.fetchrow("SELECT round, detail FROM mining_state WHERE task = 'retention'")
