@@ -49,8 +49,10 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
     config["applications"][0]["args"]["storage"]["data_dir"] = str(data_dir)
     config_file = tmp_path / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
+    # RAY_ADDRESS=local: a Ray of its own, as on a fresh laptop. Without an address `serve run` joins the cluster
+    # named in /tmp/ray/ray_current_cluster (the last `ray start` on the machine), even a dead one.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_AUTH_MODE="disabled", KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+    env.update(RAY_ADDRESS="local", RAY_AUTH_MODE="disabled", KUBECONFIG=str(tmp_path / "no-kubeconfig"))
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(["bash", str(REPO / "scripts" / "run.sh"), str(config_file)], cwd=tmp_path,
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
