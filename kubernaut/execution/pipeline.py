@@ -110,7 +110,7 @@ class Executor:
                                        lease_s=self.config.lock_ttl_s, plan=[])
         if not new:
             return await self._recorded(row)
-        action_id = row["id"]
+        action_id = row.id
         state: dict[str, Any] = {"stage": "validation", "sent": False}
         # The record stays leased while this replica works on it (waiting for a lock included), so a
         # retry of the key waits for us instead of declaring us dead.
@@ -320,12 +320,12 @@ class Executor:
         undone = await records.fetch(self.pool, request.inverse_of)
         if undone is None:
             raise _refuse("validation", f"inverse_of: no action #{request.inverse_of}")
-        if undone["dry_run"] or undone["status"] != "succeeded":
+        if undone.dry_run or undone.status != "succeeded":
             raise _refuse("validation", f"inverse_of: action #{request.inverse_of} was not executed "
-                                        f"({'dry-run' if undone['dry_run'] else undone['status']}): nothing to undo")
-        recorded = undone["inverse"]
+                                        f"({'dry-run' if undone.dry_run else undone.status}): nothing to undo")
+        recorded = undone.inverse
         if not recorded:
-            raise _refuse("validation", f"inverse_of: action #{request.inverse_of} ({undone['action']}) has no inverse")
+            raise _refuse("validation", f"inverse_of: action #{request.inverse_of} ({undone.action}) has no inverse")
         try:
             recorded_params = get_action(recorded["action"]).parse_params(recorded["parameters"])
         except CatalogError as exc:
@@ -342,7 +342,7 @@ class Executor:
             other = await records.undone_by(self.pool, request.inverse_of, action_id)
             if other is not None:
                 raise _refuse("validation", f"inverse_of: action #{request.inverse_of} is already undone by #{other}")
-        return dict(undone["before"] or {})
+        return dict(undone.before or {})
 
     def _inverse(self, op: Any, spec: ActionSpec, target: ResourceRef, params: ActionParams,
                  record: dict[str, Any], action_id: int) -> dict[str, Any] | None:
@@ -404,15 +404,15 @@ class Executor:
         spec = state.get("spec")
         return records.to_result(row, spec.verification if spec else "")
 
-    async def _recorded(self, row: Any) -> ActionResult:
+    async def _recorded(self, row: records.ActionRecord) -> ActionResult:
         """A request whose key was seen before: its outcome, never a second execution.
 
         While the first attempt is still running (on this or another replica) we wait for it; if its
         replica died (lease expired) the record says so and stays failed.
         """
-        action_id = row["id"]
+        action_id = row.id
         delay = 0.1
-        while row["status"] == records.RUNNING:
+        while row.status == records.RUNNING:
             interrupted = await records.interrupt_if_expired(self.pool, action_id)
             if interrupted is not None:
                 row = interrupted
@@ -420,35 +420,35 @@ class Executor:
             await asyncio.sleep(delay)  # the first attempt runs elsewhere; its record is the signal
             delay = min(delay * 2, 1.0)
             row = await records.fetch(self.pool, action_id)
-        spec = _spec_or_none(row["action"])
+        spec = _spec_or_none(row.action)
         return records.to_result(row, spec.verification if spec else "")
 
     # -- verification -----------------------------------------------------------------------------
 
-    async def _verify_row(self, row: Any) -> Verification:
-        if row["status"] == records.RUNNING:
+    async def _verify_row(self, row: records.ActionRecord) -> Verification:
+        if row.status == records.RUNNING:
             return Verification(None, ["the action is still running"])
-        if row["dry_run"]:
+        if row.dry_run:
             return Verification(None, ["dry-run: nothing was changed, so there is nothing to verify"])
-        if row["status"] != "succeeded":
-            return Verification(False, [f"the action did not succeed ({row['status']}): {row['error'] or ''}"])
-        spec = _spec_or_none(row["action"])
+        if row.status != "succeeded":
+            return Verification(False, [f"the action did not succeed ({row.status}): {row.error or ''}"])
+        spec = _spec_or_none(row.action)
         if spec is None:
-            return Verification(None, [f"unknown action {row['action']!r}"])
+            return Verification(None, [f"unknown action {row.action!r}"])
         if spec.name == "notify_only":
             return Verification(None, ["nothing was done in the cluster; delivery is checked by the notification "
                                        "service"])
         if spec.name == "collect_diagnostics":
-            bundle = (row["result"] or {}).get("bundle")
+            bundle = (row.result or {}).get("bundle")
             return Verification(bundle is not None, ["diagnostics bundle stored on the action" if bundle
                                                      else "no diagnostics bundle stored"])
         if self.kube is None:
             return Verification(None, [f"no cluster connection ({self.cluster_reason})"])
-        target = ResourceRef.model_validate(row["target"])
-        params = spec.parse_params(row["parameters"])
+        target = ResourceRef.model_validate(row.target)
+        params = spec.parse_params(row.parameters)
         try:
-            return await OPERATIONS[spec.name].verify(self._ctx(), target, params, row["before"] or {},
-                                                      row["after"] or {})
+            return await OPERATIONS[spec.name].verify(self._ctx(), target, params, row.before or {},
+                                                      row.after or {})
         except KubeError as exc:
             if exc.not_found:
                 return Verification(False, [f"{target} no longer exists"])

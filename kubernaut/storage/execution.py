@@ -7,9 +7,11 @@ and gets the recorded outcome back instead of acting a second time (principle 1:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.storage import audit
@@ -18,9 +20,51 @@ RUNNING = "running"
 FINISHED = ("planned", "dry_run", "refused", "succeeded", "failed")
 
 
+class ActionRecord(BaseModel):
+    """One action record as stored: the request, where the pipeline got to, and its outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    workflow_id: int | None
+    incident_id: int | None
+    action: str
+    target: dict[str, JsonValue]
+    parameters: dict[str, JsonValue]
+    idempotency_key: str
+    dry_run: bool
+    status: str
+    plan: list[str]
+    diff: str | None
+    result: dict[str, JsonValue]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    target_key: str | None
+    namespace: str | None
+    stage: str | None
+    mutating: bool
+    retryable: bool
+    inverse: dict[str, JsonValue] | None
+    inverse_of: int | None
+    before: dict[str, JsonValue] | None
+    after: dict[str, JsonValue] | None
+    verification: dict[str, JsonValue] | None
+    started_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
+
+
+def _record(row: asyncpg.Record | None) -> ActionRecord | None:
+    return None if row is None else ActionRecord.model_validate(dict(row))
+
+
+_COLUMNS = ", ".join(ActionRecord.model_fields)
+
+
 async def claim(
     pool: asyncpg.Pool, request: ActionRequest, *, dry_run: bool, owner: str, lease_s: float, plan: list[str],
-) -> tuple[asyncpg.Record, bool]:
+) -> tuple[ActionRecord, bool]:
     """Insert the running record for this key; (row, True) when new, (existing row, False) otherwise."""
     target = request.target
     row = await pool.fetchrow(
@@ -29,16 +73,17 @@ async def claim(
                                 lease_owner, lease_until)
            VALUES ($1,$2,$3,$4,$5,$6,$7,'running',$8,$9,$10,'validation',$11, now(), $12,
                    now() + make_interval(secs => $13))
-           ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING """ + _COLUMNS,
         request.workflow_id, request.incident_id, request.action, target.model_dump(), request.parameters,
         request.idempotency_key, dry_run, plan, target.key, target.namespace or (
             target.name if target.kind == "Namespace" else None),
         request.inverse_of, owner, lease_s,
     )
     if row is not None:
-        return row, True
-    existing = await pool.fetchrow("SELECT * FROM actions WHERE idempotency_key = $1", request.idempotency_key)
-    return existing, False
+        return ActionRecord.model_validate(dict(row)), True
+    existing = await pool.fetchrow(f"SELECT {_COLUMNS} FROM actions WHERE idempotency_key = $1",
+                                   request.idempotency_key)
+    return ActionRecord.model_validate(dict(existing)), False
 
 
 async def renew(pool: asyncpg.Pool, action_id: int, owner: str, lease_s: float) -> bool:
@@ -78,7 +123,7 @@ async def finish(
     result: dict[str, Any] | None = None,
     mutating: bool | None = None,
     owner: str | None = None,
-) -> asyncpg.Record | None:
+) -> ActionRecord | None:
     """Record the outcome once, with its audit event, in one transaction; None if already finished
     (a concurrent interruption sweep won, whose record then stands)."""
     body = {**(result or {}), "message": message}
@@ -89,22 +134,23 @@ async def finish(
                       inverse = $10, mutating = COALESCE($11, mutating), finished_at = now(),
                       lease_owner = NULL, lease_until = NULL
                WHERE id = $1 AND status = 'running' AND ($12::text IS NULL OR lease_owner = $12)
-               RETURNING *""",
+               RETURNING """ + _COLUMNS,
             action_id, status, stage, body, error, retryable, diff, before, after, inverse, mutating, owner,
         )
-        if row is None:
+        record = _record(row)
+        if record is None:
             return None
         detail: dict[str, Any] = {
-            "action_id": action_id, "action": row["action"], "target": row["target_key"], "dry_run": row["dry_run"],
+            "action_id": action_id, "action": record.action, "target": record.target_key, "dry_run": record.dry_run,
             "stage": stage,
         }
         if error:
             detail["error"] = error[:500]
-        await audit.append(conn, "executor", f"action.{status}", row["incident_id"], detail)
-    return row
+        await audit.append(conn, "executor", f"action.{status}", record.incident_id, detail)
+    return record
 
 
-async def interrupt_if_expired(pool: asyncpg.Pool, action_id: int) -> asyncpg.Record | None:
+async def interrupt_if_expired(pool: asyncpg.Pool, action_id: int) -> ActionRecord | None:
     """A running record whose lease ran out belongs to a dead replica: record that, never re-run it."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
@@ -115,32 +161,33 @@ async def interrupt_if_expired(pool: asyncpg.Pool, action_id: int) -> asyncpg.Re
                           CASE WHEN mutating THEN 'interrupted during execution: the change may or may not '
                                || 'have been applied; check the target (verify) before retrying'
                           ELSE 'interrupted before any change was made' END)
-               WHERE id = $1 AND status = 'running' AND lease_until < now() RETURNING *""",
+               WHERE id = $1 AND status = 'running' AND lease_until < now() RETURNING """ + _COLUMNS,
             action_id,
         )
-        if row is not None:
-            await audit.append(conn, "executor", "action.interrupted", row["incident_id"], {
-                "action_id": action_id, "action": row["action"], "target": row["target_key"],
-                "mutating": row["mutating"],
+        record = _record(row)
+        if record is not None:
+            await audit.append(conn, "executor", "action.interrupted", record.incident_id, {
+                "action_id": action_id, "action": record.action, "target": record.target_key,
+                "mutating": record.mutating,
             })
-    return row
+    return record
 
 
-async def fetch(pool: asyncpg.Pool, action_id: int) -> asyncpg.Record | None:
-    return await pool.fetchrow("SELECT * FROM actions WHERE id = $1", action_id)
+async def fetch(pool: asyncpg.Pool, action_id: int) -> ActionRecord | None:
+    return _record(await pool.fetchrow(f"SELECT {_COLUMNS} FROM actions WHERE id = $1", action_id))
 
 
 async def save_verification(pool: asyncpg.Pool, action_id: int, verification: dict[str, Any]) -> None:
     await pool.execute("UPDATE actions SET verification = $2 WHERE id = $1", action_id, verification)
 
 
-def to_result(row: asyncpg.Record, verification_hint: str = "") -> ActionResult:
-    result = row["result"] or {}
+def to_result(record: ActionRecord, verification_hint: str = "") -> ActionResult:
+    message = record.result.get("message", "")
     return ActionResult(
-        action_id=row["id"], status=row["status"], dry_run=row["dry_run"], plan=row["plan"] or [],
-        diff=row["diff"], message=result.get("message", ""), error=row["error"],
-        inverse=row.get("inverse"), retryable=bool(row.get("retryable")), verification=verification_hint,
-        stage=row.get("stage"), before=row.get("before"), after=row.get("after"),
+        action_id=record.id, status=record.status, dry_run=record.dry_run, plan=record.plan, diff=record.diff,
+        message=message if isinstance(message, str) else str(message), error=record.error,
+        inverse=record.inverse, retryable=record.retryable, verification=verification_hint, stage=record.stage,
+        before=record.before, after=record.after,
     )
 
 

@@ -78,14 +78,14 @@ async def test_budget_admission_is_atomic_across_concurrent_replicas(db: Databas
     config = ExecutionConfig(max_mutations_per_window=3, max_mutations_per_namespace=100)
     rows = [(await records.claim(db.pool, request(), dry_run=False, owner="r", lease_s=30, plan=[]))[0]
             for _ in range(8)]
-    verdicts = await asyncio.gather(*(budget.admit(db.pool, row["id"], action="scale_deployment",
+    verdicts = await asyncio.gather(*(budget.admit(db.pool, row.id, action="scale_deployment",
                                                    target_key=TARGET.key, namespace="shop", config=config)
                                       for row in rows))
     assert sum(v.allowed for v in verdicts) == 3
     assert all("max_mutations_per_window=3" in v.reason for v in verdicts if not v.allowed)
     admitted = [row for row, v in zip(rows, verdicts, strict=True) if v.allowed]
-    await budget.give_back(db.pool, admitted[0]["id"])
-    late = await budget.admit(db.pool, rows[-1]["id"], action="scale_deployment", target_key=TARGET.key,
+    await budget.give_back(db.pool, admitted[0].id)
+    late = await budget.admit(db.pool, rows[-1].id, action="scale_deployment", target_key=TARGET.key,
                               namespace="shop", config=config)
     assert late.allowed  # a returned slot is available again
 
@@ -94,7 +94,7 @@ async def test_dry_run_budget_checks_do_not_reserve(db: Database) -> None:
     config = ExecutionConfig(max_mutations_per_window=1)
     row, _ = await records.claim(db.pool, request(), dry_run=True, owner="r", lease_s=30, plan=[])
     for _ in range(3):
-        assert (await budget.admit(db.pool, row["id"], action="scale_deployment", target_key=TARGET.key,
+        assert (await budget.admit(db.pool, row.id, action="scale_deployment", target_key=TARGET.key,
                                    namespace="shop", config=config, reserve=False)).allowed
     assert (await budget.usage(db.pool, config))["mutations_in_window"] == 0
 
@@ -104,13 +104,13 @@ async def test_node_budget_counts_cordoned_and_in_flight_nodes(db: Database) -> 
     node = ResourceRef(kind="Node", name="n2")
     other, _ = await records.claim(db.pool, request(target=ResourceRef(kind="Node", name="n3"), action="drain_node"),
                                    dry_run=False, owner="r", lease_s=30, plan=[])
-    await db.pool.execute("UPDATE actions SET mutating = true WHERE id = $1", other["id"])
+    await db.pool.execute("UPDATE actions SET mutating = true WHERE id = $1", other.id)
     mine, _ = await records.claim(db.pool, request(target=node, action="cordon_node"), dry_run=False, owner="r",
                                   lease_s=30, plan=[])
-    verdict = await budget.admit(db.pool, mine["id"], action="cordon_node", target_key=node.key, namespace=None,
+    verdict = await budget.admit(db.pool, mine.id, action="cordon_node", target_key=node.key, namespace=None,
                                  config=config, unavailable_nodes={"n1"}, node="n2")
     assert not verdict.allowed and "n1, n3" in verdict.reason
-    verdict = await budget.admit(db.pool, mine["id"], action="cordon_node", target_key=node.key, namespace=None,
+    verdict = await budget.admit(db.pool, mine.id, action="cordon_node", target_key=node.key, namespace=None,
                                  config=config, unavailable_nodes={"n2"}, node="n2")
     assert verdict.allowed  # the target itself being cordoned already does not count against it
 
@@ -118,8 +118,8 @@ async def test_node_budget_counts_cordoned_and_in_flight_nodes(db: Database) -> 
 async def test_cooldown_counts_only_live_mutations(db: Database) -> None:
     row, _ = await records.claim(db.pool, request(), dry_run=False, owner="r", lease_s=30, plan=[])
     assert await budget.cooldown_left(db.pool, TARGET.key, "scale_deployment", 300) == 0
-    await db.pool.execute("UPDATE actions SET mutating = true WHERE id = $1", row["id"])
-    await records.finish(db.pool, row["id"], status="succeeded", stage="done", message="ok", owner="r")
+    await db.pool.execute("UPDATE actions SET mutating = true WHERE id = $1", row.id)
+    await records.finish(db.pool, row.id, status="succeeded", stage="done", message="ok", owner="r")
     left = await budget.cooldown_left(db.pool, TARGET.key, "scale_deployment", 300)
     assert 290 < left <= 300
     assert await budget.cooldown_left(db.pool, TARGET.key, "rollout_restart", 300) == 0
@@ -130,25 +130,25 @@ async def test_a_record_is_claimed_once_and_finished_once(db: Database) -> None:
     key = uuid.uuid4().hex
     row, new = await records.claim(db.pool, request(key), dry_run=False, owner="r1", lease_s=30, plan=["x"])
     again, new_again = await records.claim(db.pool, request(key), dry_run=False, owner="r2", lease_s=30, plan=[])
-    assert new and not new_again and again["id"] == row["id"] and again["status"] == "running"
-    assert await records.renew(db.pool, row["id"], "r1", 30)
-    assert not await records.renew(db.pool, row["id"], "r2", 30)
-    assert await records.finish(db.pool, row["id"], status="succeeded", stage="done", message="m", owner="r2") is None
-    done = await records.finish(db.pool, row["id"], status="succeeded", stage="done", message="m", owner="r1",
+    assert new and not new_again and again.id == row.id and again.status == "running"
+    assert await records.renew(db.pool, row.id, "r1", 30)
+    assert not await records.renew(db.pool, row.id, "r2", 30)
+    assert await records.finish(db.pool, row.id, status="succeeded", stage="done", message="m", owner="r2") is None
+    done = await records.finish(db.pool, row.id, status="succeeded", stage="done", message="m", owner="r1",
                                 inverse={"action": "scale_deployment"})
-    assert done is not None and done["status"] == "succeeded" and done["lease_owner"] is None
+    assert done is not None and done.status == "succeeded" and done.lease_owner is None
     result = records.to_result(done, "hint")
     assert result.inverse == {"action": "scale_deployment"} and result.verification == "hint"
-    assert await records.finish(db.pool, row["id"], status="failed", stage="x", message="late") is None
+    assert await records.finish(db.pool, row.id, status="failed", stage="x", message="late") is None
 
 
 async def test_an_expired_running_record_is_interrupted_never_rerun(db: Database) -> None:
     row, _ = await records.claim(db.pool, request(), dry_run=False, owner="dead", lease_s=30, plan=[])
-    assert await records.interrupt_if_expired(db.pool, row["id"]) is None  # lease still valid
+    assert await records.interrupt_if_expired(db.pool, row.id) is None  # lease still valid
     await db.pool.execute("UPDATE actions SET lease_until = now() - interval '1 second', mutating = true "
-                          "WHERE id = $1", row["id"])
-    interrupted = await records.interrupt_if_expired(db.pool, row["id"])
-    assert interrupted is not None and interrupted["status"] == "failed"
-    assert "may or may not have been applied" in interrupted["result"]["message"]
+                          "WHERE id = $1", row.id)
+    interrupted = await records.interrupt_if_expired(db.pool, row.id)
+    assert interrupted is not None and interrupted.status == "failed"
+    assert "may or may not have been applied" in interrupted.result["message"]
     events = [r["event"] for r in await db.pool.fetch("SELECT event FROM audit_events")]
     assert events == ["action.interrupted"]
