@@ -16,7 +16,7 @@ Every step is idempotent and the row is the only state, so any replica can claim
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -29,7 +29,7 @@ from kubernaut.effectiveness import scoring
 from kubernaut.effectiveness.models import Component, TargetState
 from kubernaut.effectiveness.sources import AlertChecker, FiringAlert, MetricsChecker, SourceUnavailable
 from kubernaut.effectiveness.target import TargetForbidden, TargetReader, TargetUnavailable
-from kubernaut.execution.catalog import ACTION_NAMES, CatalogError, get_action
+from kubernaut.execution.catalog import ACTION_NAMES, CATALOG, ActionSpec, CatalogError, get_action
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signature import UNKNOWN_ALERT, signature_of
 from kubernaut.storage import assessments, audit, jobs
@@ -49,7 +49,6 @@ JOB_KIND = "assess"
 # A baseline taken later than this after the action may already include someone else's change.
 BASELINE_GRACE_S = 60.0
 MUTATING_ACTIONS = [name for name in ACTION_NAMES if get_action(name).mutates]
-_HEALTH_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Node"}
 
 
 def _now() -> datetime:
@@ -72,12 +71,14 @@ def assessable(action: ActionState | None) -> str | None:
     return None
 
 
-def _subject(action: ActionToAssess) -> ResourceRef:
-    """What is judged: the incident's target (the workload) when it has a health rule, else the action's.
+def judged_subject(action: ActionToAssess, catalog: Mapping[str, ActionSpec] | None = None) -> ResourceRef:
+    """What is judged: the incident's target (the workload) when the action's catalog entry names its kind
+    among its health kinds (ActionSpec.health_kinds), else the action's own target.
 
     A pod action (restart/delete) replaces the pod; whether that helped shows on its workload.
     """
-    if action.incident_kind in _HEALTH_KINDS and action.incident_name:
+    spec = (CATALOG if catalog is None else catalog).get(action.action)
+    if spec is not None and action.incident_kind in spec.health_kinds and action.incident_name:
         return ResourceRef(kind=action.incident_kind, name=action.incident_name,
                            namespace=action.incident_namespace)
     return ResourceRef.model_validate(action.target)
@@ -132,7 +133,7 @@ class Assessor:
         if row.status != "pending":
             return
         now = self._now()
-        subject = _subject(action)
+        subject = judged_subject(action)
         if row.baseline is None and now < row.due_at:
             await self._take_baseline(row, subject, now)
         if now < row.due_at:

@@ -26,7 +26,7 @@ from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import ExecutionConfig, ExecutionMode, RedactionConfig
 from kubernaut.execution import budget, locks, scope
 from kubernaut.execution.catalog import ActionParams, ActionSpec, CatalogError, catalog_document, get_action
-from kubernaut.execution.catalog.base import safe_repr
+from kubernaut.execution.catalog.hygiene import safe_repr
 from kubernaut.execution.kube import Kube, KubeError, KubeUnreachable
 from kubernaut.execution.operations import OPERATIONS, Context, PartialFailure, Refused, Verification, observe
 from kubernaut.models.resource import ResourceRef

@@ -8,8 +8,10 @@ from decimal import Decimal
 import pytest
 
 from kubernaut.execution import diff
+from kubernaut.execution.actions.relax_pdb import _disruptions
+from kubernaut.execution.actions.rollout_restart import _resolve_int_or_percent
 from kubernaut.execution.catalog import CATALOG, rbac_rules
-from kubernaut.execution.catalog.registry import PIPELINE_RBAC
+from kubernaut.execution.catalog.rbac import PIPELINE_RBAC
 from kubernaut.execution.kube import KINDS, Kube, KubeError, KubeUnreachable, Resource
 from kubernaut.execution.operations import OPERATIONS
 from kubernaut.execution.operations.base import (
@@ -19,8 +21,7 @@ from kubernaut.execution.operations.base import (
     selector_string,
     with_rv,
 )
-from kubernaut.execution.operations.resources import _disruptions, _surge, format_quantity
-from kubernaut.execution.operations.workloads import _resolve_int_or_percent
+from kubernaut.execution.operations.resources import _surge, format_quantity
 from kubernaut.execution.pipeline import api_failure
 
 

@@ -1,48 +1,69 @@
-"""The catalog itself: the one immutable name -> ActionSpec mapping everything else consults."""
+"""The catalog itself: the one immutable name -> ActionSpec mapping everything else consults.
+
+It is read from the action modules: every module of ``kubernaut.execution.actions`` declares one action
+as ``SPEC``, so adding an action is adding a module there.
+"""
 
 from __future__ import annotations
 
 import difflib
-from collections import defaultdict
-from collections.abc import Mapping
-from types import MappingProxyType
+import importlib
+import pkgutil
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from pydantic import ValidationError
 
-from kubernaut.execution.catalog import jobs, network, nodes, observe, pods, resources, storage, workloads
-from kubernaut.execution.catalog.base import (
-    ActionParams,
-    ActionSpec,
-    CatalogError,
-    RbacRule,
-    UnknownActionError,
-    format_validation_error,
-    safe_repr,
-)
+from kubernaut.execution import actions
+from kubernaut.execution.catalog.errors import CatalogError, UnknownActionError
+from kubernaut.execution.catalog.hygiene import safe_repr
+from kubernaut.execution.catalog.params import ActionParams, format_validation_error
+from kubernaut.execution.catalog.rbac import cluster_role_rules
+from kubernaut.execution.catalog.spec import ActionSpec
 from kubernaut.models.resource import ResourceRef
 
-_FAMILIES = (pods, workloads, resources, nodes, storage, jobs, network, observe)
+
+def action_modules() -> list[ModuleType]:
+    """Every module of the actions package, imported."""
+    return [importlib.import_module(f"{actions.__name__}.{info.name}")
+            for info in pkgutil.iter_modules(actions.__path__)]
 
 
-def _build() -> Mapping[str, ActionSpec]:
-    """Fail at import, not at 3 a.m., when two modules register one name or an inverse dangles."""
+def build_catalog(modules: Iterable[ModuleType]) -> Mapping[str, ActionSpec]:
+    """Fail at import, not at 3 a.m., when a module declares no action, two declare one name, an inverse
+    or a prelude dangles, or a mutating action lacks RBAC or an operation."""
+    specs: list[ActionSpec] = []
+    for module in modules:
+        spec = getattr(module, "SPEC", None)
+        if not isinstance(spec, ActionSpec):
+            raise RuntimeError(f"action module {module.__name__} declares no SPEC = ActionSpec(...)")
+        specs.append(spec)
     catalog: dict[str, ActionSpec] = {}
-    for family in _FAMILIES:
-        for spec in family.SPECS:
-            if spec.name in catalog:
-                raise RuntimeError(f"action {spec.name!r} registered twice")
-            catalog[spec.name] = spec
+    for spec in sorted(specs, key=lambda s: (s.family, s.name)):
+        if spec.name in catalog:
+            raise RuntimeError(f"action {spec.name!r} registered twice")
+        catalog[spec.name] = spec
     for spec in catalog.values():
         if spec.inverse is not None and spec.inverse not in catalog:
             raise RuntimeError(f"action {spec.name!r} names unknown inverse {spec.inverse!r}")
+        for prelude in spec.preludes:
+            if prelude.action not in catalog:
+                raise RuntimeError(f"action {spec.name!r} names unknown prelude {prelude.action!r}")
         if spec.mutates and not spec.rbac:
             raise RuntimeError(f"mutating action {spec.name!r} declares no RBAC")
+        if spec.mutates != (spec.operation is not None):
+            raise RuntimeError(f"action {spec.name!r}: an operation exactly when it mutates")
+        if spec.operation is not None and spec.operation.name != spec.name:
+            raise RuntimeError(f"action {spec.name!r} declares the operation of {spec.operation.name!r}")
     return MappingProxyType(catalog)
 
 
-CATALOG: Mapping[str, ActionSpec] = _build()
+CATALOG: Mapping[str, ActionSpec] = build_catalog(action_modules())
 ACTION_NAMES: tuple[str, ...] = tuple(CATALOG)
+# Parameter models by class name, for ``from kubernaut.execution.catalog import RestartPodParams``.
+PARAMS: Mapping[str, type[ActionParams]] = MappingProxyType({spec.params.__name__: spec.params
+                                                              for spec in CATALOG.values()})
 
 
 def get_action(name: str) -> ActionSpec:
@@ -88,30 +109,6 @@ def catalog_document() -> list[dict[str, Any]]:
     return [spec.document() for spec in CATALOG.values()]
 
 
-# What the executor's safety pipeline itself reads, whatever the action: the scope check reads the
-# target's namespace for the opt-in label (kubernaut.ai/managed). The Alert Processor runs under the same
-# account: its optional Warning-event source (processing.events) lists and watches core/v1 Events.
-PIPELINE_RBAC: tuple[RbacRule, ...] = (RbacRule("", "namespaces", ("get",)), RbacRule("", "events", ("list", "watch")))
-
-
 def rbac_rules() -> list[dict[str, list[str]]]:
-    """Least-privilege ClusterRole rules for the executor: the union of what the actions and the
-    safety pipeline need.
-
-    Verbs are merged per (apiGroup, resource), then resources sharing a verb set are grouped into
-    one rule, so the generated manifest is short, sorted and stable across runs (diffable in git).
-    """
-    verbs: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for rule in PIPELINE_RBAC:
-        verbs[(rule.api_group, rule.resource)].update(rule.verbs)
-    for spec in CATALOG.values():
-        for rule in spec.rbac:
-            verbs[(rule.api_group, rule.resource)].update(rule.verbs)
-    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
-    for (group, resource), verb_set in verbs.items():
-        grouped[(group, tuple(sorted(verb_set)))].append(resource)
-    rules = [
-        {"apiGroups": [group], "resources": sorted(resources_), "verbs": list(verb_list)}
-        for (group, verb_list), resources_ in grouped.items()
-    ]
-    return sorted(rules, key=lambda r: (r["apiGroups"], r["resources"], r["verbs"]))
+    """The executor's ClusterRole rules, from what the catalog's actions declare (deploy/10-rbac.yaml)."""
+    return cluster_role_rules(rule for spec in CATALOG.values() for rule in spec.rbac)

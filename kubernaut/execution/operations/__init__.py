@@ -1,38 +1,37 @@
-"""The Kubernetes side of every mutating catalog action, by name (read-only ones live in `observe`)."""
+"""The Kubernetes side of the catalog's actions: each mutating action's module declares its operation
+(``ActionSpec.operation``); the read-only collect_diagnostics is ``observe``.
+
+``OPERATIONS`` (name -> Operation) is read from the catalog on first use, so the action modules can import
+``operations.base`` without a cycle.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
-from kubernaut.execution.catalog import CATALOG
-from kubernaut.execution.operations import jobs, network, nodes, pods, resources, storage, workloads
 from kubernaut.execution.operations.base import (
     Applied,
     Context,
     Operation,
+    PartialFailure,
     Prepared,
     Refused,
     Verification,
     Write,
 )
-from kubernaut.execution.operations.nodes import PartialFailure
 
 
-def _build() -> Mapping[str, Operation]:
-    ops: dict[str, Operation] = {}
-    for family in (pods, workloads, resources, nodes, storage, jobs, network):
-        for op in family.OPERATIONS:
-            ops[op.name] = op
-    # Fail at import when the catalog and the implementations drift apart.
-    mutating = {name for name, spec in CATALOG.items() if spec.mutates}
-    if set(ops) != mutating:
-        raise RuntimeError(f"operations out of sync with the catalog: missing {sorted(mutating - set(ops))}, "
-                           f"unknown {sorted(set(ops) - mutating)}")
-    return MappingProxyType(ops)
+def __getattr__(name: str) -> Any:
+    if name == "OPERATIONS":
+        from kubernaut.execution.catalog import CATALOG
 
+        operations: Mapping[str, Operation] = MappingProxyType(
+            {name: spec.operation for name, spec in CATALOG.items() if spec.operation is not None})
+        return operations
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-OPERATIONS: Mapping[str, Operation] = _build()
 
 __all__ = ["OPERATIONS", "Applied", "Context", "Operation", "PartialFailure", "Prepared", "Refused", "Verification",
            "Write"]

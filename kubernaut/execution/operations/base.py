@@ -78,6 +78,16 @@ class Applied:
     after: dict[str, Any] = field(default_factory=dict)
 
 
+class PartialFailure(Exception):
+    """Some writes happened, then the action could not finish (e.g. a drain timed out): the record
+    keeps what was applied so the inverse (uncordon) stays available."""
+
+    def __init__(self, message: str, applied: Applied, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.applied = applied
+        self.retryable = retryable
+
+
 @dataclass
 class Verification:
     passed: bool | None

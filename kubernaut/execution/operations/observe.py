@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubernaut.execution.catalog import CollectDiagnosticsParams
+from kubernaut.execution.actions.collect_diagnostics import CollectDiagnosticsParams
 from kubernaut.execution.kube import KubeError, KubeUnreachable
 from kubernaut.execution.operations.base import Context, is_ready, meta, selector_string
 from kubernaut.execution.scope import ObjectScope

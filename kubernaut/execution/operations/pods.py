@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernaut.execution.catalog import DeletePodParams, EvictPodParams, RestartPodParams
 from kubernaut.execution.operations.base import (
     Context,
-    Operation,
-    Prepared,
     Refused,
     Verification,
-    Write,
     controller_of,
     is_ready,
     meta,
@@ -76,58 +72,9 @@ async def _verify_replaced(ctx: Context, target: ResourceRef, record: dict[str, 
                                         "is Ready with 0 restarts"], {"replacements": [meta(p)["name"] for p in new]})
 
 
-class RestartPod(Operation):
-    name = "restart_pod"
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: RestartPodParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        pod, record = await _prepare_pod(ctx, target, need_controller=True, action=self.name)
-        write = Write("delete", "Pod", target.name, target.namespace, before=pod, uid=record["uid"],
-                      grace_period_seconds=params.grace_period_seconds)
-        return Prepared([write], record, {"deleted_uid": record["uid"]})
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: RestartPodParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        return await _verify_replaced(ctx, target, record)
 
 
-class DeletePod(Operation):
-    name = "delete_pod"
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: DeletePodParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        pod, record = await _prepare_pod(ctx, target, need_controller=False, action=self.name)
-        notes = [] if record["owner"] else ["the pod has no controller: it is gone for good once deleted"]
-        # Kept for humans: a bare pod cannot be recreated by anything else.
-        record["manifest"] = {k: pod.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-        record["manifest"]["metadata"] = {k: v for k, v in meta(pod).items() if k != "managedFields"}
-        write = Write("delete", "Pod", target.name, target.namespace, before=pod, uid=record["uid"],
-                      grace_period_seconds=params.grace_period_seconds)
-        return Prepared([write], record, {"deleted_uid": record["uid"]}, notes)
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: DeletePodParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        if record.get("owner"):
-            return await _verify_replaced(ctx, target, record)
-        current = await ctx.kube.get_or_none("Pod", target.name, target.namespace)
-        if current is not None and meta(current).get("uid") == record["uid"]:
-            return Verification(None, [f"pod uid {record['uid']} still exists (terminating)"])
-        return Verification(True, [f"pod uid {record['uid']} no longer exists"])
 
 
-class EvictPod(Operation):
-    name = "evict_pod"
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: EvictPodParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        pod, record = await _prepare_pod(ctx, target, need_controller=True, action=self.name)
-        write = Write("evict", "Pod", target.name, target.namespace, before=pod, uid=record["uid"],
-                      grace_period_seconds=params.grace_period_seconds)
-        return Prepared([write], record, {"evicted_uid": record["uid"]})
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: EvictPodParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        return await _verify_replaced(ctx, target, record)
 
 
-OPERATIONS = (RestartPod(), DeletePod(), EvictPod())

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from kubernaut.execution.catalog import (
     IncreaseCpuLimitsParams,
     IncreaseMemoryLimitsParams,
-    RelaxPdbParams,
-    UpdateHpaParams,
     parse_quantity,
 )
-from kubernaut.execution.catalog.workloads import MAX_REPLICAS
 from kubernaut.execution.operations.base import (
     Context,
     Operation,
@@ -183,138 +179,9 @@ class IncreaseLimits(Operation):
         return Verification(done, [f"limits.{self.resource} of {after['container']} is {limit}", text])
 
 
-class UpdateHpa(Operation):
-    name = "update_hpa"
-
-    async def _find(self, ctx: Context, target: ResourceRef) -> dict[str, Any]:
-        if target.kind == "HorizontalPodAutoscaler":
-            return await must_get(ctx, target)
-        await must_get(ctx, target)
-        found = [h for h in await ctx.kube.list("HorizontalPodAutoscaler", target.namespace)
-                 if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("kind") == target.kind
-                 and ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == target.name]
-        if not found:
-            raise Refused(f"no HorizontalPodAutoscaler targets {target.kind} {target.namespace}/{target.name}")
-        if len(found) > 1:
-            raise Refused(f"{len(found)} HorizontalPodAutoscalers target {target.kind} {target.name} "
-                          f"({', '.join(meta(h)['name'] for h in found)}): name one as the target")
-        return found[0]
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: UpdateHpaParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        hpa = await self._find(ctx, target)
-        spec = hpa.get("spec") or {}
-        cur_min, cur_max = int(spec.get("minReplicas") or 1), int(spec["maxReplicas"])
-        if undo is not None:
-            new_min, new_max = int(undo["min_replicas"]), int(undo["max_replicas"])
-        else:
-            new_min = params.min_replicas if params.min_replicas is not None else cur_min
-            if params.max_replicas is not None:
-                new_max = params.max_replicas
-            elif params.max_replicas_factor is not None:
-                new_max = min(math.ceil(cur_max * params.max_replicas_factor), MAX_REPLICAS)
-            else:
-                new_max = cur_max
-        if new_min > new_max:
-            raise Refused(f"minReplicas {new_min} would exceed maxReplicas {new_max}")
-        if (new_min, new_max) == (cur_min, cur_max):
-            raise Refused(f"HPA {meta(hpa)['name']} already has minReplicas={cur_min}, maxReplicas={cur_max}")
-        name = meta(hpa)["name"]
-        body = with_rv(hpa, {"spec": {"minReplicas": new_min, "maxReplicas": new_max}})
-        write = Write("patch", "HorizontalPodAutoscaler", name, target.namespace, body, before=hpa)
-        return Prepared([write], {"hpa": name, "min_replicas": cur_min, "max_replicas": cur_max},
-                        {"hpa": name, "min_replicas": new_min, "max_replicas": new_max})
-
-    def inverse(self, target: ResourceRef, params: UpdateHpaParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        hpa = ResourceRef(kind="HorizontalPodAutoscaler", name=record["hpa"], namespace=target.namespace)
-        return {"action": self.name, "target": hpa.model_dump(),
-                "parameters": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"]}}
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: UpdateHpaParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        hpa = await ctx.kube.get("HorizontalPodAutoscaler", after["hpa"], target.namespace)
-        spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-        got = (int(spec.get("minReplicas") or 1), int(spec.get("maxReplicas") or 0))
-        want = (after["min_replicas"], after["max_replicas"])
-        if got != want:
-            return Verification(False, [f"HPA bounds are {got}, not {want}: changed since"])
-        checks = [f"HPA {after['hpa']} minReplicas={got[0]} maxReplicas={got[1]}"]
-        desired = status.get("desiredReplicas")
-        if desired is not None:
-            checks.append(f"desiredReplicas={desired}")
-        return Verification(True, checks)
 
 
-def _disruptions(spec: dict[str, Any], expected: int, healthy: int) -> int:
-    """Disruptions a PDB spec allows, as the disruption controller computes them."""
-    if spec.get("maxUnavailable") is not None:
-        value = spec["maxUnavailable"]
-        unavailable = (-(-int(value[:-1]) * expected // 100) if isinstance(value, str) and value.endswith("%")
-                       else int(value))
-        desired = max(0, expected - unavailable)
-    elif spec.get("minAvailable") is not None:
-        value = spec["minAvailable"]
-        desired = (-(-int(value[:-1]) * expected // 100) if isinstance(value, str) and value.endswith("%")
-                   else int(value))
-    else:
-        desired = 0
-    return max(0, healthy - desired)
 
 
-class RelaxPdb(Operation):
-    name = "relax_pdb"
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: RelaxPdbParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        pdb = await must_get(ctx, target)
-        spec, status = pdb.get("spec") or {}, pdb.get("status") or {}
-        record = {"min_available": spec.get("minAvailable"), "max_unavailable": spec.get("maxUnavailable"),
-                  "disruptions_allowed": status.get("disruptionsAllowed")}
-        if undo is not None:
-            new = {"minAvailable": undo.get("min_available"), "maxUnavailable": undo.get("max_unavailable")}
-        else:
-            new = {"minAvailable": params.min_available, "maxUnavailable": params.max_unavailable}
-            allowed = int(status.get("disruptionsAllowed") or 0)
-            if allowed > 0:
-                raise Refused(f"the budget already allows {allowed} disruption(s): it is not what blocks; nothing to "
-                              "relax")
-            expected, healthy = int(status.get("expectedPods") or 0), int(status.get("currentHealthy") or 0)
-            after = _disruptions(new, expected, healthy)
-            if after <= allowed:
-                raise Refused(f"the new value would still allow {after} disruption(s) ({healthy} healthy of "
-                              f"{expected} expected pods): it does not relax the budget")
-        if new == {"minAvailable": spec.get("minAvailable"), "maxUnavailable": spec.get("maxUnavailable")}:
-            raise Refused("the budget already has these values")
-        write = Write("patch", "PodDisruptionBudget", target.name, target.namespace, with_rv(pdb, {"spec": new}),
-                      before=pdb)
-        return Prepared([write], record, {"min_available": new["minAvailable"],
-                                          "max_unavailable": new["maxUnavailable"], "restore": undo is not None})
-
-    def inverse(self, target: ResourceRef, params: RelaxPdbParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        if record.get("max_unavailable") is not None:
-            parameters = {"max_unavailable": record["max_unavailable"]}
-        elif record.get("min_available") is not None:
-            parameters = {"min_available": record["min_available"]}
-        else:
-            return None
-        return {"action": self.name, "target": target.model_dump(), "parameters": parameters}
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: RelaxPdbParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        pdb = await must_get(ctx, target)
-        spec, status = pdb.get("spec") or {}, pdb.get("status") or {}
-        got = {"min_available": spec.get("minAvailable"), "max_unavailable": spec.get("maxUnavailable")}
-        if got != {k: after.get(k) for k in got}:
-            return Verification(False, [f"the budget is {got}, not {after}: changed since"])
-        if (status.get("observedGeneration") or 0) < (meta(pdb).get("generation") or 0):
-            return Verification(None, ["the disruption controller has not observed the change yet"])
-        allowed = int(status.get("disruptionsAllowed") or 0)
-        checks = [f"spec {got}", f"status.disruptionsAllowed={allowed}"]
-        if after.get("restore"):  # restoring a recorded (tighter) budget: the spec is what counts
-            return Verification(True, checks)
-        if record.get("disruptions_allowed") is not None and allowed <= int(record["disruptions_allowed"]):
-            return Verification(None if allowed == 0 else False, checks)
-        return Verification(True, checks)
 
 
-OPERATIONS = (IncreaseLimits("memory"), IncreaseLimits("cpu"), UpdateHpa(), RelaxPdb())

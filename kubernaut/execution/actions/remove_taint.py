@@ -1,0 +1,109 @@
+"""remove_taint: Remove a taint (by key, optionally effect) from a node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS, TaintEffect, TaintKey
+from kubernaut.execution.catalog.params import ActionParams
+from kubernaut.execution.catalog.plan import Risk, ref
+from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    Write,
+    must_get,
+    with_rv,
+)
+from kubernaut.execution.operations.nodes import _taints
+from kubernaut.models.finding import FindingKind as K
+from kubernaut.models.resource import ResourceRef
+
+
+class RemoveTaintParams(ActionParams):
+    """Effect optional: without it every taint with the key goes, which is what 'untaint' usually means."""
+
+    key: TaintKey = Field(description="Key of the taint to remove.")
+    effect: TaintEffect | None = Field(
+        default=None, description="Only the taint with this effect; omitted = all effects."
+    )
+
+
+def _plan_remove_taint(target: ResourceRef, params: RemoveTaintParams) -> list[str]:
+    which = f"key={params.key}" + (f", effect={params.effect.value}" if params.effect else " (all effects)")
+    return [
+        f"GET {ref(target)} (record the matching taints for the inverse; no-op when none match {which})",
+        f"PATCH {ref(target)} spec.taints -= [{which}] (JSON patch with test on resourceVersion)",
+    ]
+
+
+class RemoveTaint(Operation):
+    name = "remove_taint"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: RemoveTaintParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        taints = _taints(node)
+        effect = params.effect.value if params.effect else None
+
+        def matches(t: dict[str, Any]) -> bool:
+            return t.get("key") == params.key and (effect is None or t.get("effect") == effect)
+
+        removed = [t for t in taints if matches(t)]
+        if not removed:
+            raise Refused(f"node {target.name} has no taint {params.key}" + (f":{effect}" if effect else ""))
+        kept = [t for t in taints if not matches(t)]
+        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"taints": kept or None}}),
+                      before=node)
+        return Prepared([write], {"removed": removed}, {"key": params.key, "effect": effect})
+
+    def inverse(self, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        removed = record.get("removed") or []
+        if len(removed) != 1:  # one taint_node per removed taint: a single request cannot restore several
+            return None
+        taint = removed[0]
+        return {"action": "taint_node", "target": target.model_dump(),
+                "parameters": {"key": taint["key"], "value": taint.get("value", ""), "effect": taint["effect"]}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        left = [t for t in _taints(node) if t.get("key") == after["key"]
+                and (after.get("effect") is None or t.get("effect") == after["effect"])]
+        if left:
+            return Verification(False, [f"taint {after['key']} is present again"])
+        return Verification(True, [f"no taint {after['key']}" + (f":{after['effect']}" if after.get("effect") else "")])
+
+
+SPEC = ActionSpec(
+    name="remove_taint",
+    helps_when=(K.UNTOLERATED_TAINT,),
+    harmful_when=(K.NODE_NOT_READY, K.NODE_PRESSURE),
+    summary="Remove a taint (by key, optionally effect) from a node.",
+    params=RemoveTaintParams,
+    target_kinds=NODE_KINDS,
+    risk=Risk.MEDIUM,
+    mutates=True,
+    sensitive=True,
+    preconditions=("a taint with the key is present", "the reason for the taint no longer holds"),
+    when_to_use=(
+        "Pods are Pending because of a leftover taint on a healthy node (after maintenance or a fixed fault)."
+    ),
+    when_not_to_use=(
+        "Do not remove taints added by Kubernetes controllers or cloud providers (node.kubernetes.io/*, "
+        "node.cloudprovider.kubernetes.io/*): they are re-added or protect an unready node. Do not "
+        "remove dedicated-pool taints (e.g. GPU nodes) to make room for ordinary pods."
+    ),
+    verification="The taint is gone and Pending pods are scheduled onto the node.",
+    inverse="taint_node",
+    inverse_note=("taint_node with the key, value and effect recorded before removal (one call per removed taint)"),
+    rbac=(_NODE_PATCH,),
+    planner=_plan_remove_taint,
+    family=Family.NODE,
+    operation=RemoveTaint(),
+)

@@ -1,0 +1,121 @@
+"""taint_node: Add a taint to a node (NoSchedule, PreferNoSchedule or NoExecute)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from kubernaut.execution.catalog.grammar import LabelValue
+from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS, TaintEffect, TaintKey
+from kubernaut.execution.catalog.params import ActionParams
+from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
+from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    Write,
+    must_get,
+    with_rv,
+)
+from kubernaut.execution.operations.nodes import _taints
+from kubernaut.models.resource import ResourceRef
+
+
+class TaintNodeParams(ActionParams):
+    """Key and value follow the label grammar the API server enforces for taints."""
+
+    key: TaintKey = Field(description="Taint key, e.g. kubernaut.ai/quarantine.")
+    value: LabelValue = Field(default="", description="Taint value (may be empty).")
+    effect: TaintEffect = Field(description="NoExecute also evicts running pods without a toleration.")
+
+
+def _plan_taint(target: ResourceRef, params: TaintNodeParams) -> PlanDraft:
+    taint = f"{params.key}={params.value}:{params.effect.value}"
+    risk = Risk.HIGH if params.effect is TaintEffect.NO_EXECUTE else None
+    warnings = (
+        ["NoExecute evicts every running pod on the node that does not tolerate the taint"]
+        if params.effect is TaintEffect.NO_EXECUTE
+        else []
+    )
+    return PlanDraft(
+        steps=[
+            f"GET {ref(target)} (record spec.taints and resourceVersion; no-op when {taint} already present)",
+            f"PATCH {ref(target)} spec.taints += "
+            f"{{key: {params.key}, value: {params.value!r}, effect: {params.effect.value}}} (JSON patch with "
+            "test on resourceVersion)",
+        ],
+        warnings=warnings,
+        risk=risk,
+    )
+
+
+class TaintNode(Operation):
+    name = "taint_node"
+
+    async def prepare(self, ctx: Context, target: ResourceRef, params: TaintNodeParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        node = await must_get(ctx, target)
+        taints = _taints(node)
+        effect = params.effect.value
+        if any(t.get("key") == params.key and t.get("effect") == effect for t in taints):
+            raise Refused(f"node {target.name} already has a {params.key}:{effect} taint")
+        taint: dict[str, Any] = {"key": params.key, "effect": effect}
+        if params.value:
+            taint["value"] = params.value
+        # A merge patch replaces the whole list; the resourceVersion makes that safe against a
+        # concurrent taint change (409 instead of dropping someone else's taint).
+        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"taints": [*taints, taint]}}),
+                      before=node)
+        notes = ["NoExecute evicts every pod on the node that does not tolerate the taint"] if effect == "NoExecute" \
+            else []
+        return Prepared([write], {"taints": taints}, {"taint": taint}, notes)
+
+    def inverse(self, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any]) -> dict[str, Any] | None:
+        return {"action": "remove_taint", "target": target.model_dump(),
+                "parameters": {"key": params.key, "effect": params.effect.value}}
+
+    async def verify(self, ctx: Context, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        node = await must_get(ctx, target)
+        want = after["taint"]
+        present = any(t.get("key") == want["key"] and t.get("effect") == want["effect"]
+                      and (t.get("value") or "") == want.get("value", "") for t in _taints(node))
+        return Verification(present, [f"taint {want['key']}={want.get('value', '')}:{want['effect']} "
+                                      f"{'present' if present else 'absent'}"])
+
+
+SPEC = ActionSpec(
+    name="taint_node",
+    helps_when=(),
+    harmful_when=(),
+    summary="Add a taint to a node (NoSchedule, PreferNoSchedule or NoExecute).",
+    params=TaintNodeParams,
+    target_kinds=NODE_KINDS,
+    risk=Risk.MEDIUM,
+    mutates=True,
+    sensitive=True,
+    preconditions=(
+        "the taint is not already present",
+        "for NoExecute: the evicted pods can run elsewhere",
+        "the key is not under kubernetes.io or k8s.io (controller-managed)",
+    ),
+    when_to_use=(
+        "Keeping a class of workloads off a node (e.g. a node with a flaky GPU or local disk) while "
+        "tolerating pods keep running; a finer tool than cordon_node."
+    ),
+    when_not_to_use=(
+        "Do not use NoExecute unless evicting all non-tolerating pods is intended. Do not use system "
+        "taint keys; prefer cordon_node to simply stop scheduling."
+    ),
+    verification=("The node has the taint; new non-tolerating pods are not scheduled there (NoExecute: evicted)."),
+    inverse="remove_taint",
+    inverse_note="remove_taint with the same key and effect",
+    rbac=(_NODE_PATCH,),
+    planner=_plan_taint,
+    family=Family.NODE,
+    operation=TaintNode(),
+)
