@@ -1,6 +1,6 @@
 """Kubernetes credentials: in-cluster first, then kubeconfig (``KUBECONFIG`` / ``~/.kube/config``).
 
-The ``kubernetes`` client is synchronous: callers run its calls in a thread (``asyncio.to_thread``).
+The ApiClient made here is used through ``kubernaut.cluster.api.ClusterAPI`` (threads, versions, errors).
 """
 
 from __future__ import annotations
