@@ -277,7 +277,7 @@ async def create_ready(admin: Kube, kind: str, ns: str, body: dict[str, Any], *,
 
 
 async def wait_rollout(admin: Kube, kind: str, ns: str, name: str, *, timeout: float = 90) -> dict[str, Any]:
-    from kubernaut.execution.operations.base import rollout_state
+    from kubernaut.execution.operations.objects import rollout_state
 
     async def done() -> dict[str, Any] | None:
         obj = await admin.get(kind, name, ns)

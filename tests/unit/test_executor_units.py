@@ -14,7 +14,7 @@ from kubernaut.execution.catalog import CATALOG, rbac_rules
 from kubernaut.execution.catalog.rbac import PIPELINE_RBAC
 from kubernaut.execution.kube import KINDS, Kube, KubeError, KubeUnreachable, Resource
 from kubernaut.execution.operations import OPERATIONS
-from kubernaut.execution.operations.base import (
+from kubernaut.execution.operations.objects import (
     merge_patch,
     rollout_state,
     selector_matches,

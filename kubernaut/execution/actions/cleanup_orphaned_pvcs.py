@@ -14,7 +14,8 @@ from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, meta
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write
+from kubernaut.execution.operations.objects import meta
 from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.resource import ResourceRef
 
@@ -174,7 +175,6 @@ SPEC = ActionSpec(
     params=CleanupOrphanedPvcsParams,
     target_kinds=("Namespace",),
     risk=Risk.HIGH,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "candidate claims are named by no pod and no pod template (Deployments at 0 replicas, Jobs and "
@@ -192,7 +192,6 @@ SPEC = ActionSpec(
         "irreversible."
     ),
     verification=("The candidate claims are gone and the quota usage (requests.storage) dropped accordingly."),
-    inverse=None,
     inverse_note="none: deleted claims (and, with reclaimPolicy Delete, their data) cannot be restored",
     rbac=(
         RbacRule("", "persistentvolumeclaims", ("get", "list", "delete")),

@@ -51,7 +51,6 @@ SPEC = ActionSpec(
     target_kinds=ANY_KIND,
     risk=Risk.LOW,
     mutates=False,
-    sensitive=False,
     preconditions=("read access to the target's namespace",),
     when_to_use=(
         "The cause is unclear and more evidence is needed before choosing a remediation, or a human "
@@ -61,7 +60,6 @@ SPEC = ActionSpec(
         "Not a remediation: when the fix is clear and safe, choose it (diagnostics are captured anyway)."
     ),
     verification="The incident holds a diagnostics bundle with the requested parts.",
-    inverse=None,
     inverse_note="none needed: nothing is changed",
     rbac=(
         RbacRule("", "pods", ("get", "list")),

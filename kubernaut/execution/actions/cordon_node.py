@@ -8,16 +8,8 @@ from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS
 from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import with_rv
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
@@ -58,7 +50,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=NODE_KINDS,
     risk=Risk.MEDIUM,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "the node exists",

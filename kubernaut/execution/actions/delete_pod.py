@@ -8,7 +8,8 @@ from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
 from kubernaut.execution.catalog.pods import _POD_READ, POD_KINDS, RestartPodParams, _grace
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family, Prelude
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Verification, Write, meta
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Verification, Write
+from kubernaut.execution.operations.objects import meta
 from kubernaut.execution.operations.pods import _prepare_pod, _verify_replaced
 from kubernaut.models.finding import RESTART_FUTILE
 from kubernaut.models.finding import FindingKind as K
@@ -63,8 +64,6 @@ SPEC = ActionSpec(
     params=DeletePodParams,
     target_kinds=POD_KINDS,
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=("the pod exists", "if it has no controller, losing it permanently is acceptable"),
     when_to_use=(
         "Clearing a Failed/Evicted/Unknown pod that nothing will clean up, or a pod whose node is gone; "
@@ -75,7 +74,6 @@ SPEC = ActionSpec(
         "PodDisruptionBudget should be respected (use evict_pod)."
     ),
     verification="The pod no longer exists (or a replacement is Ready when a controller owns it).",
-    inverse=None,
     inverse_note="none: a deleted pod is gone; the executor keeps the recorded manifest for humans",
     rbac=(_POD_READ, RbacRule("", "pods", ("delete",))),
     planner=_plan_delete,

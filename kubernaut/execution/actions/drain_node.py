@@ -24,13 +24,11 @@ from kubernaut.execution.operations.base import (
     Refused,
     Verification,
     Write,
-    controller_of,
-    meta,
     must_get,
     send,
-    with_rv,
 )
 from kubernaut.execution.operations.nodes import _conditions
+from kubernaut.execution.operations.objects import controller_of, meta, with_rv
 from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -270,7 +268,6 @@ SPEC = ActionSpec(
     params=DrainNodeParams,
     target_kinds=NODE_KINDS,
     risk=Risk.HIGH,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "the rest of the cluster can host the evicted pods",

@@ -57,8 +57,6 @@ SPEC = ActionSpec(
     params=EvictPodParams,
     target_kinds=POD_KINDS,
     risk=Risk.LOW,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the pod exists and is owned by a controller",
         "a PodDisruptionBudget covering the pod currently allows a disruption (else the API answers 429)",
@@ -74,7 +72,6 @@ SPEC = ActionSpec(
     verification=(
         "The pod is gone and the controller's replacement is Ready, on another node if the node was the issue."
     ),
-    inverse=None,
     inverse_note="none: an evicted pod cannot be brought back; the controller recreates it",
     rbac=(_POD_READ, RbacRule("", "pods/eviction", ("create",))),
     planner=_plan_evict,

@@ -13,17 +13,8 @@ from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.quantity import parse_quantity
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    meta,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -140,8 +131,6 @@ SPEC = ActionSpec(
     params=ExpandPvcParams,
     target_kinds=("PersistentVolumeClaim",),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the claim is Bound",
         "its StorageClass has allowVolumeExpansion: true",
@@ -157,7 +146,6 @@ SPEC = ActionSpec(
         "not allow expansion, or a ResourceQuota forbids the size."
     ),
     verification="status.capacity.storage shows the new size and the filesystem free space rose.",
-    inverse=None,
     inverse_note="none: Kubernetes cannot shrink a volume; the previous size is recorded for humans",
     rbac=(
         RbacRule("", "persistentvolumeclaims", ("get", "list", "watch", "patch")),

@@ -33,15 +33,12 @@ SPEC = ActionSpec(
     target_kinds=ANY_KIND,
     risk=Risk.LOW,
     mutates=False,
-    sensitive=False,
-    preconditions=(),
     when_to_use=(
         "No catalog action is safe or appropriate: GitOps-managed targets (fix in git), ResourceQuota "
         "blocks, unclear root cause, a human decision is needed, or the alert needs no remediation."
     ),
     when_not_to_use="Do not use to hide a clear, safe and approved remediation.",
     verification="The notification was delivered to at least one channel.",
-    inverse=None,
     inverse_note="none needed: nothing is changed",
     rbac=(),
     planner=_plan_notify,

@@ -8,17 +8,8 @@ from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import GITOPS_GUARD, _workload_rbac
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    must_get,
-    rollout_state,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import rollout_state, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -63,8 +54,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=("Deployment",),
     risk=Risk.LOW,
-    mutates=True,
-    sensitive=False,
     preconditions=("a rollout is in progress", "the Deployment is not already paused"),
     when_to_use=(
         "A rollout is progressing while new pods fail readiness or raise errors; stop it before deciding."

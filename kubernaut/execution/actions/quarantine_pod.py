@@ -12,20 +12,9 @@ from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    labels,
-    meta,
-    must_get,
-    selector_matches,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
+from kubernaut.execution.operations.objects import labels, meta, selector_matches, with_rv
 from kubernaut.models.resource import ResourceRef
 
 QUARANTINE_POLICY_PREFIX = "kubernaut-quarantine-"
@@ -162,8 +151,6 @@ SPEC = ActionSpec(
     params=QuarantinePodParams,
     target_kinds=("Pod",),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the cluster's CNI enforces NetworkPolicy",
         "no other NetworkPolicy selecting the pod allows traffic (policies are additive)",

@@ -12,17 +12,8 @@ from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import GITOPS_GUARD
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    meta,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -142,7 +133,6 @@ SPEC = ActionSpec(
     params=RelaxPdbParams,
     target_kinds=("PodDisruptionBudget",),
     risk=Risk.HIGH,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "the budget currently blocks a needed eviction (status.disruptionsAllowed == 0)",

@@ -9,19 +9,9 @@ from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    labels,
-    meta,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
+from kubernaut.execution.operations.objects import labels, meta, with_rv
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
@@ -89,7 +79,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=("NetworkPolicy",),
     risk=Risk.HIGH,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "the policy demonstrably blocks required traffic, or is a kubernaut quarantine policy",
@@ -104,7 +93,6 @@ SPEC = ActionSpec(
         "policies are re-created by the controller: fix them in git."
     ),
     verification=("The policy is gone and the blocked connections succeed again (error rate and timeouts drop)."),
-    inverse=None,
     inverse_note=("none in the catalog: the deleted manifest is recorded on the action for a human to re-apply"),
     rbac=(
         RbacRule("networking.k8s.io", "networkpolicies", ("get", "list", "delete")),

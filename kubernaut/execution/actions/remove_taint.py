@@ -10,17 +10,9 @@ from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS, TaintEffe
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.nodes import _taints
+from kubernaut.execution.operations.objects import with_rv
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
@@ -88,7 +80,6 @@ SPEC = ActionSpec(
     params=RemoveTaintParams,
     target_kinds=NODE_KINDS,
     risk=Risk.MEDIUM,
-    mutates=True,
     sensitive=True,
     preconditions=("a taint with the key is present", "the reason for the taint no longer holds"),
     when_to_use=(

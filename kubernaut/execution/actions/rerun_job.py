@@ -14,17 +14,8 @@ from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    labels,
-    meta,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import labels, meta
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -171,8 +162,6 @@ SPEC = ActionSpec(
     params=RerunJobParams,
     target_kinds=("Job", "CronJob"),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the job is idempotent (safe to run again)",
         "the failure was transient (node loss, dependency outage, eviction)",
@@ -188,7 +177,6 @@ SPEC = ActionSpec(
         "in the template instead)."
     ),
     verification="The new Job reaches Complete (status.succeeded >= completions).",
-    inverse=None,
     inverse_note="none: the work the Job did cannot be undone; the new Job object remains for inspection",
     rbac=(
         RbacRule("batch", "jobs", ("get", "list", "watch", "create")),

@@ -50,8 +50,6 @@ SPEC = ActionSpec(
     params=RestartPodParams,
     target_kinds=POD_KINDS,
     risk=Risk.LOW,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the pod exists and is owned by a controller (ReplicaSet, StatefulSet, DaemonSet, Job)",
         "the workload has other ready replicas, or a short interruption is acceptable",
@@ -67,7 +65,6 @@ SPEC = ActionSpec(
         "increase_memory_limits instead."
     ),
     verification=("A new pod with a different uid is Ready, and its restart count stays at 0 through the window."),
-    inverse=None,
     inverse_note=("none: a restarted pod cannot be un-restarted; the controller recreates it from the same spec"),
     rbac=(_POD_READ, RbacRule("", "pods", ("delete",))),
     planner=_plan_restart,

@@ -8,17 +8,8 @@ from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import _workload_rbac
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    must_get,
-    rollout_state,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import rollout_state, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.resource import ResourceRef
 
@@ -63,8 +54,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=("Deployment",),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=("the Deployment is paused", "the reason for pausing has been fixed"),
     when_to_use="After a pause, once the new revision is known good or the template has been corrected.",
     when_not_to_use=("Do not resume while the new revision is still failing: the rollout resumes spreading it."),

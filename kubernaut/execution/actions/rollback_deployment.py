@@ -11,20 +11,8 @@ from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import GITOPS_GUARD, _workload_rbac
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    merge_patch,
-    meta,
-    must_get,
-    rollout_state,
-    selector_string,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import merge_patch, meta, rollout_state, selector_string, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -147,8 +135,6 @@ SPEC = ActionSpec(
     params=RollbackParams,
     target_kinds=("Deployment",),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the target revision's ReplicaSet still exists (revisionHistoryLimit)",
         "the problem started with the current revision's rollout",

@@ -8,18 +8,8 @@ from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family, Prelude
 from kubernaut.execution.catalog.workloads import _WORKLOAD_RESOURCES, GITOPS_GUARD, WORKLOAD_KINDS, _workload_rbac
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    meta,
-    must_get,
-    rollout_state,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import meta, rollout_state, with_rv
 from kubernaut.models.finding import RESTART_FUTILE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -105,8 +95,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=WORKLOAD_KINDS,
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "the workload exists and is not paused",
         "no rollout is in progress",
@@ -122,7 +110,6 @@ SPEC = ActionSpec(
         "OOMKilled (increase_memory_limits). " + GITOPS_GUARD
     ),
     verification=("All pods were replaced (new restartedAt), the rollout completed and the alert resolves."),
-    inverse=None,
     inverse_note="none: the pods are already replaced; only the restartedAt annotation changed",
     rbac=_workload_rbac(_WORKLOAD_RESOURCES, ("get", "list", "watch", "patch")),
     planner=_plan_rollout_restart,

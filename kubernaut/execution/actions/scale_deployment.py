@@ -23,8 +23,6 @@ SPEC = ActionSpec(
     params=ScaleDeploymentParams,
     target_kinds=("Deployment",),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "no HorizontalPodAutoscaler targets the Deployment (use update_hpa instead)",
         "the namespace ResourceQuota and cluster capacity allow the extra pods",

@@ -32,7 +32,6 @@ SPEC = ActionSpec(
     params=ScaleStatefulSetParams,
     target_kinds=("StatefulSet",),
     risk=Risk.HIGH,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "no HorizontalPodAutoscaler targets the StatefulSet",

@@ -13,17 +13,8 @@ from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import _WORKLOAD_RESOURCES, GITOPS_GUARD, WORKLOAD_KINDS, _workload_rbac
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    must_get,
-    rollout_state,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import rollout_state, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.resource import ResourceRef
 
@@ -120,7 +111,6 @@ SPEC = ActionSpec(
     params=SetImageParams,
     target_kinds=WORKLOAD_KINDS,
     risk=Risk.HIGH,
-    mutates=True,
     sensitive=True,
     preconditions=(
         "the container exists in the pod template",

@@ -30,8 +30,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=("CronJob",),
     risk=Risk.LOW,
-    mutates=True,
-    sensitive=False,
     preconditions=("the CronJob is not already suspended",),
     when_to_use=(
         "Each run fails or harms something (overloads a database, piles up failed Jobs, fills a volume) "

@@ -8,17 +8,9 @@ from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS
 from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.nodes import _conditions
+from kubernaut.execution.operations.objects import with_rv
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
@@ -69,7 +61,6 @@ SPEC = ActionSpec(
     params=NoParams,
     target_kinds=NODE_KINDS,
     risk=Risk.LOW,
-    mutates=True,
     sensitive=True,
     preconditions=("the node is Ready", "no memory, disk or PID pressure condition is true"),
     when_to_use="A cordoned node has recovered (Ready, pressure gone, maintenance over).",

@@ -13,17 +13,8 @@ from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.resources import QUOTA_GUARD
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import GITOPS_GUARD, MAX_REPLICAS
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    meta,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.finding import OWNED_ELSEWHERE, SCHEDULING_BLOCKED
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
@@ -153,8 +144,6 @@ SPEC = ActionSpec(
     params=UpdateHpaParams,
     target_kinds=("HorizontalPodAutoscaler", "Deployment", "StatefulSet"),
     risk=Risk.MEDIUM,
-    mutates=True,
-    sensitive=False,
     preconditions=(
         "an HPA targets the workload",
         "after the change minReplicas <= maxReplicas",

@@ -155,8 +155,6 @@ def limits_spec(resource: str, params: type[_LimitParams], summary: str, when: s
         params=params,
         target_kinds=WORKLOAD_KINDS,
         risk=Risk.MEDIUM,
-        mutates=True,
-        sensitive=False,
         preconditions=(
             "the container exists in the pod template",
             f"the namespace ResourceQuota and LimitRange allow the new {resource} limit",

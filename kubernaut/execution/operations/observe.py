@@ -11,7 +11,8 @@ from typing import Any
 
 from kubernaut.execution.actions.collect_diagnostics import CollectDiagnosticsParams
 from kubernaut.execution.kube import KubeError, KubeUnreachable
-from kubernaut.execution.operations.base import Context, is_ready, meta, selector_string
+from kubernaut.execution.operations.base import Context
+from kubernaut.execution.operations.objects import is_ready, meta, selector_string
 from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.resource import ResourceRef
 

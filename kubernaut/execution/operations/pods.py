@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernaut.execution.operations.base import (
-    Context,
-    Refused,
-    Verification,
-    controller_of,
-    is_ready,
-    meta,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Refused, Verification, must_get
+from kubernaut.execution.operations.objects import controller_of, is_ready, meta
 from kubernaut.models.resource import ResourceRef
 
 

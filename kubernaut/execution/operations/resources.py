@@ -10,18 +10,8 @@ from kubernaut.execution.catalog import (
     IncreaseMemoryLimitsParams,
     parse_quantity,
 )
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    meta,
-    must_get,
-    rollout_state,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import meta, rollout_state, with_rv
 from kubernaut.models.resource import ResourceRef
 
 LimitParams = IncreaseMemoryLimitsParams | IncreaseCpuLimitsParams

@@ -5,17 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubernaut.execution.catalog import ScaleParams
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    meta,
-    must_get,
-    with_rv,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.resource import ResourceRef
 
 
