@@ -231,10 +231,10 @@ class ClusterAPI:
             return await asyncio.to_thread(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(executor, lambda: fn(*args, **kwargs))
 
-    async def get(self, kind: str, name: str, namespace: str | None = None, *,
-                  timeout_s: float | None = None) -> Obj:
-        res = await self.resource(kind, "get")
-        return await self.request("GET", res.path(namespace, name), timeout_s=timeout_s)
+    async def get(self, kind: str, name: str, namespace: str | None = None, *, timeout_s: float | None = None,
+                  subresource: str | None = None) -> Obj:
+        res = await self.resource(kind, "get", subresource)
+        return await self.request("GET", res.path(namespace, name, subresource), timeout_s=timeout_s)
 
     async def get_or_none(self, kind: str, name: str, namespace: str | None = None, *,
                           timeout_s: float | None = None) -> Obj | None:

@@ -83,6 +83,5 @@ async def test_the_chosen_versions_are_accepted(kube_api_client: client.ApiClien
                   "template": {"metadata": {"labels": {"app": "web"}},
                                "spec": {"containers": [{"name": "main", "image": "registry.local/a:1"}]}}}}
     await api.create("Deployment", kube_namespace, deployment)
-    scale = await api.request("GET", (await api.resource("Deployment", "get", "scale")).path(
-        kube_namespace, "web", "scale"))
+    scale = await api.get("Deployment", "web", kube_namespace, subresource="scale")
     assert scale["kind"] == "Scale" and scale["spec"].get("replicas", 0) == 0
