@@ -15,7 +15,7 @@ from kubernaut.execution.catalog.plan import PlanDraft, Risk
 from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write
-from kubernaut.execution.operations.objects import meta
+from kubernaut.execution.operations.objects import annotations, meta
 from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.resource import ResourceRef
 
@@ -168,8 +168,6 @@ class CleanupOrphanedPvcs(Operation):
 
 SPEC = ActionSpec(
     name="cleanup_orphaned_pvcs",
-    helps_when=(),
-    harmful_when=(),
     summary=("Delete PersistentVolumeClaims in a namespace that no pod or workload template names "
              "(bounded count)."),
     params=CleanupOrphanedPvcsParams,

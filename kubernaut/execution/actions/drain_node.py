@@ -28,7 +28,7 @@ from kubernaut.execution.operations.base import (
     send,
 )
 from kubernaut.execution.operations.nodes import _conditions
-from kubernaut.execution.operations.objects import controller_of, meta, with_rv
+from kubernaut.execution.operations.objects import annotations, controller_of, meta, with_rv
 from kubernaut.execution.scope import ObjectScope
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef

@@ -14,7 +14,7 @@ from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
-from kubernaut.execution.operations.objects import labels, meta, selector_matches, with_rv
+from kubernaut.execution.operations.objects import annotations, labels, meta, selector_matches, with_rv
 from kubernaut.models.resource import ResourceRef
 
 QUARANTINE_POLICY_PREFIX = "kubernaut-quarantine-"
@@ -145,8 +145,6 @@ class QuarantinePod(Operation):
 
 SPEC = ActionSpec(
     name="quarantine_pod",
-    helps_when=(),
-    harmful_when=(),
     summary="Isolate one pod with a deny-all NetworkPolicy, keeping it running for forensics.",
     params=QuarantinePodParams,
     target_kinds=("Pod",),

@@ -11,7 +11,7 @@ from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
-from kubernaut.execution.operations.objects import labels, meta, with_rv
+from kubernaut.execution.operations.objects import annotations, labels, meta, with_rv
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
@@ -74,7 +74,6 @@ class RemoveNetworkPolicy(Operation):
 SPEC = ActionSpec(
     name="remove_network_policy",
     helps_when=(K.NETWORK_POLICY_DENIES,),
-    harmful_when=(),
     summary="Delete one NetworkPolicy (a blocking rule, or a quarantine created by quarantine_pod).",
     params=NoParams,
     target_kinds=("NetworkPolicy",),

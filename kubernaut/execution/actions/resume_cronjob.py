@@ -24,8 +24,6 @@ class ResumeCronJob(_Suspend):
 
 SPEC = ActionSpec(
     name="resume_cronjob",
-    helps_when=(),
-    harmful_when=(),
     summary="Resume a suspended CronJob.",
     params=NoParams,
     target_kinds=("CronJob",),

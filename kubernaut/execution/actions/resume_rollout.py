@@ -48,7 +48,6 @@ class ResumeRollout(Operation):
 
 SPEC = ActionSpec(
     name="resume_rollout",
-    helps_when=(),
     harmful_when=(*OWNED_ELSEWHERE,),
     summary="Resume a paused Deployment rollout.",
     params=NoParams,

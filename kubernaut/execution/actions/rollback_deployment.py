@@ -12,7 +12,14 @@ from kubernaut.execution.catalog.rbac import RbacRule
 from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.catalog.workloads import GITOPS_GUARD, _workload_rbac
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
-from kubernaut.execution.operations.objects import merge_patch, meta, rollout_state, selector_string, with_rv
+from kubernaut.execution.operations.objects import (
+    annotations,
+    merge_patch,
+    meta,
+    rollout_state,
+    selector_string,
+    with_rv,
+)
 from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef

@@ -9,7 +9,7 @@ from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
 from kubernaut.execution.catalog.spec import ActionSpec, Family, Prelude
 from kubernaut.execution.catalog.workloads import _WORKLOAD_RESOURCES, GITOPS_GUARD, WORKLOAD_KINDS, _workload_rbac
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
-from kubernaut.execution.operations.objects import meta, rollout_state, with_rv
+from kubernaut.execution.operations.objects import annotations, meta, rollout_state, with_rv
 from kubernaut.models.finding import RESTART_FUTILE
 from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef

@@ -17,7 +17,6 @@ class ScaleDeploymentParams(ScaleParams):
 
 SPEC = ActionSpec(
     name="scale_deployment",
-    helps_when=(),
     harmful_when=(K.TARGET_HEALTHY, *SCHEDULING_BLOCKED, *OWNED_ELSEWHERE),
     summary="Set the replica count of a Deployment (0..500; 0 stops it).",
     params=ScaleDeploymentParams,

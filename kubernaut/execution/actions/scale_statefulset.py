@@ -26,7 +26,6 @@ def _plan_scale_statefulset(target: ResourceRef, params: ScaleStatefulSetParams)
 
 SPEC = ActionSpec(
     name="scale_statefulset",
-    helps_when=(),
     harmful_when=(K.TARGET_HEALTHY, *SCHEDULING_BLOCKED, *OWNED_ELSEWHERE),
     summary=("Set the replica count of a StatefulSet (0..500); ordered, and storage is kept on scale-down."),
     params=ScaleStatefulSetParams,

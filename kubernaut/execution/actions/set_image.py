@@ -105,7 +105,6 @@ class SetImage(Operation):
 
 SPEC = ActionSpec(
     name="set_image",
-    helps_when=(),
     harmful_when=(*OWNED_ELSEWHERE,),
     summary="Replace the image of one container of a Deployment, StatefulSet or DaemonSet.",
     params=SetImageParams,

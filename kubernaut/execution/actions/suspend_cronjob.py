@@ -24,8 +24,6 @@ class SuspendCronJob(_Suspend):
 
 SPEC = ActionSpec(
     name="suspend_cronjob",
-    helps_when=(),
-    harmful_when=(),
     summary="Suspend a CronJob so no new runs start; running Jobs continue.",
     params=NoParams,
     target_kinds=("CronJob",),

@@ -82,8 +82,6 @@ class TaintNode(Operation):
 
 SPEC = ActionSpec(
     name="taint_node",
-    helps_when=(),
-    harmful_when=(),
     summary="Add a taint to a node (NoSchedule, PreferNoSchedule or NoExecute).",
     params=TaintNodeParams,
     target_kinds=NODE_KINDS,
