@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.models.jobs import JobKind
 from kubernaut.observability.logs import configure_logging
 from kubernaut.storage.database import Database
 from kubernaut.storage.jobs import Job, JobWorker, RetryPolicy, replica_identity
@@ -28,10 +29,15 @@ class ReplicaBase:
 
     def _start_worker(
         self,
-        handlers: dict[str, Callable[[Job], Awaitable[None]]],
+        handlers: Mapping[JobKind, Callable[[Job], Awaitable[None]]],
         on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
         batch_size: int | None = None,
     ) -> None:
+        """Claim ``handlers``' kinds: each must be declared as consumed by this deployment (kubernaut.models.jobs),
+        so a job never waits for a consumer that does not claim it."""
+        foreign = [kind.value for kind in handlers if kind.spec.consumer != self.service_name]
+        if foreign:
+            raise RuntimeError(f"{self.service_name} does not consume job kinds {foreign} (kubernaut.models.jobs)")
         work = self.config.work
         self.worker = JobWorker(
             self.db.pool, handlers, owner=replica_identity(self.service_name),

@@ -23,6 +23,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
 from kubernaut.context.provider import ContextProvider
 from kubernaut.models.analysis import AnalysisResult
+from kubernaut.models.jobs import AnalysisRef, IncidentRef, JobKind
 from kubernaut.observability import metrics
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, wake
@@ -66,9 +67,9 @@ class AnalysisService(ReplicaBase):
         # Optional HolmesGPT second opinion on each new analysis: its own job, never on the decision's path.
         self._holmes = HolmesClient(config.holmes, config.cluster_name) \
             if config.holmes.enabled and config.holmes.in_analysis else None
-        handlers = {"analyze": self._analyze_incident}
+        handlers = {JobKind.ANALYZE: self._analyze_incident}
         if self._holmes is not None:
-            handlers[second_opinion.JOB] = self._second_opinion
+            handlers[JobKind.SECOND_OPINION] = self._second_opinion
         self._start_worker(handlers, on_give_up=self._gave_up)
 
     async def llm_status(self) -> dict[str, Any]:
@@ -86,7 +87,7 @@ class AnalysisService(ReplicaBase):
                 **status}
 
     async def _analyze_incident(self, job: Job) -> None:
-        incident_id = job.ref_id
+        incident_id = job.payload(IncidentRef).incident_id
         started = time.perf_counter()
         incident = await incidents.subject(self.db.pool, incident_id)
         if incident is None:
@@ -115,9 +116,9 @@ class AnalysisService(ReplicaBase):
                 await audit.append(conn, "analysis", "analysis.completed", incident_id,
                                    _audit_detail(analysis_id, result))
             if analysis_id is not None:
-                await jobs.enqueue(conn, "orchestrate", analysis_id)
+                await jobs.enqueue(conn, JobKind.WORKFLOW, AnalysisRef(analysis_id=analysis_id))
             if self._holmes is not None and analysis_id is not None and analysis_id != current_id:
-                await jobs.enqueue(conn, second_opinion.JOB, analysis_id)
+                await jobs.enqueue(conn, JobKind.SECOND_OPINION, AnalysisRef(analysis_id=analysis_id))
         wake(self._orchestrator)
         if result is not None:
             metrics.analysis_completed(
@@ -127,15 +128,16 @@ class AnalysisService(ReplicaBase):
 
     async def _second_opinion(self, job: Job) -> None:
         assert self._holmes is not None
-        await second_opinion.record(self.db.pool, self._holmes, self._context, job.ref_id)
+        await second_opinion.record(self.db.pool, self._holmes, self._context, job.payload(AnalysisRef).analysis_id)
 
     async def _gave_up(self, job: Job, error: str) -> None:
-        if job.kind == second_opinion.JOB:
+        if job.kind is JobKind.SECOND_OPINION:
             return  # advisory: the incident goes on without it
+        incident_id = job.payload(IncidentRef).incident_id
         metrics.analysis_failed("llm" if self.config.analysis.llm_enabled else "rules")
         async with self.db.pool.acquire() as conn, conn.transaction():
-            await incidents.set_phase(conn, job.ref_id, "analysis_failed")
-            await audit.append(conn, "analysis", "analysis.failed", job.ref_id, {"error": error})
+            await incidents.set_phase(conn, incident_id, "analysis_failed")
+            await audit.append(conn, "analysis", "analysis.failed", incident_id, {"error": error})
 
     async def analyze_payload(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         """Analysis only (``POST /api/v1/analyze``): what would be decided, nothing stored or done."""

@@ -17,7 +17,6 @@ from kubernaut.context.provider import ContextProvider
 from kubernaut.storage import alerts as alert_store
 from kubernaut.storage import analyses, audit, incidents
 
-JOB = "second_opinion"
 _MAX_ALERTS = 5
 
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubernaut.models.jobs import RETIRED, JobKind
+
 
 class ExecutionMode(str, Enum):
     DRY_RUN = "dry-run"
@@ -494,22 +496,33 @@ class WorkConfig(BaseModel):
     backoff_initial_s: float = Field(default=2.0, gt=0, le=3600)
     backoff_max_s: float = Field(default=300.0, gt=0, le=86400)
     batch_size: int = Field(default=20, ge=1, le=1000)
-    # Per job kind (analyze, second_opinion, orchestrate, workflow, notify, assess, embed, mine).
+    # Per job kind: the names of kubernaut.models.jobs.JobKind (analyze, second_opinion, workflow, notify, assess,
+    # embed, mine, retention).
     kinds: dict[str, JobKindConfig] = Field(default_factory=dict)
 
     @field_validator("kinds")
     @classmethod
     def _known_kind_names(cls, value: dict[str, JobKindConfig]) -> dict[str, JobKindConfig]:
+        declared = [k.value for k in JobKind]
         for kind in value:
             if not kind or len(kind) > 63 or not kind.replace("_", "").isalnum() or not kind.islower():
                 raise ValueError(f"work.kinds: {kind!r} is not a job kind name (lower-case letters and _)")
+            if kind in RETIRED:
+                raise ValueError(f"work.kinds: {kind!r} is no longer a job kind: its jobs are "
+                                 f"{RETIRED[kind].value!r} jobs now (set work.kinds.{RETIRED[kind].value})")
+            if kind not in declared:
+                raise ValueError(f"work.kinds: {kind!r} is not a job kind name (declared: {', '.join(declared)})")
         return value
 
-    def retry_policy(self, kind: str) -> tuple[int, float, float]:
-        """(max_attempts, backoff_initial_s, backoff_max_s) of ``kind``."""
-        own = self.kinds.get(kind) or JobKindConfig()
-        return (own.max_attempts or self.max_attempts, own.backoff_initial_s or self.backoff_initial_s,
-                own.backoff_max_s or self.backoff_max_s)
+    def retry_policy(self, kind: JobKind | str) -> tuple[int, float, float]:
+        """(max_attempts, backoff_initial_s, backoff_max_s) of ``kind``: ``work.kinds.<kind>``, else the kind's
+        own defaults (kubernaut.models.jobs), else the ``work`` defaults."""
+        name = JobKind(kind)
+        own = self.kinds.get(name.value) or JobKindConfig()
+        declared = name.spec.retry
+        return (own.max_attempts or declared.max_attempts or self.max_attempts,
+                own.backoff_initial_s or declared.backoff_initial_s or self.backoff_initial_s,
+                own.backoff_max_s or declared.backoff_max_s or self.backoff_max_s)
 
 
 class KubernautConfig(BaseSettings):

@@ -14,8 +14,9 @@ from ray import serve
 
 from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
-from kubernaut.effectiveness.monitor import JOB_KIND, Assessor, get_assessment, summary
+from kubernaut.effectiveness.monitor import Assessor, get_assessment, summary
 from kubernaut.effectiveness.target import TargetReader
+from kubernaut.models.jobs import JobKind
 from kubernaut.serving import ReplicaBase
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class EffectivenessMonitor(ReplicaBase):
             logger.warning("no Kubernetes credentials (%s): health and drift are not measured", cluster.reason)
         reader = TargetReader(cluster.api_client, config.effectiveness.kube_timeout_s) if cluster.available else None
         self.assessor = Assessor(self.db.pool, config, reader)
-        self._start_worker({JOB_KIND: self.assessor.handle})
+        self._start_worker({JobKind.ASSESS: self.assessor.handle})
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def _sweep_forever(self) -> None:

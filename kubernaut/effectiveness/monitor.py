@@ -30,6 +30,7 @@ from kubernaut.effectiveness.models import Component, TargetState
 from kubernaut.effectiveness.sources import AlertChecker, FiringAlert, MetricsChecker, SourceUnavailable
 from kubernaut.effectiveness.target import TargetForbidden, TargetReader, TargetUnavailable
 from kubernaut.execution.catalog import ACTION_NAMES, CATALOG, ActionSpec, CatalogError, get_action
+from kubernaut.models.jobs import ActionRef, IncidentRef, JobKind, Singleton
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signature import UNKNOWN_ALERT, signature_of
 from kubernaut.storage import assessments, audit, jobs
@@ -45,7 +46,6 @@ from kubernaut.storage.jobs import Job, Reschedule
 
 logger = logging.getLogger(__name__)
 
-JOB_KIND = "assess"
 # A baseline taken later than this after the action may already include someone else's change.
 BASELINE_GRACE_S = 60.0
 MUTATING_ACTIONS = [name for name in ACTION_NAMES if get_action(name).mutates]
@@ -120,7 +120,7 @@ class Assessor:
 
     async def handle(self, job: Job) -> None:
         """The ``assess`` job handler (ref = action id)."""
-        await self.run(job.ref_id)
+        await self.run(job.payload(ActionRef).action_id)
 
     async def run(self, action_id: int) -> None:
         """Assess one action: take the baseline, wait, measure, store (raises Reschedule while waiting)."""
@@ -236,8 +236,8 @@ class Assessor:
                 "reasons": reasons[-1:]})
             # The learning side picks the outcome up: the incident's embedding, then the statistics.
             if action.incident_id is not None:
-                await jobs.wake(conn, "embed", action.incident_id)
-            await jobs.wake(conn, "mine", 0)
+                await jobs.wake(conn, JobKind.EMBED, IncidentRef(incident_id=action.incident_id))
+            await jobs.wake(conn, JobKind.MINE, Singleton())
         _record_metric(action.action, score)
         logger.info("action %s (%s) assessed %s, score %s", action.id, action.action, verdict, score)
 
@@ -248,8 +248,9 @@ class Assessor:
         version, or by a producer that did not schedule one). Returns how many were added."""
         horizon = self.config.orchestration.stabilization_s + self.cfg.validity_s
         added = 0
-        for action_id in await assessments.unassessed_executions(self.pool, horizon, MUTATING_ACTIONS, JOB_KIND):
-            added += await jobs.enqueue(self.pool, JOB_KIND, action_id)
+        for action_id in await assessments.unassessed_executions(self.pool, horizon, MUTATING_ACTIONS,
+                                                                 JobKind.ASSESS):
+            added += await jobs.enqueue(self.pool, JobKind.ASSESS, ActionRef(action_id=action_id))
         return added
 
 

@@ -17,7 +17,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway.auth import TokenVerifier
 from kubernaut.gateway.ingest import WebhookIngest
 from kubernaut.gateway.ratelimit import RateLimiter
-from kubernaut.gateway.wake import CONSUMERS
+from kubernaut.models.jobs import consumer_of
 from kubernaut.storage.database import Database
 
 
@@ -34,9 +34,10 @@ class Deployments:
     orchestrator: DeploymentHandle
 
     def consumer_of(self, job_kind: str) -> DeploymentHandle | None:
-        """The deployment that works off jobs of ``job_kind`` (None: not one the gateway wakes)."""
-        name = CONSUMERS.get(job_kind)
-        return getattr(self, name) if name is not None else None
+        """The deployment that claims jobs of ``job_kind`` (kubernaut.models.jobs); None for an undeclared kind or
+        a consumer the gateway holds no handle of."""
+        name = consumer_of(job_kind)
+        return getattr(self, name, None) if name is not None else None
 
 
 @dataclass(frozen=True)

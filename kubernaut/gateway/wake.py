@@ -36,9 +36,3 @@ class DebouncedWake:
         self._last = time.monotonic()
         wake(self._handle)
 
-
-#: Which deployment consumes each job kind (the one to wake when a job is replayed).
-CONSUMERS: dict[str, str] = {
-    "analyze": "analysis", "second_opinion": "analysis", "orchestrate": "orchestrator", "workflow": "orchestrator",
-    "assess": "effectiveness", "embed": "intelligence", "mine": "intelligence",
-}

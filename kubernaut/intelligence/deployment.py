@@ -1,8 +1,8 @@
 """Intelligence: what history says about (alert signature, action) pairs, and which incidents look alike.
 
-Work runs as durable jobs claimed by any replica: ``mine`` (one periodic job, ref 0, that reschedules
-itself), ``retention`` (likewise, when ``storage.retention_days`` is set: one row, so one replica at a time)
-and ``embed`` (ref = incident id, woken when an assessment completes). The methods below are
+Work runs as durable jobs claimed by any replica (kubernaut.models.jobs): ``mine`` (one periodic job that
+reschedules itself), ``retention`` (likewise, when ``storage.retention_days`` is set: one row, so one replica at
+a time) and ``embed`` (an incident, woken when an assessment completes). The methods below are
 the feedback the other deployments read.
 """
 
@@ -19,16 +19,12 @@ from kubernaut.intelligence import feedback, report
 from kubernaut.intelligence.embeddings import EmbeddingError, make_embedder
 from kubernaut.intelligence.mining import mining_round, retention
 from kubernaut.intelligence.similarity import upsert_incident
+from kubernaut.models.jobs import IncidentRef, JobKind, Singleton
 from kubernaut.serving import ReplicaBase
 from kubernaut.storage import jobs
 from kubernaut.storage.jobs import Job, Reschedule, RetryLater
 
 logger = logging.getLogger(__name__)
-
-MINE_JOB = "mine"
-EMBED_JOB = "embed"
-RETENTION_JOB = "retention"
-
 
 async def retention_job(pool: asyncpg.Pool, config: KubernautConfig, error_delay_s: float = 30.0) -> None:
     """The ``retention`` job's body: one round, then again after the interval (ends when retention is off)."""
@@ -50,10 +46,10 @@ class IntelligenceService(ReplicaBase):
         self.cfg = config.intelligence
         self.embedder = make_embedder(self.cfg)
         # The periodic job exists once; a replica starting revives it if it ever ended.
-        await jobs.requeue(self.db.pool, MINE_JOB, 0)
+        await jobs.requeue(self.db.pool, JobKind.MINE, Singleton())
         if config.storage.retention_days is not None:
-            await jobs.requeue(self.db.pool, RETENTION_JOB, 0)
-        self._start_worker({MINE_JOB: self._mine, EMBED_JOB: self._embed, RETENTION_JOB: self._retain})
+            await jobs.requeue(self.db.pool, JobKind.RETENTION, Singleton())
+        self._start_worker({JobKind.MINE: self._mine, JobKind.EMBED: self._embed, JobKind.RETENTION: self._retain})
 
     async def _mine(self, job: Job) -> None:
         try:
@@ -70,7 +66,7 @@ class IntelligenceService(ReplicaBase):
 
     async def _embed(self, job: Job) -> None:
         try:
-            await upsert_incident(self.db.pool, self.embedder, job.ref_id)
+            await upsert_incident(self.db.pool, self.embedder, job.payload(IncidentRef).incident_id)
         except EmbeddingError as exc:
             raise RetryLater(str(exc), delay_s=10.0) from None
 

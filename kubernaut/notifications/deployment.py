@@ -8,6 +8,7 @@ from ray import serve
 
 from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.models.jobs import JobKind, NotificationRef
 from kubernaut.notifications.delivery import deliver, scheme_of, validate_url
 from kubernaut.observability import metrics
 from kubernaut.serving import ReplicaBase
@@ -28,10 +29,10 @@ class NotificationService(ReplicaBase):
         self._redact = redactor(config.redaction)
         for url in self._urls:
             validate_url(url)
-        self._start_worker({"notify": self._deliver}, on_give_up=self._gave_up)
+        self._start_worker({JobKind.NOTIFY: self._deliver}, on_give_up=self._gave_up)
 
     async def _deliver(self, job: Job) -> None:
-        note = await store.get(self.db.pool, job.ref_id)
+        note = await store.get(self.db.pool, job.payload(NotificationRef).notification_id)
         if note is None or note.status in ("sent", "logged"):
             return
         deliveries = dict(note.deliveries)
@@ -62,4 +63,4 @@ class NotificationService(ReplicaBase):
                                   attempts=attempts, targets=len(self._urls), error=error)
 
     async def _gave_up(self, job: Job, error: str) -> None:
-        await store.give_up(self.db.pool, job.ref_id, error)
+        await store.give_up(self.db.pool, job.payload(NotificationRef).notification_id, error)

@@ -40,6 +40,8 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 
+from kubernaut.models.jobs import JobKind
+
 logger = logging.getLogger(__name__)
 
 MetricKind = Literal["counter", "gauge", "histogram"]
@@ -158,8 +160,7 @@ METRICS: tuple[MetricSpec, ...] = (
     # -- durable work queue ------------------------------------------------------------------------------
     MetricSpec("kubernaut_jobs_dead_lettered", "counter",
                "Jobs that used up their attempts and became dead letters (GET /api/v1/jobs?state=dead), by kind.",
-               ("kind",), label_values=(("kind", "analyze | second_opinion | orchestrate | workflow | notify | assess "
-                                                 "| embed | mine"),)),
+               ("kind",), label_values=(("kind", " | ".join(kind.value for kind in JobKind)),)),
     MetricSpec("kubernaut_jobs_replayed", "counter",
                "Dead jobs replayed (POST /api/v1/jobs/{id}/retry, kubernaut jobs retry), by kind.",
                ("kind",)),

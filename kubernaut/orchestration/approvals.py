@@ -13,7 +13,8 @@ import asyncpg
 
 from kubernaut.execution.catalog import CatalogError, validate_request
 from kubernaut.models.resource import ResourceRef
-from kubernaut.storage import approvals, audit, jobs
+from kubernaut.orchestration.workflow_job import wake as wake_workflow
+from kubernaut.storage import approvals, audit
 from kubernaut.storage.approvals import ApprovalRecord
 
 
@@ -49,7 +50,7 @@ async def decide(pool: asyncpg.Pool, approval_id: int, approve: bool, by: str, r
         await audit.append(conn, by, f"approval.{status}", pending.incident_id, {
             "approval_id": approval_id, "workflow_id": pending.workflow_id, "reason": reason,
             "override": override or None})
-        await jobs.wake(conn, "workflow", pending.workflow_id)
+        await wake_workflow(conn, pending.workflow_id)
     return decided
 
 
@@ -57,5 +58,5 @@ async def expire_due(pool: asyncpg.Pool) -> list[int]:
     """Workflows whose approval expired: wake them so they escalate now rather than at the next poll."""
     due = await approvals.expired_pending_workflows(pool)
     for workflow_id in due:
-        await jobs.wake(pool, "workflow", workflow_id)
+        await wake_workflow(pool, workflow_id)
     return due

@@ -10,14 +10,16 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.models.jobs import JobKind
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
+from kubernaut.orchestration import workflow_job
 from kubernaut.orchestration.approvals import ApprovalError, expire_due
 from kubernaut.orchestration.approvals import decide as decide_approval
 from kubernaut.orchestration.engine import WorkflowEngine
 from kubernaut.serving import ReplicaBase, wake
-from kubernaut.storage import approvals, audit, incidents, workflows
-from kubernaut.storage.jobs import GAVE_UP_PREFIX, Job
+from kubernaut.storage import approvals, incidents
+from kubernaut.storage.jobs import Job
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +57,12 @@ class WorkflowOrchestrator(ReplicaBase):
                                      on_notification=lambda: wake(self._notifications),
                                      assessments=HandleAssessments(effectiveness) if effectiveness else None)
         # Up to max_concurrent_workflows steps run at once in one replica; each is short (waits reschedule).
-        self._start_worker({"orchestrate": self._start, "workflow": self._advance}, on_give_up=self._gave_up,
+        self._start_worker({JobKind.WORKFLOW: self._drive}, on_give_up=self._gave_up,
                            batch_size=config.orchestration.max_concurrent_workflows)
         self._expiry = asyncio.get_running_loop().create_task(self._expire_forever())
 
-    async def _start(self, job: Job) -> None:
-        workflow_id = await self.engine.start(job.ref_id)
-        if workflow_id is not None and self.worker is not None:
-            self.worker.wake()
-
-    async def _advance(self, job: Job) -> None:
-        await self.engine.advance(job.ref_id)
+    async def _drive(self, job: Job) -> None:
+        await workflow_job.drive(self.engine, self.db.pool, job)
 
     async def _expire_forever(self) -> None:
         while True:
@@ -95,16 +92,7 @@ class WorkflowOrchestrator(ReplicaBase):
         return {"approval": decided.model_dump()}
 
     async def _gave_up(self, job: Job, error: str) -> None:
-        if job.kind == "orchestrate":
-            incident_id = await workflows.incident_of_analysis(self.db.pool, job.ref_id)
-        else:
-            incident_id = await workflows.incident_of(self.db.pool, job.ref_id)
-            # The prefix marks a workflow its dead job ended: replaying the job reopens it (jobs.retry).
-            await workflows.mark_gave_up(self.db.pool, job.ref_id, f"{GAVE_UP_PREFIX} {job.attempts} attempts: {error}")
-        if incident_id is not None:
-            async with self.db.pool.acquire() as conn, conn.transaction():
-                await incidents.set_phase(conn, incident_id, "workflow_failed")
-                await audit.append(conn, "orchestrator", "workflow.gave_up", incident_id, {"error": error})
+        await workflow_job.give_up(self.db.pool, self.service_name, job, error)
 
     async def __del__(self) -> None:
         self._expiry.cancel()

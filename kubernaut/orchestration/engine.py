@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.execution.catalog import get_action
+from kubernaut.models.jobs import ActionRef, JobKind
 from kubernaut.models.signature import signature_of
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
@@ -92,7 +93,8 @@ class WorkflowEngine:
     # --- creation ------------------------------------------------------------------------------
 
     async def start(self, analysis_id: int) -> int | None:
-        """Handler of ``orchestrate`` jobs: one workflow per analysis, then the ``workflow`` job drives it."""
+        """The workflow of an analysis, created once (its ``workflow`` job then advances it); None when the analysis
+        is gone."""
         pool = self.db.pool
         subject = await workflows.subject(pool, analysis_id)
         if subject is None:
@@ -109,13 +111,12 @@ class WorkflowEngine:
                 await audit.append(conn, "orchestrator", "workflow.created", incident.id, {
                     "workflow_id": workflow_id, "dry_run": self.config.dry_run,
                     "plan": [f"{p.action} on {proposal.target}" for p in planned]})
-            await jobs.enqueue(conn, "workflow", workflow_id)
         return workflow_id
 
     # --- the state machine ---------------------------------------------------------------------
 
     async def advance(self, workflow_id: int) -> None:
-        """Handler of ``workflow`` jobs: run steps until the workflow ends or must wait (Reschedule)."""
+        """Run steps until the workflow ends or must wait (Reschedule); its ``workflow`` job calls it."""
         pool = self.db.pool
         wf = await workflows.get(pool, workflow_id)
         if wf is None or wf.phase in TERMINAL:
@@ -224,7 +225,7 @@ class WorkflowEngine:
         result = await self._call(run, name, planned, dry_run=False, attempt=attempt)
         if result.status == "succeeded" and get_action(planned.action).mutates:
             # The effectiveness monitor takes its baseline now and scores after its stabilization window.
-            await jobs.enqueue(self.db.pool, "assess", result.action_id)
+            await jobs.enqueue(self.db.pool, JobKind.ASSESS, ActionRef(action_id=result.action_id))
         if result.status == "failed":
             retryable = bool(getattr(result, "retryable", False))
             if retryable and attempt + 1 < self.cfg.step_max_attempts:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from kubernaut.config.settings import FilterRule, ProcessingConfig
+from kubernaut.models.jobs import IncidentRef, JobKind
 from kubernaut.models.signal import Classification, Signal, TargetResolution
 from kubernaut.processing import filters
 from kubernaut.processing.classification import SEVERITY_RANK, normalize_severity
@@ -90,14 +91,14 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
                     else "joined open incident"
                 outcome.incident_by_alert[i.signal.alert_id] = incident_id
             if opened:
-                await jobs.enqueue(conn, "analyze", incident_id)
+                await jobs.enqueue(conn, JobKind.ANALYZE, IncidentRef(incident_id=incident_id))
                 audit_events.append(("incident.opened", incident_id, {
                     "alert_id": first.signal.alert_id, "alertname": first.signal.alertname,
                     "target": str(first.resolution.target), "target_source": first.resolution.source,
                     "alerts_in_batch": len(group)}))
                 outcome.opened.append(incident_id)
             elif config.reanalyze_on_new_signal and known is not None and set(names) - set(known):
-                await jobs.requeue(conn, "analyze", incident_id)
+                await jobs.requeue(conn, JobKind.ANALYZE, IncidentRef(incident_id=incident_id))
                 audit_events.append(("incident.reanalysis", incident_id,
                                      {"new_signals": sorted(set(names) - set(known))}))
                 for i in group:

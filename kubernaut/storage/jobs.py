@@ -3,7 +3,9 @@
 A hand-off is a ``jobs`` row written in the same transaction as the producer's result
 (transactional outbox), so nothing acknowledged is lost. Consumers claim rows with
 ``FOR UPDATE SKIP LOCKED`` and a lease: if a replica dies, its lease expires and another takes over.
-Handle calls (``kick``) only wake consumers early; correctness never depends on them.
+Which kinds exist, who writes and who claims each, and what its ``ref_id`` refers to is declared in
+:mod:`kubernaut.models.jobs`; the functions here take a :class:`JobKind` and its typed payload. Handle
+calls (``wake``) only wake consumers early; correctness never depends on them.
 
 Leases hold while their holder works: the worker renews a job's lease every ``heartbeat_s`` (a
 fraction of the lease) and cancels the handler when a renewal finds the lease gone. Each claim gets a
@@ -26,12 +28,13 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from kubernaut.models.jobs import JobKind, JobPayload
 from kubernaut.observability import metrics
 from kubernaut.storage import audit
 
@@ -40,13 +43,35 @@ logger = logging.getLogger(__name__)
 STATES = ("pending", "running", "done", "dead")
 
 
+P = TypeVar("P", bound=JobPayload)
+
+
 @dataclass(frozen=True)
 class Job:
     id: int
-    kind: str
+    kind: JobKind
     ref_id: int
     attempts: int
     token: uuid.UUID | None = None  # this claim's lease token (None: not claimed through claim())
+
+    def payload(self, model: type[P]) -> P:
+        """What the job refers to, as ``model``; refused unless ``model`` is the kind's declared payload."""
+        if self.kind.spec.payload is not model:
+            raise TypeError(f"{self.kind} jobs carry {self.kind.spec.payload.__name__}, not {model.__name__}")
+        return model.from_ref(self.ref_id)
+
+
+def _checked(kind: JobKind, payload: JobPayload) -> int:
+    """The ``ref_id`` to store, once ``payload`` is what ``kind`` declares (fail closed on a mix-up)."""
+    if not isinstance(kind, JobKind):
+        raise TypeError(f"job kinds are JobKind members, not {kind!r}")
+    if type(payload) is not kind.spec.payload:
+        raise TypeError(f"{kind} jobs carry {kind.spec.payload.__name__}, not {type(payload).__name__}")
+    return payload.ref_id
+
+
+def _job(row: asyncpg.Record, token: uuid.UUID | None = None) -> Job:
+    return Job(row["id"], JobKind(row["kind"]), row["ref_id"], row["attempts"], token)
 
 
 @dataclass(frozen=True)
@@ -124,8 +149,10 @@ async def fence(conn: asyncpg.Connection) -> None:
         raise LeaseLost(f"job {lease.job_id}: lease lost; refusing to write")
 
 
-async def enqueue(conn: asyncpg.Connection, kind: str, ref_id: int, delay_s: float = 0.0) -> bool:
-    """Add a job once per (kind, ref_id); True if it is new. Call inside the producer's transaction."""
+async def enqueue(conn: asyncpg.Connection | asyncpg.Pool, kind: JobKind, payload: JobPayload,
+                  delay_s: float = 0.0) -> bool:
+    """Add a job once per (kind, payload); True if it is new. Call inside the producer's transaction."""
+    ref_id = _checked(kind, payload)
     row = await conn.fetchrow(
         """INSERT INTO jobs (kind, ref_id, run_after) VALUES ($1, $2, now() + make_interval(secs => $3))
            ON CONFLICT (kind, ref_id) DO NOTHING RETURNING id""",
@@ -134,8 +161,9 @@ async def enqueue(conn: asyncpg.Connection, kind: str, ref_id: int, delay_s: flo
     return row is not None
 
 
-async def requeue(conn: asyncpg.Connection, kind: str, ref_id: int) -> None:
+async def requeue(conn: asyncpg.Connection | asyncpg.Pool, kind: JobKind, payload: JobPayload) -> None:
     """Run a job again (e.g. re-analysis when a new signal joins); a running one finishes first."""
+    ref_id = _checked(kind, payload)
     await conn.execute(
         """INSERT INTO jobs (kind, ref_id) VALUES ($1, $2)
            ON CONFLICT (kind, ref_id) DO UPDATE SET state = 'pending', attempts = 0, run_after = now(),
@@ -144,9 +172,10 @@ async def requeue(conn: asyncpg.Connection, kind: str, ref_id: int) -> None:
     )
 
 
-async def wake(conn: asyncpg.Connection | asyncpg.Pool, kind: str, ref_id: int) -> None:
+async def wake(conn: asyncpg.Connection | asyncpg.Pool, kind: JobKind, payload: JobPayload) -> None:
     """Make a job due now (e.g. an approval arrived); creates it if missing. A running job is left alone:
     it reschedules itself soon enough. A dead job stays dead: only a replay (:func:`retry`) revives it."""
+    ref_id = _checked(kind, payload)
     await conn.execute(
         """INSERT INTO jobs (kind, ref_id) VALUES ($1, $2)
            ON CONFLICT (kind, ref_id) DO UPDATE SET run_after = now(), updated_at = now(),
@@ -172,15 +201,23 @@ async def reschedule(pool: asyncpg.Pool, job: Job, owner: str, delay_s: float) -
     return bool(updated)
 
 
-def _limits(kinds: list[str], policies: Mapping[str, RetryPolicy] | None) -> list[int]:
+def _limits(kinds: Sequence[JobKind], policies: Mapping[JobKind, RetryPolicy] | None) -> list[int]:
     default = RetryPolicy()
     return [(policies or {}).get(kind, default).max_attempts for kind in kinds]
 
 
-async def claim(pool: asyncpg.Pool, kinds: list[str], owner: str, lease_s: float, limit: int,
-                policies: Mapping[str, RetryPolicy] | None = None) -> list[Job]:
+def _names(kinds: Sequence[JobKind]) -> list[str]:
+    for kind in kinds:
+        if not isinstance(kind, JobKind):
+            raise TypeError(f"job kinds are JobKind members, not {kind!r}")
+    return [kind.value for kind in kinds]
+
+
+async def claim(pool: asyncpg.Pool, kinds: Sequence[JobKind], owner: str, lease_s: float, limit: int,
+                policies: Mapping[JobKind, RetryPolicy] | None = None) -> list[Job]:
     """Take up to ``limit`` due jobs for ``lease_s``. A job whose holder's lease expired is taken over only
     while it has attempts left; one that has none is :func:`reap`'s."""
+    names = _names(kinds)
     token = uuid.uuid4()
     rows = await pool.fetch(
         # run_after = infinity while running: a wake() during the run lowers it, and a Reschedule
@@ -194,9 +231,9 @@ async def claim(pool: asyncpg.Pool, kinds: list[str], owner: str, lease_s: float
                       OR (j.state = 'running' AND j.lease_until < now() AND j.attempts < k.max_attempts))
                ORDER BY j.run_after, j.id LIMIT $4 FOR UPDATE OF j SKIP LOCKED)
            RETURNING id, kind, ref_id, attempts, lease_token""",
-        kinds, owner, lease_s, limit, token, _limits(kinds, policies),
+        names, owner, lease_s, limit, token, _limits(kinds, policies),
     )
-    return [Job(r["id"], r["kind"], r["ref_id"], r["attempts"], r["lease_token"]) for r in rows]
+    return [_job(r, r["lease_token"]) for r in rows]
 
 
 async def renew(pool: asyncpg.Pool, job: Job, owner: str, lease_s: float) -> bool:
@@ -210,10 +247,11 @@ async def renew(pool: asyncpg.Pool, job: Job, owner: str, lease_s: float) -> boo
     return bool(held)
 
 
-async def reap(pool: asyncpg.Pool, kinds: list[str], policies: Mapping[str, RetryPolicy] | None = None
+async def reap(pool: asyncpg.Pool, kinds: Sequence[JobKind], policies: Mapping[JobKind, RetryPolicy] | None = None
                ) -> list[tuple[Job, str]]:
     """Dead-letter jobs whose holders' leases expired on their last attempt (a job that kills or stalls
     every replica that runs it); returns them with their error."""
+    names = _names(kinds)
     rows = await pool.fetch(
         """UPDATE jobs j SET state = 'dead', dead_at = now(), lease_owner = NULL, lease_until = NULL,
                   lease_token = NULL, updated_at = now(),
@@ -223,9 +261,9 @@ async def reap(pool: asyncpg.Pool, kinds: list[str], policies: Mapping[str, Retr
            FROM unnest($1::text[], $2::int[]) AS k(kind, max_attempts)
            WHERE j.kind = k.kind AND j.state = 'running' AND j.lease_until < now() AND j.attempts >= k.max_attempts
            RETURNING j.id, j.kind, j.ref_id, j.attempts, j.last_error""",
-        kinds, _limits(kinds, policies),
+        names, _limits(kinds, policies),
     )
-    return [(Job(r["id"], r["kind"], r["ref_id"], r["attempts"]), r["last_error"]) for r in rows]
+    return [(_job(r), r["last_error"]) for r in rows]
 
 
 async def complete(conn: asyncpg.Connection | asyncpg.Pool, job: Job, owner: str) -> bool:
@@ -285,9 +323,10 @@ async def counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str,
 async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str | None = None) -> dict[str, Any]:
     """Replay a dead job: due now with fresh attempts. Inside the caller's transaction (with its audit event).
 
-    A ``workflow`` job gives its workflow up when it dies (WorkflowOrchestrator._gave_up): the replay reopens
-    that workflow, which resumes at its first unfinished step (steps are looked up by name; executor calls
-    carry idempotency keys), instead of waking a workflow that would return at once because it ended.
+    A ``workflow`` job (ref: the analysis whose workflow it drives) gives its workflow up when it dies
+    (kubernaut.orchestration.workflow_job.give_up): the replay reopens that workflow, which resumes at its first
+    unfinished step (steps are looked up by name; executor calls carry idempotency keys), instead of waking a
+    workflow that would return at once because it ended.
     """
     row = await conn.fetchrow("SELECT id, kind, ref_id, state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
     if row is None:
@@ -300,10 +339,10 @@ async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str |
         job_id,
     )
     incident_id = None
-    if row["kind"] == "workflow":
+    if row["kind"] == JobKind.WORKFLOW.value:
         incident_id = await conn.fetchval(
             """UPDATE workflows SET phase = 'executing', finished_at = NULL, error = NULL, updated_at = now()
-               WHERE id = $1 AND phase = 'failed' AND error LIKE $2 || '%' RETURNING incident_id""",
+               WHERE analysis_id = $1 AND phase = 'failed' AND error LIKE $2 || '%' RETURNING incident_id""",
             row["ref_id"], GAVE_UP_PREFIX,
         )
         if incident_id is not None:
@@ -336,7 +375,7 @@ class JobWorker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        handlers: dict[str, Handler],
+        handlers: Mapping[JobKind, Handler],
         *,
         owner: str,
         poll_interval_s: float,
@@ -344,13 +383,14 @@ class JobWorker:
         max_attempts: int,
         batch_size: int,
         on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
-        policies: Mapping[str, RetryPolicy] | None = None,
+        policies: Mapping[JobKind, RetryPolicy] | None = None,
         heartbeat_s: float | None = None,
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 300.0,
     ) -> None:
         self._pool = pool
-        self._handlers = handlers
+        _names(list(handlers))  # fail closed on a kind that is not declared
+        self._handlers = dict(handlers)
         self.owner = owner
         self._poll = poll_interval_s
         self._lease = lease_s
@@ -371,7 +411,7 @@ class JobWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def policy(self, kind: str) -> RetryPolicy:
+    def policy(self, kind: JobKind) -> RetryPolicy:
         return self._policies[kind]
 
     async def stop(self) -> None:
@@ -402,7 +442,7 @@ class JobWorker:
                 pass
             self._wake.clear()
 
-    async def _reap(self, kinds: list[str]) -> None:
+    async def _reap(self, kinds: list[JobKind]) -> None:
         now = asyncio.get_running_loop().time()
         if now - self._last_reap < self._poll:
             return

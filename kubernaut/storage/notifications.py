@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from kubernaut.models.jobs import JobKind, NotificationRef
 from kubernaut.storage import jobs
 
 
@@ -16,7 +17,7 @@ async def create(
         "INSERT INTO notifications (incident_id, event, title, body, severity) VALUES ($1,$2,$3,$4,$5) RETURNING id",
         incident_id, event, title[:250], body[:20_000], severity,
     )
-    await jobs.enqueue(conn, "notify", notification_id)
+    await jobs.enqueue(conn, JobKind.NOTIFY, NotificationRef(notification_id=notification_id))
     return notification_id
 
 

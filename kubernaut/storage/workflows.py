@@ -166,6 +166,12 @@ async def get(conn: Connection, workflow_id: int) -> WorkflowRecord | None:
     return None if row is None else _workflow(row)
 
 
+async def of_analysis(conn: Connection, analysis_id: int) -> WorkflowRecord | None:
+    """The workflow of an analysis (there is at most one), None before the orchestrator created it."""
+    row = await conn.fetchrow("SELECT * FROM workflows WHERE analysis_id = $1", analysis_id)
+    return None if row is None else _workflow(row)
+
+
 async def incident_of(conn: Connection, workflow_id: int) -> int | None:
     return await conn.fetchval("SELECT incident_id FROM workflows WHERE id = $1", workflow_id)
 

@@ -20,10 +20,11 @@ import pytest_asyncio
 from kubernetes import client
 
 from kubernaut.config import load_config
-from kubernaut.effectiveness.monitor import JOB_KIND, Assessor, get_assessment
+from kubernaut.effectiveness.monitor import Assessor, get_assessment
 from kubernaut.effectiveness.target import TargetReader
 from kubernaut.intelligence import feedback
 from kubernaut.intelligence.mining import mine_stats
+from kubernaut.models.jobs import ActionRef, JobKind
 from kubernaut.storage import jobs
 from kubernaut.storage.jobs import JobWorker
 from tests.integration.test_intelligence import OOM_FACTS, connect, seed_action, seed_incident
@@ -120,7 +121,7 @@ class Scenario:
             action_id = await seed_action(conn, incident_id, action, parameters=parameters)
             await conn.execute("UPDATE actions SET created_at = now(), finished_at = now() WHERE id = $1", action_id)
             # The orchestrator's own call after a live execution (kubernaut/orchestration/engine.py).
-            assert await jobs.enqueue(conn, JOB_KIND, action_id)
+            assert await jobs.enqueue(conn, JobKind.ASSESS, ActionRef(action_id=action_id))
         # The first run takes the baseline right away, then waits for the (long) stabilization window.
         await eventually(lambda: self._baseline(action_id), timeout=30, what="baseline taken")
         return action_id
@@ -131,7 +132,7 @@ class Scenario:
 
     async def due_now(self, action_id: int) -> None:
         await self.pool.execute("UPDATE assessments SET due_at = now() WHERE action_id = $1", action_id)
-        await jobs.wake(self.pool, JOB_KIND, action_id)
+        await jobs.wake(self.pool, JobKind.ASSESS, ActionRef(action_id=action_id))
 
     async def verdict(self, action_id: int, timeout: float = 60) -> dict[str, Any]:
         async def final() -> dict[str, Any] | None:
@@ -170,7 +171,7 @@ async def scenario(fresh_dsn: str, kube_testenv: KubeTestEnv, kube_api_client: c
     })
     reader_client = kube_testenv.api_client()
     assessor = Assessor(db.pool, config, TargetReader(reader_client, 10))
-    worker = JobWorker(db.pool, {JOB_KIND: assessor.handle}, owner="test-effectiveness", poll_interval_s=0.2,
+    worker = JobWorker(db.pool, {JobKind.ASSESS: assessor.handle}, owner="test-effectiveness", poll_interval_s=0.2,
                        lease_s=30, max_attempts=5, batch_size=10)
     worker.start()
     try:
@@ -296,7 +297,7 @@ async def test_validity_window_expires_cleanly(scenario: tuple[Scenario, Assesso
     late = await s.act(incident, "rollout_restart")
     await s.pool.execute("UPDATE assessments SET due_at = now() - interval '2 hours', "
                          "expires_at = now() - interval '1 hour' WHERE action_id = $1", late)
-    await jobs.wake(s.pool, JOB_KIND, late)
+    await jobs.wake(s.pool, JobKind.ASSESS, ActionRef(action_id=late))
     stale = await s.verdict(late)
     assert stale["status"] == "expired" and stale["verdict"] == "inconclusive" and stale["score"] is None
 

@@ -10,6 +10,7 @@ import pytest
 
 from kubernaut.config import load_config
 from kubernaut.intelligence import feedback
+from kubernaut.models.jobs import ActionRef, JobKind
 from kubernaut.storage import jobs
 from tests.integration.test_intelligence import OOM_FACTS, connect, seed_action, seed_assessment, seed_incident
 from tests.support.polling import eventually
@@ -87,7 +88,7 @@ async def test_deployments_run_jobs_and_answer(fresh_dsn: str) -> None:
         await eventually(lambda: pool.fetchval("SELECT verdict = 'inconclusive' FROM incident_embeddings "
                                                "WHERE incident_id = $1", third), timeout=30, what="embed job")
         assert await pool.fetchval("SELECT state FROM jobs WHERE kind = 'mine'") in ("pending", "running")
-        assert await jobs.enqueue(pool, "assess", action_id) is False  # one job per action
+        assert await jobs.enqueue(pool, JobKind.ASSESS, ActionRef(action_id=action_id)) is False  # one job per action
         # Local testing mode has no controller to stop replicas: run their shutdown hook (what Serve calls).
         await intelligence.__del__.remote()
         await effectiveness.__del__.remote()

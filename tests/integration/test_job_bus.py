@@ -18,16 +18,27 @@ from pydantic import SecretStr, ValidationError
 
 from kubernaut.config import load_config
 from kubernaut.config.settings import StorageConfig, WorkConfig
+from kubernaut.models.jobs import AnalysisRef, JobKind, JobPayload
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
+from kubernaut.orchestration import workflow_job
 from kubernaut.orchestration.engine import WorkflowEngine
 from kubernaut.storage import jobs
 from kubernaut.storage.database import Database
 from kubernaut.storage.jobs import Job, JobWorker, RetryPolicy
+from kubernaut.storage.migrations import migrate
 from tests.integration.test_orchestration_engine import ScriptedExecutor, seed
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+# The bus's mechanics, on declared kinds (enqueue and claim take a JobKind and its payload).
+FLAKY, STURDY, POISON, SLOW = JobKind.NOTIFY, JobKind.ASSESS, JobKind.EMBED, JobKind.ANALYZE
+
+
+def ref(kind: JobKind, ref_id: int) -> JobPayload:
+    """The payload of ``kind`` that refers to ``ref_id``."""
+    return kind.spec.payload.from_ref(ref_id)
 
 
 async def connect(dsn: str, name: str = "kubernaut-test") -> Database:
@@ -45,11 +56,12 @@ def local_count(name: str, **labels: str) -> float:
     return 0.0
 
 
-async def job_row(pool: asyncpg.Pool, kind: str, ref_id: int) -> asyncpg.Record:
+async def job_row(pool: asyncpg.Pool, kind: JobKind, ref_id: int) -> asyncpg.Record:
     return await pool.fetchrow("SELECT * FROM jobs WHERE kind = $1 AND ref_id = $2", kind, ref_id)
 
 
-def worker(db: Database, handlers: dict[str, Callable[[Job], Awaitable[None]]], owner: str, **kw: Any) -> JobWorker:
+def worker(db: Database, handlers: dict[JobKind, Callable[[Job], Awaitable[None]]], owner: str, **kw: Any
+           ) -> JobWorker:
     options: dict[str, Any] = dict(poll_interval_s=0.05, lease_s=30, max_attempts=5, batch_size=10)
     options.update(kw)
     return JobWorker(db.pool, handlers, owner=owner, **options)
@@ -80,10 +92,10 @@ def test_retry_policy_per_kind_falls_back_to_the_defaults() -> None:
 
 async def test_each_kind_backs_off_exponentially_and_is_dead_lettered_after_its_own_attempts(fresh_dsn: str) -> None:
     db = await connect(fresh_dsn)
-    runs: dict[str, list[float]] = {"flaky": [], "sturdy": []}
+    runs: dict[JobKind, list[float]] = {FLAKY: [], STURDY: []}
     given_up: list[tuple[str, str]] = []
 
-    def failing(kind: str) -> Callable[[Job], Awaitable[None]]:
+    def failing(kind: JobKind) -> Callable[[Job], Awaitable[None]]:
         async def handler(job: Job) -> None:
             runs[kind].append(time.monotonic())
             raise RuntimeError(f"{kind} attempt {job.attempts} broke")
@@ -92,13 +104,13 @@ async def test_each_kind_backs_off_exponentially_and_is_dead_lettered_after_its_
     async def gave_up(job: Job, error: str) -> None:
         given_up.append((job.kind, error))
 
-    before = local_count("kubernaut_jobs_dead_lettered", kind="flaky")
-    w = worker(db, {"flaky": failing("flaky"), "sturdy": failing("sturdy")}, "replica-a", on_give_up=gave_up,
-               policies={"flaky": RetryPolicy(3, 0.3, 10), "sturdy": RetryPolicy(4, 0.05, 0.1)})
+    before = local_count("kubernaut_jobs_dead_lettered", kind=FLAKY.value)
+    w = worker(db, {FLAKY: failing(FLAKY), STURDY: failing(STURDY)}, "replica-a", on_give_up=gave_up,
+               policies={FLAKY: RetryPolicy(3, 0.3, 10), STURDY: RetryPolicy(4, 0.05, 0.1)})
     try:
         async with db.pool.acquire() as conn:
-            await jobs.enqueue(conn, "flaky", 1)
-            await jobs.enqueue(conn, "sturdy", 1)
+            await jobs.enqueue(conn, FLAKY, ref(FLAKY, 1))
+            await jobs.enqueue(conn, STURDY, ref(STURDY, 1))
         w.start()
 
         async def both_dead() -> bool:
@@ -108,38 +120,38 @@ async def test_each_kind_backs_off_exponentially_and_is_dead_lettered_after_its_
         await eventually(both_dead, timeout=20, what="both jobs dead")
     finally:
         await w.stop()
-    assert len(runs["flaky"]) == 3 and len(runs["sturdy"]) == 4  # each kind its own max_attempts
-    gaps = [b - a for a, b in zip(runs["flaky"], runs["flaky"][1:], strict=False)]
+    assert len(runs[FLAKY]) == 3 and len(runs[STURDY]) == 4  # each kind its own max_attempts
+    gaps = [b - a for a, b in zip(runs[FLAKY], runs[FLAKY][1:], strict=False)]
     assert 0.28 <= gaps[0] < 0.9 and 0.58 <= gaps[1] < 1.6, gaps  # 0.3 s, then 0.6 s: exponential
-    flaky = await job_row(db.pool, "flaky", 1)
+    flaky = await job_row(db.pool, FLAKY, 1)
     assert flaky["attempts"] == 3 and flaky["dead_at"] is not None and flaky["lease_owner"] is None
-    assert flaky["last_error"] == "RuntimeError: flaky attempt 3 broke"
-    assert sorted(k for k, _ in given_up) == ["flaky", "sturdy"]
-    assert local_count("kubernaut_jobs_dead_lettered", kind="flaky") == before + 1
+    assert flaky["last_error"] == f"RuntimeError: {FLAKY} attempt 3 broke"
+    assert sorted(k for k, _ in given_up) == sorted([FLAKY, STURDY])
+    assert local_count("kubernaut_jobs_dead_lettered", kind=FLAKY.value) == before + 1
     # A dead letter stays dead: neither a wake-up nor the worker's polling runs it again.
-    await jobs.wake(db.pool, "flaky", 1)
-    assert (await job_row(db.pool, "flaky", 1))["state"] == "dead"
-    assert await jobs.claim(db.pool, ["flaky"], "replica-b", 30, 10) == []
+    await jobs.wake(db.pool, FLAKY, ref(FLAKY, 1))
+    assert (await job_row(db.pool, FLAKY, 1))["state"] == "dead"
+    assert await jobs.claim(db.pool, [FLAKY], "replica-b", 30, 10) == []
     listed = await jobs.listing(db.pool, state="dead")
-    assert {(j["kind"], j["attempts"]) for j in listed} == {("flaky", 3), ("sturdy", 4)}
+    assert {(j["kind"], j["attempts"]) for j in listed} == {(FLAKY.value, 3), (STURDY.value, 4)}
     await db.close()
 
 
 async def test_a_job_that_kills_every_holder_is_dead_lettered_when_its_lease_expires(fresh_dsn: str) -> None:
     db = await connect(fresh_dsn)
-    policies = {"poison": RetryPolicy(max_attempts=2)}
+    policies = {POISON: RetryPolicy(max_attempts=2)}
     async with db.pool.acquire() as conn:
-        await jobs.enqueue(conn, "poison", 7)
+        await jobs.enqueue(conn, POISON, ref(POISON, 7))
     # Two replicas in turn claim it and die holding it (no fail(), no complete(): the lease just expires).
     for holder in ("dies-1", "dies-2"):
         async def claimed(holder: str = holder) -> list[Job]:
-            return await jobs.claim(db.pool, ["poison"], holder, 0.2, 1, policies)
+            return await jobs.claim(db.pool, [POISON], holder, 0.2, 1, policies)
 
         taken = await eventually(claimed, timeout=5, what=f"{holder} claims")
         assert taken[0].attempts == int(holder[-1])
     await asyncio.sleep(0.3)
     # Out of attempts: nobody takes it over; a worker's reaper dead-letters it and runs the give-up hook.
-    assert await jobs.claim(db.pool, ["poison"], "survivor", 30, 1, policies) == []
+    assert await jobs.claim(db.pool, [POISON], "survivor", 30, 1, policies) == []
     given_up: list[str] = []
 
     async def gave_up(job: Job, error: str) -> None:
@@ -148,11 +160,11 @@ async def test_a_job_that_kills_every_holder_is_dead_lettered_when_its_lease_exp
     async def never(job: Job) -> None:
         raise AssertionError("a dead letter must not run")
 
-    w = worker(db, {"poison": never}, "survivor", on_give_up=gave_up, policies=policies)
+    w = worker(db, {POISON: never}, "survivor", on_give_up=gave_up, policies=policies)
     w.start()
     try:
         async def dead() -> bool:
-            return (await job_row(db.pool, "poison", 7))["state"] == "dead"
+            return (await job_row(db.pool, POISON, 7))["state"] == "dead"
 
         await eventually(dead, timeout=5, what="poison job dead")
     finally:
@@ -167,7 +179,7 @@ async def test_a_job_that_kills_every_holder_is_dead_lettered_when_its_lease_exp
 async def test_a_holder_renews_its_lease_and_stops_when_it_is_taken(fresh_dsn: str) -> None:
     db = await connect(fresh_dsn)
     async with db.pool.acquire() as conn:
-        await jobs.enqueue(conn, "slow", 1)
+        await jobs.enqueue(conn, SLOW, ref(SLOW, 1))
     started, cancelled, wrote = asyncio.Event(), asyncio.Event(), []
 
     async def slow(job: Job) -> None:
@@ -181,23 +193,23 @@ async def test_a_holder_renews_its_lease_and_stops_when_it_is_taken(fresh_dsn: s
             await jobs.fence(conn)
             wrote.append(job.id)
 
-    w = worker(db, {"slow": slow}, "holder", lease_s=1.5)
+    w = worker(db, {SLOW: slow}, "holder", lease_s=1.5)
     w.start()
     try:
         await asyncio.wait_for(started.wait(), 5)
-        first = (await job_row(db.pool, "slow", 1))["lease_until"]
+        first = (await job_row(db.pool, SLOW, 1))["lease_until"]
         # While the holder renews, nobody else can claim, long after the first lease would have ended.
         for _ in range(20):
-            assert await jobs.claim(db.pool, ["slow"], "rival", 1.5, 1) == []
+            assert await jobs.claim(db.pool, [SLOW], "rival", 1.5, 1) == []
             await asyncio.sleep(0.1)
-        assert (await job_row(db.pool, "slow", 1))["lease_until"] > first
+        assert (await job_row(db.pool, SLOW, 1))["lease_until"] > first
         # The lease is taken from under it (the row now names another claim): the next heartbeat stops it.
         await db.pool.execute("UPDATE jobs SET lease_owner = 'rival', lease_token = gen_random_uuid()")
         await asyncio.wait_for(cancelled.wait(), 3.0)
     finally:
         await w.stop()
     assert wrote == []
-    row = await job_row(db.pool, "slow", 1)
+    row = await job_row(db.pool, SLOW, 1)
     assert row["state"] == "running" and row["lease_owner"] == "rival"  # the holder left the row alone
     await db.close()
 
@@ -248,29 +260,30 @@ async def two_replicas_on_one_workflow(dsn: str, *, a_heartbeat_s: float | None,
     engine_b, db_b, exec_b = await replica(dsn, "replica-b", 0.0)
     await record_step_writers(db_a.pool)
     analysis = await seed(db_a)
-    workflow_id = await engine_a.start(analysis)  # enqueues the workflow job
+    workflow_id = await engine_a.start(analysis)
+    await jobs.enqueue(db_a.pool, JobKind.WORKFLOW, AnalysisRef(analysis_id=analysis))  # as the analysis does
     runs: dict[str, list[str]] = {"a": [], "b": []}
 
-    def handler(engine: WorkflowEngine, who: str) -> Callable[[Job], Awaitable[None]]:
+    def handler(engine: WorkflowEngine, db: Database, who: str) -> Callable[[Job], Awaitable[None]]:
         async def advance(job: Job) -> None:
             runs[who].append("start")
             try:
-                await engine.advance(job.ref_id)
+                await workflow_job.drive(engine, db.pool, job)
             except BaseException as exc:
                 runs[who].append(type(exc).__name__)
                 raise
             runs[who].append("done")
         return advance
 
-    a = JobWorker(db_a.pool, {"workflow": handler(engine_a, "a")}, owner="replica-a", poll_interval_s=0.05,
+    a = JobWorker(db_a.pool, {JobKind.WORKFLOW: handler(engine_a, db_a, "a")}, owner="replica-a", poll_interval_s=0.05,
                   lease_s=1.5, max_attempts=5, batch_size=1, heartbeat_s=a_heartbeat_s)
-    b = JobWorker(db_b.pool, {"workflow": handler(engine_b, "b")}, owner="replica-b", poll_interval_s=0.05,
+    b = JobWorker(db_b.pool, {JobKind.WORKFLOW: handler(engine_b, db_b, "b")}, owner="replica-b", poll_interval_s=0.05,
                   lease_s=1.5, max_attempts=5, batch_size=1)
-    lost_before = local_count("kubernaut_job_leases_lost", kind="workflow")
+    lost_before = local_count("kubernaut_job_leases_lost", kind=JobKind.WORKFLOW.value)
     a.start()
     try:
         async def a_holds() -> bool:
-            row = await job_row(db_a.pool, "workflow", workflow_id)
+            row = await job_row(db_a.pool, JobKind.WORKFLOW, analysis)
             return row["lease_owner"] == "replica-a"
 
         await eventually(a_holds, timeout=5, what="replica A claims")
@@ -278,7 +291,7 @@ async def two_replicas_on_one_workflow(dsn: str, *, a_heartbeat_s: float | None,
 
         async def both_idle() -> bool:
             wf = await db_a.pool.fetchrow("SELECT phase FROM workflows WHERE id = $1", workflow_id)
-            job = await job_row(db_a.pool, "workflow", workflow_id)
+            job = await job_row(db_a.pool, JobKind.WORKFLOW, analysis)
             settled = all(not r or r[-1] != "start" for r in runs.values())
             return wf["phase"] == "completed" and job["state"] == "done" and settled
 
@@ -290,8 +303,8 @@ async def two_replicas_on_one_workflow(dsn: str, *, a_heartbeat_s: float | None,
     steps = [r["name"] for r in await db_a.pool.fetch(
         "SELECT name FROM workflow_steps WHERE workflow_id = $1 ORDER BY seq", workflow_id)]
     seen = {"runs": runs, "steps": steps, "mutations": exec_a.mutations + exec_b.mutations,
-            "job": dict(await job_row(db_a.pool, "workflow", workflow_id)),
-            "leases_lost": local_count("kubernaut_job_leases_lost", kind="workflow") - lost_before}
+            "job": dict(await job_row(db_a.pool, JobKind.WORKFLOW, analysis)),
+            "leases_lost": local_count("kubernaut_job_leases_lost", kind=JobKind.WORKFLOW.value) - lost_before}
     await asyncio.gather(db_a.close(), db_b.close())
     return writes, seen
 
@@ -331,8 +344,10 @@ async def test_a_holder_that_lost_its_lease_cannot_advance_the_workflow(fresh_ds
 
 async def test_replaying_a_dead_workflow_job_reopens_the_workflow_it_gave_up(fresh_dsn: str) -> None:
     engine, db, executor = await replica(fresh_dsn, "replica-a", 0.0)
-    workflow_id = await engine.start(await seed(db))
-    job = await job_row(db.pool, "workflow", workflow_id)
+    analysis = await seed(db)
+    workflow_id = await engine.start(analysis)
+    await jobs.enqueue(db.pool, JobKind.WORKFLOW, AnalysisRef(analysis_id=analysis))  # as the analysis does
+    job = await job_row(db.pool, JobKind.WORKFLOW, analysis)
     # What the orchestrator does when the job dies (WorkflowOrchestrator._gave_up).
     await db.pool.execute("UPDATE jobs SET state = 'dead', dead_at = now(), attempts = 5, last_error = 'boom' "
                           "WHERE id = $1", job["id"])
@@ -350,7 +365,7 @@ async def test_replaying_a_dead_workflow_job_reopens_the_workflow_it_gave_up(fre
             await jobs.retry(conn, job["id"], "alice")
     assert refused.value.status == 409
     # The replayed job runs and the workflow completes.
-    w = worker(db, {"workflow": lambda j: engine.advance(j.ref_id)}, "replica-a")
+    w = worker(db, {JobKind.WORKFLOW: lambda j: workflow_job.drive(engine, db.pool, j)}, "replica-a")
     w.start()
     try:
         async def completed() -> bool:
@@ -408,3 +423,42 @@ async def test_dead_letters_are_listed_and_replayed_through_the_api_and_the_cli(
     code = await asyncio.to_thread(main, ["--url", str(api.base_url), "--token", token, "jobs", "--state", "dead",
                                           "--kind", "replay_probe"])
     assert code == 0 and '"items": []' in capsys.readouterr().out
+
+
+# --- upgrade: the orchestrate → workflow hand-off merged into one kind (0011_one_workflow_job.sql) -----------
+
+
+async def test_jobs_stored_before_the_merge_of_orchestrate_and_workflow_still_run(fresh_dsn: str) -> None:
+    engine, db, executor = await replica(fresh_dsn, "replica-a", 0.0)
+    waiting = await seed(db, name="waiting")  # handed over, not picked up yet
+    started = await seed(db, name="started")  # its workflow was created and has its own job
+    dead = await seed(db, name="dead")  # its workflow job died: a dead letter to replay
+    started_wf, dead_wf = await engine.start(started), await engine.start(dead)
+    # What the previous version stored: 'orchestrate' by analysis, 'workflow' by workflow.
+    await db.pool.execute(
+        """INSERT INTO jobs (kind, ref_id, state, attempts, last_error, dead_at) VALUES
+               ('orchestrate', $1, 'pending', 0, NULL, NULL), ('orchestrate', $2, 'done', 1, NULL, NULL),
+               ('workflow', $3, 'pending', 0, NULL, NULL), ('orchestrate', $4, 'done', 1, NULL, NULL),
+               ('workflow', $5, 'dead', 5, 'boom', now()), ('workflow', 999999, 'pending', 0, NULL, NULL)""",
+        waiting, started, started_wf, dead, dead_wf)
+    async with db.pool.acquire() as conn:
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 11")
+        assert await migrate(conn) == [11]
+    rows = {(r["kind"], r["ref_id"]): r for r in await db.pool.fetch("SELECT * FROM jobs")}
+    # One workflow job per analysis; a workflow's own job kept its state; one of a workflow gone is dropped.
+    assert set(rows) == {("workflow", waiting), ("workflow", started), ("workflow", dead)}
+    assert rows[("workflow", dead)]["state"] == "dead" and rows[("workflow", dead)]["last_error"] == "boom"
+    async with db.pool.acquire() as conn, conn.transaction():
+        await jobs.retry(conn, rows[("workflow", dead)]["id"], "alice")
+    w = worker(db, {JobKind.WORKFLOW: lambda j: workflow_job.drive(engine, db.pool, j)}, "replica-a")
+    w.start()
+    try:
+        async def all_done() -> bool:
+            states = await db.pool.fetch("SELECT phase FROM workflows")
+            return len(states) == 3 and all(s["phase"] == "completed" for s in states)
+
+        await eventually(all_done, timeout=30, what="every stored hand-off's workflow completes")
+    finally:
+        await w.stop()
+    assert sorted(executor.mutations) == ["scale_deployment"] * 3
+    await db.close()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kubernaut.config import load_config
+from kubernaut.models.jobs import AnalysisRef, JobKind
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine
 from kubernaut.orchestration.policy import PolicyInput, evaluate, load_policy
@@ -336,9 +337,9 @@ def test_wilson_lower_bound() -> None:
 async def test_job_wake_brings_a_waiting_workflow_forward(fresh_dsn: str) -> None:
     _, db, _ = await make_engine(fresh_dsn)
     async with db.pool.acquire() as conn:
-        await jobs.enqueue(conn, "workflow", 42, delay_s=3600)
-        await jobs.wake(conn, "workflow", 42)
-    claimed = await jobs.claim(db.pool, ["workflow"], "me", 30, 5)
+        await jobs.enqueue(conn, JobKind.WORKFLOW, AnalysisRef(analysis_id=42), delay_s=3600)
+        await jobs.wake(conn, JobKind.WORKFLOW, AnalysisRef(analysis_id=42))
+    claimed = await jobs.claim(db.pool, [JobKind.WORKFLOW], "me", 30, 5)
     assert [j.ref_id for j in claimed] == [42]
     await db.close()
 

@@ -12,8 +12,9 @@ import pytest
 
 from kubernaut.config import load_config
 from kubernaut.intelligence import report
-from kubernaut.intelligence.deployment import RETENTION_JOB, retention_job
+from kubernaut.intelligence.deployment import retention_job
 from kubernaut.intelligence.mining import mine_stats
+from kubernaut.models.jobs import JobKind, Singleton
 from kubernaut.storage import audit, jobs
 from kubernaut.storage.jobs import JobWorker
 from kubernaut.storage.retention import retention_round
@@ -162,28 +163,28 @@ async def test_the_periodic_job_runs_once_across_two_replicas_and_ends_when_rete
             await retention_job(pool, config)
         return run
 
-    workers = [JobWorker(db.pool, {RETENTION_JOB: handler(name, db.pool)}, owner=name, poll_interval_s=0.05,
+    workers = [JobWorker(db.pool, {JobKind.RETENTION: handler(name, db.pool)}, owner=name, poll_interval_s=0.05,
                          lease_s=5, max_attempts=3, batch_size=10) for name, db in (("a", a), ("b", b))]
     try:
         old = await finished(a.pool, "old", at=OLD)
         # Both replicas start: each revives the job (as IntelligenceService does), there is still one row.
         for db in (a, b):
-            await jobs.requeue(db.pool, RETENTION_JOB, 0)
+            await jobs.requeue(db.pool, JobKind.RETENTION, Singleton())
         for worker in workers:
             worker.start()
         await asyncio.sleep(2.0)
         assert len(runs) == 1, runs
         assert await a.pool.fetchval("SELECT round FROM mining_state WHERE task = 'retention'") == 1
         assert await a.pool.fetchval("SELECT count(*) FROM alerts WHERE incident_id = $1", old) == 0
-        job = await a.pool.fetchrow("SELECT state, run_after FROM jobs WHERE kind = $1", RETENTION_JOB)
+        job = await a.pool.fetchrow("SELECT state, run_after FROM jobs WHERE kind = $1", JobKind.RETENTION)
         assert job["state"] == "pending" and job["run_after"] > datetime.now(timezone.utc) + timedelta(minutes=59)
 
         # Retention switched off: the job's next run ends it instead of rescheduling.
         config.storage.retention_days = None
-        await jobs.wake(a.pool, RETENTION_JOB, 0)
+        await jobs.wake(a.pool, JobKind.RETENTION, Singleton())
         await asyncio.sleep(1.0)
         assert len(runs) == 2, runs
-        assert await a.pool.fetchval("SELECT state FROM jobs WHERE kind = $1", RETENTION_JOB) == "done"
+        assert await a.pool.fetchval("SELECT state FROM jobs WHERE kind = $1", JobKind.RETENTION) == "done"
         assert await a.pool.fetchval("SELECT round FROM mining_state WHERE task = 'retention'") == 1
     finally:
         for worker in workers:

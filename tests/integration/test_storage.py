@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from kubernaut.config.settings import StorageConfig
+from kubernaut.models.jobs import IncidentRef, JobKind, NotificationRef
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import TargetResolution
 from kubernaut.processing.classification import classify
@@ -69,9 +70,10 @@ async def test_jobs_are_claimed_once_and_an_expired_lease_is_taken_over(fresh_ds
     try:
         async with database.pool.acquire() as conn:
             for ref in range(10):
-                assert await jobs.enqueue(conn, "analyze", ref)
-            assert not await jobs.enqueue(conn, "analyze", 3)  # once per (kind, ref)
-        claims = await asyncio.gather(*(jobs.claim(database.pool, ["analyze"], f"r{i}", 0.5, 4) for i in range(5)))
+                assert await jobs.enqueue(conn, JobKind.ANALYZE, IncidentRef(incident_id=ref))
+            assert not await jobs.enqueue(conn, JobKind.ANALYZE, IncidentRef(incident_id=3))  # once per (kind, ref)
+        claims = await asyncio.gather(*(jobs.claim(database.pool, [JobKind.ANALYZE], f"r{i}", 0.5, 4)
+                                        for i in range(5)))
         claimed = [job.ref_id for batch in claims for job in batch]
         assert sorted(claimed) == list(range(10))  # every job once, none twice
 
@@ -80,7 +82,7 @@ async def test_jobs_are_claimed_once_and_an_expired_lease_is_taken_over(fresh_ds
         owner = next(f"r{i}" for i, c in enumerate(claims) if c == lost)
 
         async def retaken() -> list[jobs.Job]:
-            return await jobs.claim(database.pool, ["analyze"], "survivor", 30, 10)
+            return await jobs.claim(database.pool, [JobKind.ANALYZE], "survivor", 30, 10)
 
         deadline = asyncio.get_running_loop().time() + 10
         taken: list[jobs.Job] = []
@@ -101,12 +103,12 @@ async def test_failed_jobs_back_off_and_give_up(fresh_dsn: str) -> None:
     database = await connect(fresh_dsn)
     try:
         async with database.pool.acquire() as conn:
-            await jobs.enqueue(conn, "notify", 1)
-        (job,) = await jobs.claim(database.pool, ["notify"], "r", 30, 1)
+            await jobs.enqueue(conn, JobKind.NOTIFY, NotificationRef(notification_id=1))
+        (job,) = await jobs.claim(database.pool, [JobKind.NOTIFY], "r", 30, 1)
         assert not await jobs.fail(database.pool, job, "r", "boom", delay_s=60, max_attempts=2)
-        assert await jobs.claim(database.pool, ["notify"], "r", 30, 1) == []  # backing off
+        assert await jobs.claim(database.pool, [JobKind.NOTIFY], "r", 30, 1) == []  # backing off
         await database.pool.execute("UPDATE jobs SET run_after = now()")
-        (job,) = await jobs.claim(database.pool, ["notify"], "r", 30, 1)
+        (job,) = await jobs.claim(database.pool, [JobKind.NOTIFY], "r", 30, 1)
         assert await jobs.fail(database.pool, job, "r", "boom again", delay_s=0, max_attempts=2)
         row = await database.pool.fetchrow("SELECT state, last_error FROM jobs")
         assert row["state"] == "dead" and row["last_error"] == "boom again"

@@ -156,7 +156,7 @@ async def seed_live_workflow(db: asyncpg.Connection, ns: str) -> int:
         """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause)
            VALUES ($1, 'rules', 'scale_deployment', '{"replicas": 2}', $2::jsonb, 0.9, 'too few replicas')
            RETURNING id""", incident, f'{{"kind": "Deployment", "name": "shop", "namespace": "{ns}"}}')
-    await db.execute("INSERT INTO jobs (kind, ref_id) VALUES ('orchestrate', $1)", analysis)
+    await db.execute("INSERT INTO jobs (kind, ref_id) VALUES ('workflow', $1)", analysis)
     return incident
 
 

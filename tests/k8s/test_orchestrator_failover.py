@@ -64,7 +64,7 @@ async def test_killing_the_orchestrator_mid_workflow_completes_it_exactly_once(
             """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause)
                VALUES ($1, 'rules', 'scale_deployment', '{"replicas": 3}', $2::jsonb, 0.75, 'too few replicas')
                RETURNING id""", incident, __import__("json").dumps(target))
-        await db.execute("INSERT INTO jobs (kind, ref_id) VALUES ('orchestrate', $1)", analysis)
+        await db.execute("INSERT INTO jobs (kind, ref_id) VALUES ('workflow', $1)", analysis)
 
         async def awaiting() -> int | None:
             return await db.fetchval("SELECT id FROM approvals WHERE incident_id = $1 AND status = 'pending'",
