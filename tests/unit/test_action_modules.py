@@ -1,11 +1,13 @@
-"""One place per action: each module of kubernaut.execution.actions declares everything about its action,
-and the catalog, the workflow's preludes, the effectiveness subject and the executor's RBAC read it."""
+"""One place per action: each module of kubernaut.execution.actions declares everything about its action
+(its facts in <name>.yaml next to it, its code in <name>.py), and the catalog, the workflow's preludes, the
+effectiveness subject and the executor's RBAC read it."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
 from datetime import datetime, timezone
+from importlib import resources
 from types import ModuleType
 from typing import Any
 
@@ -14,10 +16,14 @@ import pytest
 from kubernaut.effectiveness.monitor import judged_subject
 from kubernaut.execution import actions
 from kubernaut.execution.catalog import CATALOG, ActionSpec, Family, NoParams, Prelude, RbacRule, Risk
+from kubernaut.execution.catalog.declaration import declared, load_facts
 from kubernaut.execution.catalog.rbac import cluster_role_rules
 from kubernaut.execution.catalog.registry import action_modules, build_catalog
+from kubernaut.execution.catalog.spec import DRY_RUN_SERVER_SIDE
+from kubernaut.execution.catalog.workloads import GITOPS_GUARD
 from kubernaut.execution.operations import OPERATIONS
 from kubernaut.execution.operations.base import Operation
+from kubernaut.models.finding import OWNED_ELSEWHERE, FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.orchestration.plans import plan_for
 from kubernaut.storage.assessments import ActionToAssess
@@ -134,3 +140,59 @@ def test_an_incomplete_declaration_fails_at_import(overrides: dict[str, Any], me
 def test_a_module_without_an_action_fails_at_import() -> None:
     with pytest.raises(RuntimeError, match="declares no SPEC"):
         build_catalog([*action_modules(), ModuleType("kubernaut.execution.actions.helpers")])
+
+
+def test_every_action_yaml_is_declared_by_its_module() -> None:
+    yamls = sorted(entry.name.removesuffix(".yaml") for entry in resources.files(actions.__name__).iterdir()
+                   if entry.name.endswith(".yaml"))
+    assert yamls == sorted(CATALOG)
+
+
+_MINIMAL_YAML = """
+summary: A test action.
+family: workload
+risk: low
+target_kinds: [Widget]
+when_to_use: never
+when_not_to_use: always
+guards: [gitops]
+verification: none
+harmful_when: [target.healthy, OWNED_ELSEWHERE]
+preludes:
+- {action: collect_diagnostics, purpose: look first, parameters: {include_logs: false}}
+rbac:
+- {api_group: example.com, resources: [widgets, widgets/status], verbs: [get, patch]}
+"""
+
+
+def test_an_action_yaml_becomes_the_spec_it_declares() -> None:
+    spec = load_facts("probe_widget", _MINIMAL_YAML).spec(
+        "probe_widget", params=NoParams, planner=lambda target, params: [], operation=_Probe(), check=None)
+    assert spec.family is Family.WORKLOAD and spec.risk is Risk.LOW and spec.target_kinds == ("Widget",)
+    assert spec.when_not_to_use == "always " + GITOPS_GUARD
+    assert spec.harmful_when == (FindingKind.TARGET_HEALTHY, *OWNED_ELSEWHERE)
+    assert spec.preludes == (Prelude("collect_diagnostics", "look first", {"include_logs": False}),)
+    assert spec.rbac == (RbacRule("example.com", "widgets", ("get", "patch")),
+                         RbacRule("example.com", "widgets/status", ("get", "patch")))
+    assert spec.dry_run == DRY_RUN_SERVER_SIDE and spec.mutates and not spec.sensitive
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("risk: low", "risk: tiny"), "risk"),
+        (("family: workload", "family: gadgets"), "family"),
+        (("target.healthy", "target.healthful"), "harmful_when"),
+        (("guards: [gitops]", "guards: [gitops, politeness]"), "unknown guard"),
+        (("verification: none", "verificaton: none"), "verificaton"),
+        (("summary: A test action.", "summary: [unclosed"), "is not YAML"),
+    ],
+)
+def test_a_defective_action_yaml_fails_at_import(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        load_facts("probe_widget", _MINIMAL_YAML.replace(*change))
+
+
+def test_an_action_module_without_its_yaml_fails_at_import() -> None:
+    with pytest.raises(RuntimeError, match=r"has no probe_widget\.yaml"):
+        declared("kubernaut.execution.actions.probe_widget", params=NoParams, planner=lambda target, params: [])

@@ -9,11 +9,10 @@ from typing import Any
 
 from pydantic import Field
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.grammar import LabelSelector
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import PlanDraft
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write
 from kubernaut.execution.operations.objects import annotations, meta
 from kubernaut.execution.scope import ObjectScope
@@ -166,44 +165,4 @@ class CleanupOrphanedPvcs(Operation):
         return Verification(True, [f"{len(record['claims'])} orphaned claim(s) deleted"])
 
 
-SPEC = ActionSpec(
-    name="cleanup_orphaned_pvcs",
-    summary=("Delete PersistentVolumeClaims in a namespace that no pod or workload template names "
-             "(bounded count)."),
-    params=CleanupOrphanedPvcsParams,
-    target_kinds=("Namespace",),
-    risk=Risk.HIGH,
-    sensitive=True,
-    preconditions=(
-        "candidate claims are named by no pod and no pod template (Deployments at 0 replicas, Jobs and "
-        "CronJobs included) and are not part of a StatefulSet's volumeClaimTemplates",
-        "candidate claims are not labelled kubernaut.ai/managed=false",
-        "the data on candidate volumes is not needed (or the PersistentVolumes use reclaimPolicy Retain)",
-        "the number of candidates does not exceed max_deletions",
-    ),
-    when_to_use=(
-        "A namespace or storage quota is exhausted by claims left behind by deleted workloads or finished jobs."
-    ),
-    when_not_to_use=(
-        "Do not use to free space for a running workload whose own volume is full (expand_pvc). Do not "
-        "use on namespaces holding databases or backups without an explicit human decision: deletion is "
-        "irreversible."
-    ),
-    verification=("The candidate claims are gone and the quota usage (requests.storage) dropped accordingly."),
-    inverse_note="none: deleted claims (and, with reclaimPolicy Delete, their data) cannot be restored",
-    rbac=(
-        RbacRule("", "persistentvolumeclaims", ("get", "list", "delete")),
-        RbacRule("", "pods", ("list",)),
-        RbacRule("", "replicationcontrollers", ("list",)),
-        RbacRule("", "persistentvolumes", ("get",)),
-        RbacRule("apps", "deployments", ("list",)),
-        RbacRule("apps", "replicasets", ("list",)),
-        RbacRule("apps", "statefulsets", ("list",)),
-        RbacRule("apps", "daemonsets", ("list",)),
-        RbacRule("batch", "jobs", ("list",)),
-        RbacRule("batch", "cronjobs", ("list",)),
-    ),
-    planner=_plan_cleanup,
-    family=Family.STORAGE,
-    operation=CleanupOrphanedPvcs(),
-)
+SPEC = declared(__name__, params=CleanupOrphanedPvcsParams, planner=_plan_cleanup, operation=CleanupOrphanedPvcs())

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.errors import CatalogError
-from kubernaut.execution.catalog.observe import ANY_KIND
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.models.resource import ResourceRef
 
 # Their content would land in storage and LLM prompts; the executor has no RBAC to read them anyway.
@@ -44,43 +42,4 @@ def _plan_collect(target: ResourceRef, params: CollectDiagnosticsParams) -> list
     return steps
 
 
-SPEC = ActionSpec(
-    name="collect_diagnostics",
-    summary=("Gather the target's spec, status, events and recent logs onto the incident; changes nothing."),
-    params=CollectDiagnosticsParams,
-    target_kinds=ANY_KIND,
-    risk=Risk.LOW,
-    mutates=False,
-    preconditions=("read access to the target's namespace",),
-    when_to_use=(
-        "The cause is unclear and more evidence is needed before choosing a remediation, or a human "
-        "will want the state captured before it changes (pods about to be replaced)."
-    ),
-    when_not_to_use=(
-        "Not a remediation: when the fix is clear and safe, choose it (diagnostics are captured anyway)."
-    ),
-    verification="The incident holds a diagnostics bundle with the requested parts.",
-    inverse_note="none needed: nothing is changed",
-    rbac=(
-        RbacRule("", "pods", ("get", "list")),
-        RbacRule("", "pods/log", ("get",)),
-        RbacRule("", "events", ("list",)),
-        RbacRule("events.k8s.io", "events", ("list",)),
-        RbacRule("", "nodes", ("get", "list")),
-        RbacRule("", "persistentvolumeclaims", ("get", "list")),
-        RbacRule("", "services", ("get", "list")),
-        *(
-            RbacRule("apps", resource, ("get", "list"))
-            for resource in ("deployments", "statefulsets", "daemonsets", "replicasets")
-        ),
-        RbacRule("batch", "jobs", ("get", "list")),
-        RbacRule("batch", "cronjobs", ("get", "list")),
-        RbacRule("autoscaling", "horizontalpodautoscalers", ("get", "list")),
-        RbacRule("policy", "poddisruptionbudgets", ("get", "list")),
-        RbacRule("networking.k8s.io", "networkpolicies", ("get", "list")),
-    ),
-    planner=_plan_collect,
-    check=_check_collect,
-    dry_run="read-only: nothing to dry-run",
-    family=Family.OBSERVE,
-)
+SPEC = declared(__name__, params=CollectDiagnosticsParams, planner=_plan_collect, check=_check_collect)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.pods import _POD_READ, POD_KINDS, RestartPodParams, _grace
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family, Prelude
+from kubernaut.execution.catalog.declaration import declared
+from kubernaut.execution.catalog.plan import PlanDraft, ref
+from kubernaut.execution.catalog.pods import RestartPodParams, _grace
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Verification, Write
 from kubernaut.execution.operations.objects import meta
 from kubernaut.execution.operations.pods import _prepare_pod, _verify_replaced
-from kubernaut.models.finding import RESTART_FUTILE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -54,29 +51,4 @@ class DeletePod(Operation):
         return Verification(True, [f"pod uid {record['uid']} no longer exists"])
 
 
-SPEC = ActionSpec(
-    name="delete_pod",
-    preludes=(Prelude("collect_diagnostics", "keep the evidence a deletion destroys",
-                      {"include_events": True, "include_logs": True}),),
-    helps_when=(K.PROBE_FAILING,),
-    harmful_when=(*RESTART_FUTILE,),
-    summary=("Delete one pod, controller-managed or not (e.g. a pod stuck Terminating or a failed bare pod)."),
-    params=DeletePodParams,
-    target_kinds=POD_KINDS,
-    risk=Risk.MEDIUM,
-    preconditions=("the pod exists", "if it has no controller, losing it permanently is acceptable"),
-    when_to_use=(
-        "Clearing a Failed/Evicted/Unknown pod that nothing will clean up, or a pod whose node is gone; "
-        "prefer restart_pod when a controller owns the pod."
-    ),
-    when_not_to_use=(
-        "Do not use to 'restart' a bare pod you still need: it is not recreated. Do not use when a "
-        "PodDisruptionBudget should be respected (use evict_pod)."
-    ),
-    verification="The pod no longer exists (or a replacement is Ready when a controller owns it).",
-    inverse_note="none: a deleted pod is gone; the executor keeps the recorded manifest for humans",
-    rbac=(_POD_READ, RbacRule("", "pods", ("delete",))),
-    planner=_plan_delete,
-    family=Family.POD,
-    operation=DeletePod(),
-)
+SPEC = declared(__name__, params=DeletePodParams, planner=_plan_delete, operation=DeletePod())

@@ -9,11 +9,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kubernaut.execution import diff as diffs
-from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family, Prelude
+from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.kube import KubeError
 from kubernaut.execution.operations.base import (
     Applied,
@@ -30,7 +28,6 @@ from kubernaut.execution.operations.base import (
 from kubernaut.execution.operations.nodes import _conditions
 from kubernaut.execution.operations.objects import annotations, controller_of, meta, with_rv
 from kubernaut.execution.scope import ObjectScope
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -259,42 +256,4 @@ class DrainNode(Operation):
         return Verification(True, [*checks, "only DaemonSet/mirror/finished pods remain on the node"])
 
 
-SPEC = ActionSpec(
-    name="drain_node",
-    preludes=(Prelude("cordon_node", "stop new pods landing on the node before evicting"),),
-    helps_when=(K.NODE_NOT_READY,),
-    harmful_when=(K.TARGET_HEALTHY, K.PDB_BLOCKS_EVICTION),
-    summary="Cordon a node and evict its pods through the Eviction API, respecting PodDisruptionBudgets.",
-    params=DrainNodeParams,
-    target_kinds=NODE_KINDS,
-    risk=Risk.HIGH,
-    sensitive=True,
-    preconditions=(
-        "the rest of the cluster can host the evicted pods",
-        "every pod on the node has a controller (bare pods would be lost)",
-        "PodDisruptionBudgets allow the evictions within the timeout",
-        "no other node is being drained (blast radius: one node at a time)",
-    ),
-    when_to_use=(
-        "A node must be emptied: failing hardware or disk, kernel problems, persistent pressure, or a "
-        "node that keeps killing pods; after cordon_node confirmed the node is the cause."
-    ),
-    when_not_to_use=(
-        "Do not drain for a problem of one workload. Do not drain control-plane nodes, several nodes at "
-        "once, or when capacity is short (pods go Pending). Never relax PDBs just to speed a drain."
-    ),
-    verification=("Only DaemonSet/mirror pods remain on the node and the evicted workloads are Ready elsewhere."),
-    inverse="uncordon_node",
-    inverse_note=("uncordon_node on the same node; evicted pods are not moved back (the scheduler rebalances)"),
-    rbac=(
-        _NODE_PATCH,
-        RbacRule("", "pods", ("get", "list", "watch")),
-        RbacRule("", "pods/eviction", ("create",)),
-    ),
-    planner=_plan_drain,
-    dry_run=(
-        "server-side: the cordon patch and every eviction are sent with dryRun=All (PDB refusals show as 429)"
-    ),
-    family=Family.NODE,
-    operation=DrainNode(),
-)
+SPEC = declared(__name__, params=DrainNodeParams, planner=_plan_drain, operation=DrainNode())

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.pods import _POD_READ, POD_KINDS, RestartPodParams
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.declaration import declared
+from kubernaut.execution.catalog.plan import PlanDraft, ref
+from kubernaut.execution.catalog.pods import RestartPodParams
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Verification, Write
 from kubernaut.execution.operations.pods import _prepare_pod, _verify_replaced
-from kubernaut.models.finding import RESTART_FUTILE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -49,32 +46,4 @@ class EvictPod(Operation):
         return await _verify_replaced(ctx, target, record)
 
 
-SPEC = ActionSpec(
-    name="evict_pod",
-    helps_when=(K.PROBE_FAILING,),
-    harmful_when=(*RESTART_FUTILE,),
-    summary="Evict one pod through the Eviction API, which honours PodDisruptionBudgets.",
-    params=EvictPodParams,
-    target_kinds=POD_KINDS,
-    risk=Risk.LOW,
-    preconditions=(
-        "the pod exists and is owned by a controller",
-        "a PodDisruptionBudget covering the pod currently allows a disruption (else the API answers 429)",
-    ),
-    when_to_use=(
-        "Moving a pod off a bad node or out of a bad state while keeping the workload's availability "
-        "guarantees; the safe alternative to restart_pod when a PDB protects the workload."
-    ),
-    when_not_to_use=(
-        "Do not use to force through a PDB that blocks evictions (fix availability first or, with "
-        "approval, relax_pdb). Do not use for OOMKilled containers: raise memory instead."
-    ),
-    verification=(
-        "The pod is gone and the controller's replacement is Ready, on another node if the node was the issue."
-    ),
-    inverse_note="none: an evicted pod cannot be brought back; the controller recreates it",
-    rbac=(_POD_READ, RbacRule("", "pods/eviction", ("create",))),
-    planner=_plan_evict,
-    family=Family.POD,
-    operation=EvictPod(),
-)
+SPEC = declared(__name__, params=EvictPodParams, planner=_plan_evict, operation=EvictPod())

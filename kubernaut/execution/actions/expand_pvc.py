@@ -7,16 +7,13 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.grammar import Quantity
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import Risk, ref
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.catalog.quantity import parse_quantity
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, with_rv
-from kubernaut.models.finding import OWNED_ELSEWHERE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 SIZE_CEILING = "64Ti"
@@ -123,36 +120,4 @@ class ExpandPvc(Operation):
                                             f"(resize in progress: {conditions or 'pending'})"])
 
 
-SPEC = ActionSpec(
-    name="expand_pvc",
-    helps_when=(K.PVC_FILLING,),
-    harmful_when=(K.PVC_NOT_EXPANDABLE, *OWNED_ELSEWHERE),
-    summary=("Grow a PersistentVolumeClaim (to a size, or by a factor, capped); volumes never shrink back."),
-    params=ExpandPvcParams,
-    target_kinds=("PersistentVolumeClaim",),
-    risk=Risk.MEDIUM,
-    preconditions=(
-        "the claim is Bound",
-        "its StorageClass has allowVolumeExpansion: true",
-        "the namespace ResourceQuota (requests.storage) allows the new size",
-    ),
-    when_to_use=(
-        "A volume is filling up (kubelet_volume_stats_available_bytes low, "
-        "KubePersistentVolumeFillingUp) from legitimate data growth."
-    ),
-    when_not_to_use=(
-        "Do not expand when the growth is runaway logs, temp files or a stuck compaction: clean up or "
-        "fix the cause, since the extra space cannot be returned. Do not use when the StorageClass does "
-        "not allow expansion, or a ResourceQuota forbids the size."
-    ),
-    verification="status.capacity.storage shows the new size and the filesystem free space rose.",
-    inverse_note="none: Kubernetes cannot shrink a volume; the previous size is recorded for humans",
-    rbac=(
-        RbacRule("", "persistentvolumeclaims", ("get", "list", "watch", "patch")),
-        RbacRule("storage.k8s.io", "storageclasses", ("get",)),
-        RbacRule("", "resourcequotas", ("get", "list")),
-    ),
-    planner=_plan_expand,
-    family=Family.STORAGE,
-    operation=ExpandPvc(),
-)
+SPEC = declared(__name__, params=ExpandPvcParams, planner=_plan_expand, operation=ExpandPvc())

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import GITOPS_GUARD, _workload_rbac
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import rollout_state, with_rv
-from kubernaut.models.finding import OWNED_ELSEWHERE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -46,27 +43,4 @@ class PauseRollout(Operation):
         return Verification(paused, [f"spec.paused={str(paused).lower()}"])
 
 
-SPEC = ActionSpec(
-    name="pause_rollout",
-    helps_when=(K.ROLLOUT_SUSPECT,),
-    harmful_when=(K.TARGET_HEALTHY, *OWNED_ELSEWHERE),
-    summary="Pause a Deployment's rollout so a bad revision stops spreading.",
-    params=NoParams,
-    target_kinds=("Deployment",),
-    risk=Risk.LOW,
-    preconditions=("a rollout is in progress", "the Deployment is not already paused"),
-    when_to_use=(
-        "A rollout is progressing while new pods fail readiness or raise errors; stop it before deciding."
-    ),
-    when_not_to_use=(
-        "Do not leave a Deployment paused: it ignores later spec changes until resumed. Not for a "
-        "completed rollout (use rollback_deployment). " + GITOPS_GUARD
-    ),
-    verification="spec.paused is true and no further pods of the new ReplicaSet are created.",
-    inverse="resume_rollout",
-    inverse_note="resume_rollout on the same Deployment",
-    rbac=_workload_rbac(("deployments",), ("get", "patch")),
-    planner=_plan_pause,
-    family=Family.WORKLOAD,
-    operation=PauseRollout(),
-)
+SPEC = declared(__name__, params=NoParams, planner=_plan_pause, operation=PauseRollout())

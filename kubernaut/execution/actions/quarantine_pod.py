@@ -7,11 +7,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.network import QUARANTINE_LABEL
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
 from kubernaut.execution.operations.objects import annotations, labels, meta, selector_matches, with_rv
@@ -143,36 +142,4 @@ class QuarantinePod(Operation):
         ])
 
 
-SPEC = ActionSpec(
-    name="quarantine_pod",
-    summary="Isolate one pod with a deny-all NetworkPolicy, keeping it running for forensics.",
-    params=QuarantinePodParams,
-    target_kinds=("Pod",),
-    risk=Risk.MEDIUM,
-    preconditions=(
-        "the cluster's CNI enforces NetworkPolicy",
-        "no other NetworkPolicy selecting the pod allows traffic (policies are additive)",
-        "the workload has other replicas to carry the traffic",
-    ),
-    when_to_use=(
-        "A pod behaves suspiciously (unexpected egress, crypto-mining CPU, compromise indicators) or "
-        "corrupts shared state, and must be cut off but kept for investigation."
-    ),
-    when_not_to_use=(
-        "Do not quarantine the only replica of a serving workload without approval (outage). Not a fix "
-        "for ordinary crashes or slowness (restart_pod). Useless where the CNI ignores NetworkPolicy."
-    ),
-    verification=("The quarantine NetworkPolicy exists, the pod carries the label, and its connections drop."),
-    inverse="remove_network_policy",
-    inverse_note=(
-        f"remove_network_policy on NetworkPolicy <namespace>/{QUARANTINE_POLICY_PREFIX}<pod>, then the "
-        f"executor removes the {QUARANTINE_LABEL} label from the pod"
-    ),
-    rbac=(
-        RbacRule("", "pods", ("get", "patch")),
-        RbacRule("networking.k8s.io", "networkpolicies", ("get", "list", "create")),
-    ),
-    planner=_plan_quarantine,
-    family=Family.NETWORK,
-    operation=QuarantinePod(),
-)
+SPEC = declared(__name__, params=QuarantinePodParams, planner=_plan_quarantine, operation=QuarantinePod())

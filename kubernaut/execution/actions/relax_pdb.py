@@ -6,16 +6,12 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.grammar import IntOrPercent
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import GITOPS_GUARD
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, with_rv
-from kubernaut.models.finding import OWNED_ELSEWHERE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -125,34 +121,4 @@ class RelaxPdb(Operation):
         return Verification(True, checks)
 
 
-SPEC = ActionSpec(
-    name="relax_pdb",
-    helps_when=(K.PDB_BLOCKS_EVICTION,),
-    harmful_when=(*OWNED_ELSEWHERE,),
-    summary=("Loosen a PodDisruptionBudget (maxUnavailable or minAvailable) so evictions and drains can proceed."),
-    params=RelaxPdbParams,
-    target_kinds=("PodDisruptionBudget",),
-    risk=Risk.HIGH,
-    sensitive=True,
-    preconditions=(
-        "the budget currently blocks a needed eviction (status.disruptionsAllowed == 0)",
-        "the new value still keeps enough replicas for the service's availability",
-    ),
-    when_to_use=(
-        "A drain or eviction is stuck because a PDB allows zero disruptions (e.g. minAvailable equals "
-        "replicas, or maxUnavailable 0) and a node must be emptied."
-    ),
-    when_not_to_use=(
-        "Do not relax a budget protecting a quorum system below its quorum. Do not use to make room for "
-        "an ordinary restart: fix the workload's replica count instead. " + GITOPS_GUARD
-    ),
-    verification=(
-        "status.disruptionsAllowed > 0 and the blocked eviction proceeds; restore the budget afterwards."
-    ),
-    inverse="relax_pdb",
-    inverse_note=("relax_pdb with the minAvailable/maxUnavailable recorded before the change (whichever was set)"),
-    rbac=(RbacRule("policy", "poddisruptionbudgets", ("get", "list", "patch")),),
-    planner=_plan_pdb,
-    family=Family.RESOURCES,
-    operation=RelaxPdb(),
-)
+SPEC = declared(__name__, params=RelaxPdbParams, planner=_plan_pdb, operation=RelaxPdb())

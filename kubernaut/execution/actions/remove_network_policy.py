@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.network import QUARANTINE_LABEL
 from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
 from kubernaut.execution.operations.objects import annotations, labels, meta, with_rv
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -71,34 +69,4 @@ class RemoveNetworkPolicy(Operation):
         return Verification(True, checks)
 
 
-SPEC = ActionSpec(
-    name="remove_network_policy",
-    helps_when=(K.NETWORK_POLICY_DENIES,),
-    summary="Delete one NetworkPolicy (a blocking rule, or a quarantine created by quarantine_pod).",
-    params=NoParams,
-    target_kinds=("NetworkPolicy",),
-    risk=Risk.HIGH,
-    sensitive=True,
-    preconditions=(
-        "the policy demonstrably blocks required traffic, or is a kubernaut quarantine policy",
-        "the policy is not a namespace default-deny security control",
-    ),
-    when_to_use=(
-        "A recently added or changed NetworkPolicy cut traffic between services (connection timeouts "
-        "right after it appeared); or lifting a quarantine."
-    ),
-    when_not_to_use=(
-        "Do not remove default-deny or compliance policies: fix the allow rules instead. GitOps-managed "
-        "policies are re-created by the controller: fix them in git."
-    ),
-    verification=("The policy is gone and the blocked connections succeed again (error rate and timeouts drop)."),
-    inverse_note=("none in the catalog: the deleted manifest is recorded on the action for a human to re-apply"),
-    rbac=(
-        RbacRule("networking.k8s.io", "networkpolicies", ("get", "list", "delete")),
-        # Lifting a quarantine also removes the quarantine label from the pod.
-        RbacRule("", "pods", ("get", "patch")),
-    ),
-    planner=_plan_remove_policy,
-    family=Family.NETWORK,
-    operation=RemoveNetworkPolicy(),
-)
+SPEC = declared(__name__, params=NoParams, planner=_plan_remove_policy, operation=RemoveNetworkPolicy())

@@ -6,14 +6,13 @@ from typing import Any
 
 from pydantic import Field
 
-from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS, TaintEffect, TaintKey
+from kubernaut.execution.catalog.declaration import declared
+from kubernaut.execution.catalog.nodes import TaintEffect, TaintKey
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.nodes import _taints
 from kubernaut.execution.operations.objects import with_rv
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -72,29 +71,4 @@ class RemoveTaint(Operation):
         return Verification(True, [f"no taint {after['key']}" + (f":{after['effect']}" if after.get("effect") else "")])
 
 
-SPEC = ActionSpec(
-    name="remove_taint",
-    helps_when=(K.UNTOLERATED_TAINT,),
-    harmful_when=(K.NODE_NOT_READY, K.NODE_PRESSURE),
-    summary="Remove a taint (by key, optionally effect) from a node.",
-    params=RemoveTaintParams,
-    target_kinds=NODE_KINDS,
-    risk=Risk.MEDIUM,
-    sensitive=True,
-    preconditions=("a taint with the key is present", "the reason for the taint no longer holds"),
-    when_to_use=(
-        "Pods are Pending because of a leftover taint on a healthy node (after maintenance or a fixed fault)."
-    ),
-    when_not_to_use=(
-        "Do not remove taints added by Kubernetes controllers or cloud providers (node.kubernetes.io/*, "
-        "node.cloudprovider.kubernetes.io/*): they are re-added or protect an unready node. Do not "
-        "remove dedicated-pool taints (e.g. GPU nodes) to make room for ordinary pods."
-    ),
-    verification="The taint is gone and Pending pods are scheduled onto the node.",
-    inverse="taint_node",
-    inverse_note=("taint_node with the key, value and effect recorded before removal (one call per removed taint)"),
-    rbac=(_NODE_PATCH,),
-    planner=_plan_remove_taint,
-    family=Family.NODE,
-    operation=RemoveTaint(),
-)
+SPEC = declared(__name__, params=RemoveTaintParams, planner=_plan_remove_taint, operation=RemoveTaint())

@@ -7,17 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.errors import CatalogError
 from kubernaut.execution.catalog.grammar import DNS_LABEL_RE
 from kubernaut.execution.catalog.hygiene import reject_whitespace
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import labels, meta
-from kubernaut.models.finding import OWNED_ELSEWHERE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 # Job names end up in the job-name label of their pods, so they must fit a label value.
@@ -153,37 +150,4 @@ class RerunJob(Operation):
         return Verification(None, [f"Job {after['job']} is still running", counts])
 
 
-SPEC = ActionSpec(
-    name="rerun_job",
-    helps_when=(K.JOB_FAILED_INFRASTRUCTURE,),
-    harmful_when=(K.OOM_KILLED, K.CONFIG_MISSING, K.CRASH_ON_CONFIG, K.COMMAND_NOT_FOUND, K.CRASH,
-                  *OWNED_ELSEWHERE),
-    summary="Create a new Job from a failed Job's template (or a CronJob's jobTemplate) and run it once.",
-    params=RerunJobParams,
-    target_kinds=("Job", "CronJob"),
-    risk=Risk.MEDIUM,
-    preconditions=(
-        "the job is idempotent (safe to run again)",
-        "the failure was transient (node loss, dependency outage, eviction)",
-        "no other run of the same job is active",
-    ),
-    when_to_use=(
-        "A Job (or a CronJob's last run) failed for a transient reason (BackoffLimitExceeded after a "
-        "dependency outage, node lost) and its work is still needed before the next schedule."
-    ),
-    when_not_to_use=(
-        "Do not rerun non-idempotent jobs (schema migrations, payments, notifications) without a human. "
-        "Do not rerun when the failure is deterministic (bad config, bad image, OOMKilled: raise memory "
-        "in the template instead)."
-    ),
-    verification="The new Job reaches Complete (status.succeeded >= completions).",
-    inverse_note="none: the work the Job did cannot be undone; the new Job object remains for inspection",
-    rbac=(
-        RbacRule("batch", "jobs", ("get", "list", "watch", "create")),
-        RbacRule("batch", "cronjobs", ("get",)),
-    ),
-    planner=_plan_rerun,
-    check=_check_rerun,
-    family=Family.JOB,
-    operation=RerunJob(),
-)
+SPEC = declared(__name__, params=RerunJobParams, planner=_plan_rerun, operation=RerunJob(), check=_check_rerun)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import _workload_rbac
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import rollout_state, with_rv
-from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.resource import ResourceRef
 
 
@@ -46,21 +44,4 @@ class ResumeRollout(Operation):
         return Verification(done, ["spec.paused=false", text])
 
 
-SPEC = ActionSpec(
-    name="resume_rollout",
-    harmful_when=(*OWNED_ELSEWHERE,),
-    summary="Resume a paused Deployment rollout.",
-    params=NoParams,
-    target_kinds=("Deployment",),
-    risk=Risk.MEDIUM,
-    preconditions=("the Deployment is paused", "the reason for pausing has been fixed"),
-    when_to_use="After a pause, once the new revision is known good or the template has been corrected.",
-    when_not_to_use=("Do not resume while the new revision is still failing: the rollout resumes spreading it."),
-    verification="spec.paused is false and the rollout completes with all pods Ready.",
-    inverse="pause_rollout",
-    inverse_note="pause_rollout on the same Deployment",
-    rbac=_workload_rbac(("deployments",), ("get", "list", "watch", "patch")),
-    planner=_plan_resume,
-    family=Family.WORKLOAD,
-    operation=ResumeRollout(),
-)
+SPEC = declared(__name__, params=NoParams, planner=_plan_resume, operation=ResumeRollout())

@@ -6,11 +6,9 @@ from typing import Any
 
 from pydantic import Field
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import GITOPS_GUARD, _workload_rbac
+from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import (
     annotations,
@@ -20,8 +18,6 @@ from kubernaut.execution.operations.objects import (
     selector_string,
     with_rv,
 )
-from kubernaut.models.finding import OWNED_ELSEWHERE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 OOM_GUARD = (
@@ -134,36 +130,4 @@ def _same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return norm(a) == norm(b)
 
 
-SPEC = ActionSpec(
-    name="rollback_deployment",
-    helps_when=(K.ROLLOUT_SUSPECT,),
-    harmful_when=(K.OOM_KILLED, K.TARGET_HEALTHY, *OWNED_ELSEWHERE),
-    summary="Roll a Deployment back to its previous (or a given) revision.",
-    params=RollbackParams,
-    target_kinds=("Deployment",),
-    risk=Risk.MEDIUM,
-    preconditions=(
-        "the target revision's ReplicaSet still exists (revisionHistoryLimit)",
-        "the problem started with the current revision's rollout",
-    ),
-    when_to_use=(
-        "Errors, crashes or latency began right after a rollout (new image or config), and the previous "
-        "revision was healthy."
-    ),
-    when_not_to_use=OOM_GUARD
-    + " Do not roll back across schema migrations that the old version cannot read. "
-    + GITOPS_GUARD,
-    verification=(
-        "The Deployment runs the restored template, the rollout completed and the error rate returns to "
-        "its pre-rollout level."
-    ),
-    inverse="rollback_deployment",
-    inverse_note="rollback_deployment with to_revision=<the revision current before the rollback>",
-    rbac=(
-        *_workload_rbac(("deployments",), ("get", "list", "watch", "patch")),
-        RbacRule("apps", "replicasets", ("get", "list")),
-    ),
-    planner=_plan_rollback,
-    family=Family.WORKLOAD,
-    operation=RollbackDeployment(),
-)
+SPEC = declared(__name__, params=RollbackParams, planner=_plan_rollback, operation=RollbackDeployment())

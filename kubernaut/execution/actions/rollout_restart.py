@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family, Prelude
-from kubernaut.execution.catalog.workloads import _WORKLOAD_RESOURCES, GITOPS_GUARD, WORKLOAD_KINDS, _workload_rbac
+from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import annotations, meta, rollout_state, with_rv
-from kubernaut.models.finding import RESTART_FUTILE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -85,34 +82,4 @@ class RolloutRestart(Operation):
         return Verification(done, [f"template restartedAt={stamp}", text])
 
 
-SPEC = ActionSpec(
-    name="rollout_restart",
-    preludes=(Prelude("collect_diagnostics", "keep the evidence a restart destroys",
-                      {"include_events": True, "include_logs": False}),),
-    helps_when=(K.PROBE_FAILING,),
-    harmful_when=(*RESTART_FUTILE,),
-    summary="Rolling restart of a Deployment, StatefulSet or DaemonSet (kubectl rollout restart).",
-    params=NoParams,
-    target_kinds=WORKLOAD_KINDS,
-    risk=Risk.MEDIUM,
-    preconditions=(
-        "the workload exists and is not paused",
-        "no rollout is in progress",
-        "the update strategy keeps replicas available (maxUnavailable < replicas)",
-    ),
-    when_to_use=(
-        "Many or all pods of a workload are degraded by a condition a fresh process clears (stale "
-        "config/secret mounted as env, leaked connections, cache corruption), and the spec itself is "
-        "fine."
-    ),
-    when_not_to_use=(
-        "Do not use when the current revision is broken (rollback_deployment) or when containers are "
-        "OOMKilled (increase_memory_limits). " + GITOPS_GUARD
-    ),
-    verification=("All pods were replaced (new restartedAt), the rollout completed and the alert resolves."),
-    inverse_note="none: the pods are already replaced; only the restartedAt annotation changed",
-    rbac=_workload_rbac(_WORKLOAD_RESOURCES, ("get", "list", "watch", "patch")),
-    planner=_plan_rollout_restart,
-    family=Family.WORKLOAD,
-    operation=RolloutRestart(),
-)
+SPEC = declared(__name__, params=NoParams, planner=_plan_rollout_restart, operation=RolloutRestart())

@@ -7,15 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.grammar import DnsLabel
 from kubernaut.execution.catalog.hygiene import reject_whitespace
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import _WORKLOAD_RESOURCES, GITOPS_GUARD, WORKLOAD_KINDS, _workload_rbac
+from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import rollout_state, with_rv
-from kubernaut.models.finding import OWNED_ELSEWHERE
 from kubernaut.models.resource import ResourceRef
 
 # Docker/OCI reference grammar (distribution/reference), simplified: [registry[:port]/]path[:tag][@digest].
@@ -103,31 +101,4 @@ class SetImage(Operation):
         return Verification(done, [f"template image of {after['container']} is {image}", text])
 
 
-SPEC = ActionSpec(
-    name="set_image",
-    harmful_when=(*OWNED_ELSEWHERE,),
-    summary="Replace the image of one container of a Deployment, StatefulSet or DaemonSet.",
-    params=SetImageParams,
-    target_kinds=WORKLOAD_KINDS,
-    risk=Risk.HIGH,
-    sensitive=True,
-    preconditions=(
-        "the container exists in the pod template",
-        "the image exists and is pullable by the workload's service account (imagePullSecrets)",
-    ),
-    when_to_use=(
-        "A known-good image must be pinned (e.g. a hotfix build, or the last good tag when the "
-        "ReplicaSet history is gone); ImagePullBackOff caused by a mistyped tag."
-    ),
-    when_not_to_use=(
-        "Do not invent image tags: use only references seen in the cluster or given by a human. Prefer "
-        "rollback_deployment when the previous revision is what you want. " + GITOPS_GUARD
-    ),
-    verification="New pods run the requested image (status.containerStatuses[].imageID) and are Ready.",
-    inverse="set_image",
-    inverse_note="set_image with container=<same>, image=<image recorded before the change>",
-    rbac=_workload_rbac(_WORKLOAD_RESOURCES, ("get", "list", "watch", "patch")),
-    planner=_plan_set_image,
-    family=Family.WORKLOAD,
-    operation=SetImage(),
-)
+SPEC = declared(__name__, params=SetImageParams, planner=_plan_set_image, operation=SetImage())

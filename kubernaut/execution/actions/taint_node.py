@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import Field
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.grammar import LabelValue
-from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS, TaintEffect, TaintKey
+from kubernaut.execution.catalog.nodes import TaintEffect, TaintKey
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.nodes import _taints
 from kubernaut.execution.operations.objects import with_rv
@@ -80,31 +80,4 @@ class TaintNode(Operation):
                                       f"{'present' if present else 'absent'}"])
 
 
-SPEC = ActionSpec(
-    name="taint_node",
-    summary="Add a taint to a node (NoSchedule, PreferNoSchedule or NoExecute).",
-    params=TaintNodeParams,
-    target_kinds=NODE_KINDS,
-    risk=Risk.MEDIUM,
-    sensitive=True,
-    preconditions=(
-        "the taint is not already present",
-        "for NoExecute: the evicted pods can run elsewhere",
-        "the key is not under kubernetes.io or k8s.io (controller-managed)",
-    ),
-    when_to_use=(
-        "Keeping a class of workloads off a node (e.g. a node with a flaky GPU or local disk) while "
-        "tolerating pods keep running; a finer tool than cordon_node."
-    ),
-    when_not_to_use=(
-        "Do not use NoExecute unless evicting all non-tolerating pods is intended. Do not use system "
-        "taint keys; prefer cordon_node to simply stop scheduling."
-    ),
-    verification=("The node has the taint; new non-tolerating pods are not scheduled there (NoExecute: evicted)."),
-    inverse="remove_taint",
-    inverse_note="remove_taint with the same key and effect",
-    rbac=(_NODE_PATCH,),
-    planner=_plan_taint,
-    family=Family.NODE,
-    operation=TaintNode(),
-)
+SPEC = declared(__name__, params=TaintNodeParams, planner=_plan_taint, operation=TaintNode())

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernaut.execution.catalog.nodes import _NODE_PATCH, NODE_KINDS
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.spec import ActionSpec, Family
+from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.nodes import _conditions
 from kubernaut.execution.operations.objects import with_rv
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -53,26 +51,4 @@ class UncordonNode(Operation):
         return Verification(not cordoned, [f"spec.unschedulable={str(cordoned).lower()}"])
 
 
-SPEC = ActionSpec(
-    name="uncordon_node",
-    helps_when=(K.NODES_CORDONED,),
-    harmful_when=(K.NODE_NOT_READY, K.NODE_PRESSURE),
-    summary="Make a cordoned node schedulable again.",
-    params=NoParams,
-    target_kinds=NODE_KINDS,
-    risk=Risk.LOW,
-    sensitive=True,
-    preconditions=("the node is Ready", "no memory, disk or PID pressure condition is true"),
-    when_to_use="A cordoned node has recovered (Ready, pressure gone, maintenance over).",
-    when_not_to_use=(
-        "Do not uncordon a node cordoned by someone else for maintenance (check who and why), nor one "
-        "still NotReady or under pressure."
-    ),
-    verification="spec.unschedulable is false, pods schedule onto it and stay Ready.",
-    inverse="cordon_node",
-    inverse_note="cordon_node on the same node",
-    rbac=(_NODE_PATCH,),
-    planner=_plan_uncordon,
-    family=Family.NODE,
-    operation=UncordonNode(),
-)
+SPEC = declared(__name__, params=NoParams, planner=_plan_uncordon, operation=UncordonNode())

@@ -7,16 +7,12 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import Risk, ref
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.resources import QUOTA_GUARD
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import GITOPS_GUARD, MAX_REPLICAS
+from kubernaut.execution.catalog.plan import ref
+from kubernaut.execution.catalog.workloads import MAX_REPLICAS
 from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, with_rv
-from kubernaut.models.finding import OWNED_ELSEWHERE, SCHEDULING_BLOCKED
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 
@@ -136,39 +132,4 @@ class UpdateHpa(Operation):
         return Verification(True, checks)
 
 
-SPEC = ActionSpec(
-    name="update_hpa",
-    helps_when=(K.HPA_AT_MAX,),
-    harmful_when=(K.CRASH, K.OOM_KILLED, *SCHEDULING_BLOCKED, *OWNED_ELSEWHERE),
-    summary=("Change the min/max replicas of a HorizontalPodAutoscaler (found from the workload if needed)."),
-    params=UpdateHpaParams,
-    target_kinds=("HorizontalPodAutoscaler", "Deployment", "StatefulSet"),
-    risk=Risk.MEDIUM,
-    preconditions=(
-        "an HPA targets the workload",
-        "after the change minReplicas <= maxReplicas",
-        "cluster capacity and ResourceQuota allow maxReplicas pods",
-    ),
-    when_to_use=(
-        "The HPA is pinned at maxReplicas while the load metric stays above target, or minReplicas is "
-        "too low to absorb known traffic bursts."
-    ),
-    when_not_to_use=(
-        "Do not raise maxReplicas for crashing or OOMKilled pods: more replicas fail the same way. "
-        "Do not raise it when a downstream dependency is the bottleneck. " + QUOTA_GUARD + " " + GITOPS_GUARD
-    ),
-    verification=(
-        "The HPA shows the new bounds, desiredReplicas is within them, and the load metric returns to target."
-    ),
-    inverse="update_hpa",
-    inverse_note="update_hpa with the min_replicas and max_replicas recorded before the change",
-    rbac=(
-        RbacRule("autoscaling", "horizontalpodautoscalers", ("get", "list", "patch")),
-        # A workload target is read (scope, existence) before its HPA is looked up.
-        RbacRule("apps", "deployments", ("get",)),
-        RbacRule("apps", "statefulsets", ("get",)),
-    ),
-    planner=_plan_hpa,
-    family=Family.RESOURCES,
-    operation=UpdateHpa(),
-)
+SPEC = declared(__name__, params=UpdateHpaParams, planner=_plan_hpa, operation=UpdateHpa())

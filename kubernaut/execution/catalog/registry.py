@@ -1,7 +1,8 @@
 """The catalog itself: the one immutable name -> ActionSpec mapping everything else consults.
 
 It is read from the action modules: every module of ``kubernaut.execution.actions`` declares one action
-as ``SPEC``, so adding an action is adding a module there.
+as ``SPEC``, from its facts in ``<name>.yaml`` next to it and its code (catalog/declaration.py), so adding an
+action is adding its module and its YAML there.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import difflib
 import importlib
 import pkgutil
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from types import MappingProxyType, ModuleType
 from typing import Any
 
@@ -25,9 +27,13 @@ from kubernaut.models.resource import ResourceRef
 
 
 def action_modules() -> list[ModuleType]:
-    """Every module of the actions package, imported."""
-    return [importlib.import_module(f"{actions.__name__}.{info.name}")
-            for info in pkgutil.iter_modules(actions.__path__)]
+    """Every module of the actions package, imported; a YAML without its module is refused (it would be ignored)."""
+    names = [info.name for info in pkgutil.iter_modules(actions.__path__)]
+    stray = sorted(entry.name for entry in resources.files(actions.__name__).iterdir()
+                   if entry.name.endswith(".yaml") and entry.name.removesuffix(".yaml") not in names)
+    if stray:
+        raise RuntimeError(f"action YAML without a module next to it: {', '.join(stray)}")
+    return [importlib.import_module(f"{actions.__name__}.{name}") for name in names]
 
 
 def build_catalog(modules: Iterable[ModuleType]) -> Mapping[str, ActionSpec]:

@@ -10,17 +10,12 @@ from pydantic import Field, model_validator
 
 from kubernaut.execution.catalog.grammar import DnsLabel, Quantity
 from kubernaut.execution.catalog.params import ActionParams
-from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
+from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.catalog.quantity import parse_quantity
-from kubernaut.execution.catalog.rbac import RbacRule
-from kubernaut.execution.catalog.spec import ActionSpec, Family
-from kubernaut.execution.catalog.workloads import GITOPS_GUARD, WORKLOAD_KINDS
-from kubernaut.models.finding import OWNED_ELSEWHERE
-from kubernaut.models.finding import FindingKind as K
 from kubernaut.models.resource import ResourceRef
 
 if TYPE_CHECKING:
-    from kubernaut.execution.operations.base import Operation
+    pass
 
 
 # Hard ceilings on the caps themselves: max_limit is a parameter (the LLM may tighten it), but it
@@ -100,7 +95,7 @@ class IncreaseCpuLimitsParams(_LimitParams):
 
 
 
-def _limits_planner(resource: str) -> Callable[[ResourceRef, _LimitParams], PlanDraft]:
+def limits_planner(resource: str) -> Callable[[ResourceRef, _LimitParams], PlanDraft]:
     def plan(target: ResourceRef, params: _LimitParams) -> PlanDraft:
         container = params.container or "<the alert's container, or the only container>"
         if params.new_limit is not None:
@@ -121,57 +116,3 @@ def _limits_planner(resource: str) -> Callable[[ResourceRef, _LimitParams], Plan
         )
 
     return plan
-
-
-
-
-
-
-_QUOTA_READ = (RbacRule("", "resourcequotas", ("get", "list")), RbacRule("", "limitranges", ("get", "list")))
-_WORKLOAD_PATCH = tuple(
-    RbacRule("apps", resource, ("get", "list", "watch", "patch"))
-    for resource in ("deployments", "statefulsets", "daemonsets")
-)
-
-
-_LIMIT_EVIDENCE = {
-    "memory": (K.OOM_KILLED, K.QUOTA_NO_ROOM_MEMORY),
-    "cpu": (K.CPU_THROTTLED, K.QUOTA_NO_ROOM_CPU),
-}
-
-
-def limits_spec(resource: str, params: type[_LimitParams], summary: str, when: str, when_not: str,
-                operation: Operation) -> ActionSpec:
-    """The declaration shared by increase_memory_limits and increase_cpu_limits."""
-    name = f"increase_{resource}_limits"
-    helps, no_room = _LIMIT_EVIDENCE[resource]
-    return ActionSpec(
-        name=name,
-        family=Family.RESOURCES,
-        operation=operation,
-        helps_when=(helps,),
-        harmful_when=(no_room, K.INSUFFICIENT_RESOURCES, K.QUOTA_EXCEEDED, *OWNED_ELSEWHERE),
-        summary=summary,
-        params=params,
-        target_kinds=WORKLOAD_KINDS,
-        risk=Risk.MEDIUM,
-        preconditions=(
-            "the container exists in the pod template",
-            f"the namespace ResourceQuota and LimitRange allow the new {resource} limit",
-            "nodes have allocatable capacity for the new pods",
-        ),
-        when_to_use=when,
-        when_not_to_use=when_not + " " + QUOTA_GUARD + " " + GITOPS_GUARD,
-        verification=(
-            f"The new pods run with the raised limits.{resource} and stay Ready through the window "
-            + ("without OOMKilled restarts." if resource == "memory" else "with CPU throttling down.")
-        ),
-        inverse=name,
-        inverse_note=(
-            f"{name} with container=<same>, new_limit=<limits.{resource} recorded before the change>; the "
-            "executor accepts a lower new_limit only as the inverse of its own recorded change, and removes "
-            "the limit again when there was none"
-        ),
-        rbac=(*_WORKLOAD_PATCH, *_QUOTA_READ),
-        planner=_limits_planner(resource),
-    )
