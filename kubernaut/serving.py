@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.job_worker import JobWorker
 from kubernaut.models.jobs import JobKind
 from kubernaut.observability.logs import configure_logging
 from kubernaut.storage.database import Database
-from kubernaut.storage.jobs import Job, JobWorker, RetryPolicy, replica_identity
+from kubernaut.storage.jobs import Job, RetryPolicy, replica_identity
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The durable work queue between deployments, and the loop that consumes it inside a replica.
+"""The durable work queue between deployments: job rows, leases, fencing and dead letters. The loop that
+consumes it inside a replica is :mod:`kubernaut.job_worker`.
 
 A hand-off is a ``jobs`` row written in the same transaction as the producer's result
 (transactional outbox), so nothing acknowledged is lost. Consumers claim rows with
@@ -7,7 +8,7 @@ Which kinds exist, who writes and who claims each, and what its ``ref_id`` refer
 :mod:`kubernaut.models.jobs`; the functions here take a :class:`JobKind` and its typed payload. Handle
 calls (``wake``) only wake consumers early; correctness never depends on them.
 
-Leases hold while their holder works: the worker renews a job's lease every ``heartbeat_s`` (a
+Leases hold while their holder works: the job worker renews a job's lease every ``heartbeat_s`` (a
 fraction of the lease) and cancels the handler when a renewal finds the lease gone. Each claim gets a
 fresh ``lease_token``; a handler's writes call :func:`fence` inside their transaction, which locks the
 job row (``FOR KEY SHARE``: a claimer's ``FOR UPDATE SKIP LOCKED`` passes it by) and refuses the write
@@ -22,23 +23,21 @@ died) is a dead letter: ``state = 'dead'``, listed at ``GET /api/v1/jobs?state=d
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import logging
 import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
 from kubernaut.models.jobs import JobKind, JobPayload
 from kubernaut.observability import metrics
 from kubernaut.storage import audit
-
-logger = logging.getLogger(__name__)
 
 STATES = ("pending", "running", "done", "dead")
 
@@ -123,9 +122,7 @@ class _Lease:
     token: uuid.UUID
 
 
-Handler = Callable[[Job], Awaitable[None]]
-
-# The lease of the job whose handler runs in this task (set by JobWorker; inherited by tasks it starts).
+# The lease of the job whose handler runs in this task (set by hold(); inherited by tasks it starts).
 _current_lease: contextvars.ContextVar[_Lease | None] = contextvars.ContextVar("kubernaut_job_lease", default=None)
 
 
@@ -294,12 +291,31 @@ async def fail(pool: asyncpg.Pool, job: Job, owner: str, error: str, delay_s: fl
 # --- dead letters: listing and replay (the jobs API) ----------------------------------------------------
 
 
-_COLUMNS = ("id, kind, ref_id, state, attempts, run_after, lease_owner, lease_until, last_error, created_at, "
-            "updated_at, dead_at")
+class JobRecord(BaseModel):
+    """A job as the jobs API shows it. ``kind`` is the stored name: a row of a kind this version does not
+    declare is still listed (and can be replayed), so nothing stored is hidden."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: str
+    ref_id: int
+    state: str
+    attempts: int
+    run_after: datetime
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    dead_at: datetime | None
+
+
+_COLUMNS = ", ".join(JobRecord.model_fields)
 
 
 async def listing(conn: asyncpg.Connection | asyncpg.Pool, *, state: str | None = None, kind: str | None = None,
-                  limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                  limit: int = 100, offset: int = 0) -> list[JobRecord]:
     """Jobs, newest change first (dead letters: most recently dead first)."""
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM jobs
@@ -307,7 +323,7 @@ async def listing(conn: asyncpg.Connection | asyncpg.Pool, *, state: str | None 
             ORDER BY coalesce(dead_at, updated_at) DESC, id DESC LIMIT $3 OFFSET $4""",
         state, kind, limit, offset,
     )
-    return [dict(r) for r in rows]
+    return [JobRecord.model_validate(dict(r)) for r in rows]
 
 
 async def counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str, int]]:
@@ -320,7 +336,7 @@ async def counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str,
     return result
 
 
-async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str | None = None) -> dict[str, Any]:
+async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str | None = None) -> JobRecord:
     """Replay a dead job: due now with fresh attempts. Inside the caller's transaction (with its audit event).
 
     A ``workflow`` job (ref: the analysis whose workflow it drives) gives its workflow up when it dies
@@ -352,188 +368,19 @@ async def retry(conn: asyncpg.Connection, job_id: int, actor: str, reason: str |
                        {"job_id": job_id, "kind": row["kind"], "ref_id": row["ref_id"],
                         "reopened_workflow": incident_id is not None, "reason": reason})
     metrics.job_replayed(row["kind"])
-    return dict(updated)
+    return JobRecord.model_validate(dict(updated))
 
 
 #: How a workflow that its dead ``workflow`` job gave up says so in ``workflows.error`` (see :func:`retry`).
 GAVE_UP_PREFIX = "gave up after"
 
 
-async def _holding(job: Job, handler: Handler) -> None:
-    """Run ``handler`` with ``job``'s lease as the current one (a task has its own copy of the context)."""
+async def hold(job: Job, handler: Callable[[Job], Awaitable[None]]) -> None:
+    """Run ``handler`` with ``job``'s lease as the current one, the one :func:`fence` checks (a task has its own
+    copy of the context, so set it inside the task that runs the handler)."""
     _current_lease.set(_Lease(job.id, job.token) if job.token is not None else None)
     await handler(job)
 
 
 def replica_identity(prefix: str) -> str:
     return f"{prefix}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class JobWorker:
-    """Claims jobs of some kinds and runs them; lives inside one replica as a background task."""
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        handlers: Mapping[JobKind, Handler],
-        *,
-        owner: str,
-        poll_interval_s: float,
-        lease_s: float,
-        max_attempts: int,
-        batch_size: int,
-        on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
-        policies: Mapping[JobKind, RetryPolicy] | None = None,
-        heartbeat_s: float | None = None,
-        backoff_initial_s: float = 2.0,
-        backoff_max_s: float = 300.0,
-    ) -> None:
-        self._pool = pool
-        _names(list(handlers))  # fail closed on a kind that is not declared
-        self._handlers = dict(handlers)
-        self.owner = owner
-        self._poll = poll_interval_s
-        self._lease = lease_s
-        default = RetryPolicy(max_attempts, backoff_initial_s, backoff_max_s)
-        self._policies = {kind: (policies or {}).get(kind, default) for kind in handlers}
-        # Renew well before the lease runs out: a renewal that is late or fails once still leaves time.
-        self._heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
-        self._batch = batch_size
-        self._on_give_up = on_give_up
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._last_reap = float("-inf")
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"jobs:{self.owner}")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def policy(self, kind: JobKind) -> RetryPolicy:
-        return self._policies[kind]
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        kinds = list(self._handlers)
-        while not self._stopping:
-            await self._reap(kinds)
-            try:
-                jobs = await claim(self._pool, kinds, self.owner, self._lease, self._batch, self._policies)
-            except Exception:
-                logger.exception("claiming jobs failed; retrying")
-                jobs = []
-            if jobs:
-                await asyncio.gather(*(self._run_one(job) for job in jobs))
-                continue  # there may be more
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-
-    async def _reap(self, kinds: list[JobKind]) -> None:
-        now = asyncio.get_running_loop().time()
-        if now - self._last_reap < self._poll:
-            return
-        self._last_reap = now
-        try:
-            dead = await reap(self._pool, kinds, self._policies)
-        except Exception:
-            logger.exception("reaping expired jobs failed; retrying at the next poll")
-            return
-        for job, error in dead:
-            logger.error("job %s %s (id %d) is dead: %s", job.kind, job.ref_id, job.id, error)
-            await self._gave_up(job, error)
-
-    async def _gave_up(self, job: Job, error: str) -> None:
-        metrics.job_dead_lettered(job.kind)
-        if self._on_give_up is None:
-            return
-        try:
-            await self._on_give_up(job, error)
-        except Exception:
-            logger.exception("give-up hook of job %s failed", job.id)
-
-    async def _heartbeat(self, job: Job, work: asyncio.Task[None], lost: asyncio.Event) -> None:
-        """Renew the lease while ``work`` runs; cancel it once the lease is no longer this holder's."""
-        loop = asyncio.get_running_loop()
-        renewed_at = loop.time()
-        while True:
-            await asyncio.sleep(self._heartbeat_s)
-            try:
-                held = await asyncio.wait_for(renew(self._pool, job, self.owner, self._lease),
-                                              timeout=max(self._heartbeat_s, 0.1))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Keep trying while the lease may still be ours; past it, someone else may hold the job.
-                logger.warning("renewing the lease of job %s failed", job.id, exc_info=True)
-                held = loop.time() - renewed_at < self._lease
-            else:
-                if held:
-                    renewed_at = loop.time()
-            if not held:
-                lost.set()
-                work.cancel()
-                return
-
-    async def _run_one(self, job: Job) -> None:
-        handler = self._handlers[job.kind]
-        policy = self._policies[job.kind]
-        lost = asyncio.Event()
-        work = asyncio.get_running_loop().create_task(_holding(job, handler))
-        beat = asyncio.get_running_loop().create_task(self._heartbeat(job, work, lost))
-        try:
-            try:
-                await asyncio.shield(work)
-            finally:
-                beat.cancel()
-        except asyncio.CancelledError:
-            if not lost.is_set() or not work.done():
-                work.cancel()
-                raise  # the worker is stopping
-            self._lease_lost(job, "the heartbeat found the lease gone")
-            return
-        except LeaseLost as exc:
-            self._lease_lost(job, str(exc))
-            return
-        except Reschedule as again:
-            try:
-                await reschedule(self._pool, job, self.owner, again.delay_s)
-            except Exception:
-                logger.exception("rescheduling job %s failed; its lease will expire", job.id)
-            return
-        except Exception as exc:  # a job must never kill the loop
-            delay = exc.delay_s if isinstance(exc, RetryLater) and exc.delay_s is not None \
-                else policy.backoff_s(job.attempts)
-            message = f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, RetryLater):
-                logger.exception("job %s %s failed (attempt %d of %d)", job.kind, job.ref_id, job.attempts,
-                                 policy.max_attempts)
-            try:
-                if await fail(self._pool, job, self.owner, message, delay, policy.max_attempts):
-                    await self._gave_up(job, message)
-            except Exception:
-                logger.exception("recording failure of job %s failed; its lease will expire", job.id)
-            return
-        try:
-            if not await complete(self._pool, job, self.owner):
-                self._lease_lost(job, "completed after the lease was lost")
-        except Exception:
-            logger.exception("completing job %s failed; its lease will expire and it re-runs idempotently", job.id)
-
-    def _lease_lost(self, job: Job, why: str) -> None:
-        logger.warning("job %s %s (id %d): lease lost, stopped without writing (%s)", job.kind, job.ref_id,
-                       job.id, why)
-        metrics.job_lease_lost(job.kind)

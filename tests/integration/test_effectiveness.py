@@ -24,9 +24,9 @@ from kubernaut.effectiveness.monitor import Assessor, get_assessment
 from kubernaut.effectiveness.target import TargetReader
 from kubernaut.intelligence import feedback
 from kubernaut.intelligence.mining import mine_stats
+from kubernaut.job_worker import JobWorker
 from kubernaut.models.jobs import ActionRef, JobKind
 from kubernaut.storage import jobs
-from kubernaut.storage.jobs import JobWorker
 from tests.integration.test_intelligence import OOM_FACTS, connect, seed_action, seed_incident
 from tests.plugins.kube_testenv import KubeTestEnv
 from tests.plugins.prometheus import ALERT_NAME, PrometheusStack, prometheus_stack  # noqa: F401 (fixture)

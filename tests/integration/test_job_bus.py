@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 
 from kubernaut.config import load_config
 from kubernaut.config.settings import StorageConfig, WorkConfig
+from kubernaut.job_worker import JobWorker
 from kubernaut.models.jobs import AnalysisRef, JobKind, JobPayload
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
@@ -25,7 +26,7 @@ from kubernaut.orchestration import workflow_job
 from kubernaut.orchestration.engine import WorkflowEngine
 from kubernaut.storage import jobs
 from kubernaut.storage.database import Database
-from kubernaut.storage.jobs import Job, JobWorker, RetryPolicy
+from kubernaut.storage.jobs import Job, RetryPolicy
 from kubernaut.storage.migrations import migrate
 from tests.integration.test_orchestration_engine import ScriptedExecutor, seed
 from tests.support.polling import eventually
@@ -133,7 +134,7 @@ async def test_each_kind_backs_off_exponentially_and_is_dead_lettered_after_its_
     assert (await job_row(db.pool, FLAKY, 1))["state"] == "dead"
     assert await jobs.claim(db.pool, [FLAKY], "replica-b", 30, 10) == []
     listed = await jobs.listing(db.pool, state="dead")
-    assert {(j["kind"], j["attempts"]) for j in listed} == {(FLAKY.value, 3), (STURDY.value, 4)}
+    assert {(j.kind, j.attempts) for j in listed} == {(FLAKY.value, 3), (STURDY.value, 4)}
     await db.close()
 
 
@@ -355,7 +356,7 @@ async def test_replaying_a_dead_workflow_job_reopens_the_workflow_it_gave_up(fre
                           workflow_id, f"{jobs.GAVE_UP_PREFIX} 5 attempts: boom")
     async with db.pool.acquire() as conn, conn.transaction():
         replayed = await jobs.retry(conn, job["id"], "alice", "the database is back")
-    assert replayed["state"] == "pending" and replayed["attempts"] == 0
+    assert replayed.state == "pending" and replayed.attempts == 0
     wf = await db.pool.fetchrow("SELECT phase, error, finished_at FROM workflows WHERE id = $1", workflow_id)
     assert wf["phase"] == "executing" and wf["error"] is None and wf["finished_at"] is None
     audit = await db.pool.fetchrow("SELECT actor, detail FROM audit_events WHERE event = 'job.retried'")

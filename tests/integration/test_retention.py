@@ -14,9 +14,9 @@ from kubernaut.config import load_config
 from kubernaut.intelligence import report
 from kubernaut.intelligence.deployment import retention_job
 from kubernaut.intelligence.mining import mine_stats
+from kubernaut.job_worker import JobWorker
 from kubernaut.models.jobs import JobKind, Singleton
 from kubernaut.storage import audit, jobs
-from kubernaut.storage.jobs import JobWorker
 from kubernaut.storage.retention import retention_round
 from tests.integration.test_intelligence import connect, seed_action, seed_assessment, seed_incident
 

@@ -51,5 +51,5 @@ async def retry_job(request: Request, svc: Services, job_id: int = FastApiPath(g
     except job_store.JobStateError as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     # Its consumer polls anyway; waking it only saves the poll interval.
-    wake(svc.deployments.consumer_of(job["kind"]))
+    wake(svc.deployments.consumer_of(job.kind))
     return JSONResponse(jsonable_encoder({"job": job}))
