@@ -11,7 +11,16 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.network import QUARANTINE_LABEL
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, ref
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    Write,
+    inverse_request,
+    must_get,
+)
 from kubernaut.execution.operations.network import QUARANTINED_POD
 from kubernaut.execution.operations.objects import annotations, labels, meta, selector_matches, with_rv
 from kubernaut.models.resource import ResourceRef
@@ -124,7 +133,7 @@ class QuarantinePod(Operation):
     def inverse(self, target: ResourceRef, params: QuarantinePodParams,
                 record: dict[str, Any]) -> dict[str, Any] | None:
         policy = ResourceRef(kind="NetworkPolicy", name=record["policy"], namespace=target.namespace)
-        return {"action": "remove_network_policy", "target": policy.model_dump(), "parameters": {}}
+        return inverse_request("remove_network_policy", policy)
 
     async def verify(self, ctx: Context, target: ResourceRef, params: QuarantinePodParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

@@ -10,9 +10,16 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.nodes import TaintEffect, TaintKey
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import ref
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
-from kubernaut.execution.operations.nodes import _taints
-from kubernaut.execution.operations.objects import with_rv
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    inverse_request,
+    must_get,
+)
+from kubernaut.execution.operations.nodes import _taints, set_taints, taint_matches
 from kubernaut.models.resource import ResourceRef
 
 
@@ -41,16 +48,10 @@ class RemoveTaint(Operation):
         node = await must_get(ctx, target)
         taints = _taints(node)
         effect = params.effect.value if params.effect else None
-
-        def matches(t: dict[str, Any]) -> bool:
-            return t.get("key") == params.key and (effect is None or t.get("effect") == effect)
-
-        removed = [t for t in taints if matches(t)]
+        removed = [t for t in taints if taint_matches(t, params.key, effect)]
         if not removed:
             raise Refused(f"node {target.name} has no taint {params.key}" + (f":{effect}" if effect else ""))
-        kept = [t for t in taints if not matches(t)]
-        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"taints": kept or None}}),
-                      before=node)
+        write = set_taints(node, target, [t for t in taints if not taint_matches(t, params.key, effect)])
         return Prepared([write], {"removed": removed}, {"key": params.key, "effect": effect})
 
     def inverse(self, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -58,14 +59,13 @@ class RemoveTaint(Operation):
         if len(removed) != 1:  # one taint_node per removed taint: a single request cannot restore several
             return None
         taint = removed[0]
-        return {"action": "taint_node", "target": target.model_dump(),
-                "parameters": {"key": taint["key"], "value": taint.get("value", ""), "effect": taint["effect"]}}
+        return inverse_request("taint_node", target,
+                               {"key": taint["key"], "value": taint.get("value", ""), "effect": taint["effect"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:
         node = await must_get(ctx, target)
-        left = [t for t in _taints(node) if t.get("key") == after["key"]
-                and (after.get("effect") is None or t.get("effect") == after["effect"])]
+        left = [t for t in _taints(node) if taint_matches(t, after["key"], after.get("effect"))]
         if left:
             return Verification(False, [f"taint {after['key']} is present again"])
         return Verification(True, [f"no taint {after['key']}" + (f":{after['effect']}" if after.get("effect") else "")])

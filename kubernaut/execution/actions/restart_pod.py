@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.plan import PlanDraft, ref
 from kubernaut.execution.catalog.pods import RestartPodParams, _grace
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Verification, Write
-from kubernaut.execution.operations.pods import _prepare_pod, _verify_replaced
+from kubernaut.execution.operations.pods import ReplacePod
 from kubernaut.models.resource import ResourceRef
 
 
@@ -22,19 +19,7 @@ def _plan_restart(target: ResourceRef, params: RestartPodParams) -> PlanDraft:
     )
 
 
-class RestartPod(Operation):
-    name = "restart_pod"
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: RestartPodParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        pod, record = await _prepare_pod(ctx, target, need_controller=True, action=self.name)
-        write = Write("delete", "Pod", target.name, target.namespace, before=pod, uid=record["uid"],
-                      grace_period_seconds=params.grace_period_seconds)
-        return Prepared([write], record, {"deleted_uid": record["uid"]})
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: RestartPodParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        return await _verify_replaced(ctx, target, record)
+OPERATION = ReplacePod("restart_pod", "delete", removed="deleted_uid")
 
 
-SPEC = declared(__name__, params=RestartPodParams, planner=_plan_restart, operation=RestartPod())
+SPEC = declared(__name__, params=RestartPodParams, planner=_plan_restart, operation=OPERATION)

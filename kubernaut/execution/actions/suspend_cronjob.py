@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.catalog.plan import ref
-from kubernaut.execution.operations.jobs import _Suspend
-from kubernaut.models.resource import ResourceRef
+from kubernaut.execution.operations.flags import SpecFlag
+
+OPERATION = SpecFlag("suspend_cronjob", field="suspend", value=True, undone_by="resume_cronjob",
+                     refusal="CronJob {namespace}/{name} is already suspended")
 
 
-def _plan_suspend(target: ResourceRef, params: NoParams) -> list[str]:
-    return [
-        f"GET {ref(target)} (record spec.suspend for the inverse)",
-        f"PATCH {ref(target)} spec.suspend=true",
-    ]
-
-
-class SuspendCronJob(_Suspend):
-    name = "suspend_cronjob"
-    suspend = True
-
-
-SPEC = declared(__name__, params=NoParams, planner=_plan_suspend, operation=SuspendCronJob())
+SPEC = declared(__name__, params=NoParams, planner=OPERATION.plan, operation=OPERATION)

@@ -11,9 +11,16 @@ from kubernaut.execution.catalog.grammar import LabelValue
 from kubernaut.execution.catalog.nodes import TaintEffect, TaintKey
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
-from kubernaut.execution.operations.nodes import _taints
-from kubernaut.execution.operations.objects import with_rv
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    inverse_request,
+    must_get,
+)
+from kubernaut.execution.operations.nodes import _taints, set_taints, taint_matches
 from kubernaut.models.resource import ResourceRef
 
 
@@ -53,22 +60,18 @@ class TaintNode(Operation):
         node = await must_get(ctx, target)
         taints = _taints(node)
         effect = params.effect.value
-        if any(t.get("key") == params.key and t.get("effect") == effect for t in taints):
+        if any(taint_matches(t, params.key, effect) for t in taints):
             raise Refused(f"node {target.name} already has a {params.key}:{effect} taint")
         taint: dict[str, Any] = {"key": params.key, "effect": effect}
         if params.value:
             taint["value"] = params.value
-        # A merge patch replaces the whole list; the resourceVersion makes that safe against a
-        # concurrent taint change (409 instead of dropping someone else's taint).
-        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"taints": [*taints, taint]}}),
-                      before=node)
+        write = set_taints(node, target, [*taints, taint])
         notes = ["NoExecute evicts every pod on the node that does not tolerate the taint"] if effect == "NoExecute" \
             else []
         return Prepared([write], {"taints": taints}, {"taint": taint}, notes)
 
     def inverse(self, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        return {"action": "remove_taint", "target": target.model_dump(),
-                "parameters": {"key": params.key, "effect": params.effect.value}}
+        return inverse_request("remove_taint", target, {"key": params.key, "effect": params.effect.value})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

@@ -7,9 +7,10 @@ from typing import Any
 from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import NoParams
 from kubernaut.execution.catalog.plan import ref
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.kube import Obj
+from kubernaut.execution.operations.base import Context, Refused
+from kubernaut.execution.operations.flags import SpecFlag
 from kubernaut.execution.operations.nodes import _conditions
-from kubernaut.execution.operations.objects import with_rv
 from kubernaut.models.resource import ResourceRef
 
 
@@ -23,32 +24,19 @@ def _plan_uncordon(target: ResourceRef, params: NoParams) -> list[str]:
 PRESSURE = ("MemoryPressure", "DiskPressure", "PIDPressure")
 
 
-class UncordonNode(Operation):
-    name = "uncordon_node"
-
-    async def prepare(self, ctx: Context, target: ResourceRef, params: NoParams,
-                      undo: dict[str, Any] | None) -> Prepared:
-        node = await must_get(ctx, target)
-        if not (node.get("spec") or {}).get("unschedulable"):
-            raise Refused(f"node {target.name} is not cordoned")
-        conditions = _conditions(node)
+class UncordonNode(SpecFlag):
+    async def check(self, ctx: Context, target: ResourceRef, obj: Obj, undo: dict[str, Any] | None) -> list[str]:
+        conditions = _conditions(obj)
         if conditions.get("Ready") != "True":
             raise Refused(f"node {target.name} is not Ready (Ready={conditions.get('Ready', 'unknown')})")
         pressure = [c for c in PRESSURE if conditions.get(c) == "True"]
         if pressure:
             raise Refused(f"node {target.name} reports {', '.join(pressure)}")
-        write = Write("patch", "Node", target.name, None, with_rv(node, {"spec": {"unschedulable": None}}),
-                      before=node)
-        return Prepared([write], {"unschedulable": True}, {"unschedulable": False})
-
-    def inverse(self, target: ResourceRef, params: NoParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        return {"action": "cordon_node", "target": target.model_dump(), "parameters": {}}
-
-    async def verify(self, ctx: Context, target: ResourceRef, params: NoParams, record: dict[str, Any],
-                     after: dict[str, Any]) -> Verification:
-        node = await must_get(ctx, target)
-        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
-        return Verification(not cordoned, [f"spec.unschedulable={str(cordoned).lower()}"])
+        return []
 
 
-SPEC = declared(__name__, params=NoParams, planner=_plan_uncordon, operation=UncordonNode())
+OPERATION = UncordonNode("uncordon_node", field="unschedulable", value=False, undone_by="cordon_node",
+                         refusal="node {name} is not cordoned", clear=True)
+
+
+SPEC = declared(__name__, params=NoParams, planner=_plan_uncordon, operation=OPERATION)

@@ -11,7 +11,16 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.catalog.workloads import MAX_REPLICAS
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    Write,
+    inverse_request,
+    must_get,
+)
 from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -114,8 +123,8 @@ class UpdateHpa(Operation):
 
     def inverse(self, target: ResourceRef, params: UpdateHpaParams, record: dict[str, Any]) -> dict[str, Any] | None:
         hpa = ResourceRef(kind="HorizontalPodAutoscaler", name=record["hpa"], namespace=target.namespace)
-        return {"action": self.name, "target": hpa.model_dump(),
-                "parameters": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"]}}
+        return inverse_request(self.name, hpa,
+                               {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: UpdateHpaParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

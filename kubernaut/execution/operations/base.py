@@ -126,6 +126,11 @@ class Operation:
         raise NotImplementedError
 
 
+def inverse_request(action: str, target: ResourceRef, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request an ``Operation.inverse`` returns: ``action`` on ``target`` with ``parameters``."""
+    return {"action": action, "target": target.model_dump(), "parameters": parameters or {}}
+
+
 async def send(kube: Kube, write: Write, *, dry_run: bool) -> Obj:
     if write.verb == "patch":
         return await kube.patch(write.kind, write.name, write.namespace, write.body, patch_type=write.patch_type,

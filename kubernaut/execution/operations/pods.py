@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from kubernaut.execution.operations.base import Context, Refused, Verification, must_get
+from kubernaut.execution.catalog import RestartPodParams
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import controller_of, is_ready, meta
 from kubernaut.models.resource import ResourceRef
 
@@ -65,9 +66,22 @@ async def _verify_replaced(ctx: Context, target: ResourceRef, record: dict[str, 
                                         "is Ready with 0 restarts"], {"replacements": [meta(p)["name"] for p in new]})
 
 
+class ReplacePod(Operation):
+    """restart_pod (a DELETE) and evict_pod (an eviction, which PodDisruptionBudgets may refuse): one
+    controller-managed pod goes, by uid, and its controller's replacement is watched."""
 
+    def __init__(self, name: str, verb: Literal["delete", "evict"], *, removed: str) -> None:
+        self.name = name  # type: ignore[misc]
+        self.verb: Literal["delete", "evict"] = verb
+        self.removed = removed  # the key of the result's `after` naming the removed uid
 
+    async def prepare(self, ctx: Context, target: ResourceRef, params: RestartPodParams,
+                      undo: dict[str, Any] | None) -> Prepared:
+        pod, record = await _prepare_pod(ctx, target, need_controller=True, action=self.name)
+        write = Write(self.verb, "Pod", target.name, target.namespace, before=pod, uid=record["uid"],
+                      grace_period_seconds=params.grace_period_seconds)
+        return Prepared([write], record, {self.removed: record["uid"]})
 
-
-
-
+    async def verify(self, ctx: Context, target: ResourceRef, params: RestartPodParams, record: dict[str, Any],
+                     after: dict[str, Any]) -> Verification:
+        return await _verify_replaced(ctx, target, record)

@@ -10,7 +10,16 @@ from kubernaut.execution.catalog import (
     IncreaseMemoryLimitsParams,
     parse_quantity,
 )
-from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
+from kubernaut.execution.operations.base import (
+    Context,
+    Operation,
+    Prepared,
+    Refused,
+    Verification,
+    Write,
+    inverse_request,
+    must_get,
+)
 from kubernaut.execution.operations.objects import meta, rollout_state, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -150,8 +159,8 @@ class IncreaseLimits(Operation):
             return None
         ceiling = parse_quantity(type(params).model_fields["max_limit"].default)
         max_limit = value if parse_quantity(value) > ceiling else type(params).model_fields["max_limit"].default
-        return {"action": self.name, "target": target.model_dump(),
-                "parameters": {"container": record["container"], "new_limit": value, "max_limit": max_limit}}
+        return inverse_request(self.name, target,
+                               {"container": record["container"], "new_limit": value, "max_limit": max_limit})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: LimitParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:
