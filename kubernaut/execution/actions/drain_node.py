@@ -22,7 +22,6 @@ from kubernaut.execution.operations.base import (
     Refused,
     Verification,
     Write,
-    inverse_request,
     must_get,
     send,
 )
@@ -235,7 +234,7 @@ class DrainNode(Operation):
     def inverse(self, target: ResourceRef, params: DrainNodeParams, record: dict[str, Any]) -> dict[str, Any] | None:
         if record.get("unschedulable"):
             return None  # it was cordoned before us: uncordoning is someone else's call
-        return inverse_request("uncordon_node", target)
+        return self.inverse_request("uncordon_node", target)
 
     async def verify(self, ctx: Context, target: ResourceRef, params: DrainNodeParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

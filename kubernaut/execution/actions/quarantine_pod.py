@@ -11,16 +11,7 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.network import QUARANTINE_LABEL
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, ref
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.network import QUARANTINED_POD
 from kubernaut.execution.operations.objects import annotations, labels, meta, selector_matches, with_rv
 from kubernaut.models.resource import ResourceRef
@@ -133,7 +124,7 @@ class QuarantinePod(Operation):
     def inverse(self, target: ResourceRef, params: QuarantinePodParams,
                 record: dict[str, Any]) -> dict[str, Any] | None:
         policy = ResourceRef(kind="NetworkPolicy", name=record["policy"], namespace=target.namespace)
-        return inverse_request("remove_network_policy", policy)
+        return self.inverse_request("remove_network_policy", policy)
 
     async def verify(self, ctx: Context, target: ResourceRef, params: QuarantinePodParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

@@ -10,16 +10,7 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.grammar import IntOrPercent
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import ref
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -110,7 +101,7 @@ class RelaxPdb(Operation):
             parameters = {"min_available": record["min_available"]}
         else:
             return None
-        return inverse_request(self.name, target, parameters)
+        return self.inverse_request(self.name, target, parameters)
 
     async def verify(self, ctx: Context, target: ResourceRef, params: RelaxPdbParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

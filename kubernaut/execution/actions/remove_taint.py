@@ -10,15 +10,7 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.nodes import TaintEffect, TaintKey
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import ref
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, must_get
 from kubernaut.execution.operations.nodes import _taints, set_taints, taint_matches
 from kubernaut.models.resource import ResourceRef
 
@@ -59,7 +51,7 @@ class RemoveTaint(Operation):
         if len(removed) != 1:  # one taint_node per removed taint: a single request cannot restore several
             return None
         taint = removed[0]
-        return inverse_request("taint_node", target,
+        return self.inverse_request("taint_node", target,
                                {"key": taint["key"], "value": taint.get("value", ""), "effect": taint["effect"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: RemoveTaintParams, record: dict[str, Any],

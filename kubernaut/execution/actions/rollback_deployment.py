@@ -9,16 +9,7 @@ from pydantic import Field
 from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, ref
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import (
     annotations,
     merge_patch,
@@ -106,7 +97,7 @@ class RollbackDeployment(Operation):
     def inverse(self, target: ResourceRef, params: RollbackParams, record: dict[str, Any]) -> dict[str, Any] | None:
         if not record.get("revision"):
             return None
-        return inverse_request(self.name, target, {"to_revision": record["revision"]})
+        return self.inverse_request(self.name, target, {"to_revision": record["revision"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: RollbackParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

@@ -12,16 +12,7 @@ from kubernaut.execution.catalog.grammar import DnsLabel
 from kubernaut.execution.catalog.hygiene import reject_whitespace
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, ref
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import rollout_state, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -96,7 +87,7 @@ class SetImage(Operation):
                         {"container": params.container, "image": params.image})
 
     def inverse(self, target: ResourceRef, params: SetImageParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        return inverse_request(self.name, target, {"container": record["container"], "image": record["image"]})
+        return self.inverse_request(self.name, target, {"container": record["container"], "image": record["image"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: SetImageParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

@@ -11,15 +11,7 @@ from kubernaut.execution.catalog.grammar import LabelValue
 from kubernaut.execution.catalog.nodes import TaintEffect, TaintKey
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import PlanDraft, Risk, ref
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, must_get
 from kubernaut.execution.operations.nodes import _taints, set_taints, taint_matches
 from kubernaut.models.resource import ResourceRef
 
@@ -71,7 +63,7 @@ class TaintNode(Operation):
         return Prepared([write], {"taints": taints}, {"taint": taint}, notes)
 
     def inverse(self, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        return inverse_request("remove_taint", target, {"key": params.key, "effect": params.effect.value})
+        return self.inverse_request("remove_taint", target, {"key": params.key, "effect": params.effect.value})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: TaintNodeParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

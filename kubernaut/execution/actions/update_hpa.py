@@ -11,16 +11,7 @@ from kubernaut.execution.catalog.declaration import declared
 from kubernaut.execution.catalog.params import ActionParams
 from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.catalog.workloads import MAX_REPLICAS
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -123,7 +114,7 @@ class UpdateHpa(Operation):
 
     def inverse(self, target: ResourceRef, params: UpdateHpaParams, record: dict[str, Any]) -> dict[str, Any] | None:
         hpa = ResourceRef(kind="HorizontalPodAutoscaler", name=record["hpa"], namespace=target.namespace)
-        return inverse_request(self.name, hpa,
+        return self.inverse_request(self.name, hpa,
                                {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: UpdateHpaParams, record: dict[str, Any],

@@ -125,10 +125,10 @@ class Operation:
                      record: dict[str, Any], after: dict[str, Any]) -> Verification:
         raise NotImplementedError
 
-
-def inverse_request(action: str, target: ResourceRef, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The request an ``Operation.inverse`` returns: ``action`` on ``target`` with ``parameters``."""
-    return {"action": action, "target": target.model_dump(), "parameters": parameters or {}}
+    @staticmethod
+    def inverse_request(action: str, target: ResourceRef, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What ``inverse`` returns: ``action`` on ``target`` with ``parameters``."""
+        return {"action": action, "target": target.model_dump(), "parameters": parameters or {}}
 
 
 async def send(kube: Kube, write: Write, *, dry_run: bool) -> Obj:

@@ -9,16 +9,7 @@ from typing import Any
 from kubernaut.execution.catalog import ActionParams
 from kubernaut.execution.catalog.plan import ref
 from kubernaut.execution.kube import Obj
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -66,7 +57,7 @@ class SpecFlag(Operation):
         return Prepared([write], {self.field: current}, {self.field: self.value}, notes)
 
     def inverse(self, target: ResourceRef, params: ActionParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        return inverse_request(self.undone_by, target)
+        return self.inverse_request(self.undone_by, target)
 
     async def verify(self, ctx: Context, target: ResourceRef, params: ActionParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:

@@ -5,21 +5,8 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from kubernaut.execution.catalog import (
-    IncreaseCpuLimitsParams,
-    IncreaseMemoryLimitsParams,
-    parse_quantity,
-)
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.catalog import IncreaseCpuLimitsParams, IncreaseMemoryLimitsParams, parse_quantity
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, rollout_state, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -159,7 +146,7 @@ class IncreaseLimits(Operation):
             return None
         ceiling = parse_quantity(type(params).model_fields["max_limit"].default)
         max_limit = value if parse_quantity(value) > ceiling else type(params).model_fields["max_limit"].default
-        return inverse_request(self.name, target,
+        return self.inverse_request(self.name, target,
                                {"container": record["container"], "new_limit": value, "max_limit": max_limit})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: LimitParams, record: dict[str, Any],

@@ -5,16 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubernaut.execution.catalog import ScaleParams
-from kubernaut.execution.operations.base import (
-    Context,
-    Operation,
-    Prepared,
-    Refused,
-    Verification,
-    Write,
-    inverse_request,
-    must_get,
-)
+from kubernaut.execution.operations.base import Context, Operation, Prepared, Refused, Verification, Write, must_get
 from kubernaut.execution.operations.objects import meta, with_rv
 from kubernaut.models.resource import ResourceRef
 
@@ -45,7 +36,7 @@ class Scale(Operation):
         return Prepared([write], {"replicas": current}, {"replicas": params.replicas})
 
     def inverse(self, target: ResourceRef, params: ScaleParams, record: dict[str, Any]) -> dict[str, Any] | None:
-        return inverse_request(self.name, target, {"replicas": record["replicas"]})
+        return self.inverse_request(self.name, target, {"replicas": record["replicas"]})
 
     async def verify(self, ctx: Context, target: ResourceRef, params: ScaleParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:
