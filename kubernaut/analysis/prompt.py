@@ -1,7 +1,7 @@
 """The LLM prompt: fixed instructions, the allowed menu, and the incident as clearly delimited data.
 
 Alert labels and annotations, event messages and anything else from the monitored system are
-untrusted (architecture principle 6). They are serialized as JSON (quotes and newlines escaped),
+untrusted data, never instructions. They are serialized as JSON (quotes and newlines escaped),
 clipped, and placed between markers that carry a random nonce, so the data cannot close its own
 block and pose as instructions. The instructions say, before any data, that the block is data.
 

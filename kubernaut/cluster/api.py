@@ -1,7 +1,7 @@
 """The one door to the Kubernetes API: raw JSON requests, versions chosen by discovery, mapped errors.
 
-Every service reaches the cluster through ``ClusterAPI``: the Context API (``kubernaut.context.kube``),
-the executor (``kubernaut.execution.kube``), effectiveness (``kubernaut.effectiveness.target``), the
+Every service reaches the cluster through ``ClusterAPI``: the Context API (``kubernaut.context.cluster_reader``),
+the executor (``kubernaut.execution.kube``), effectiveness (``kubernaut.effectiveness.target_reader``), the
 processor's owner lookup (``kubernaut.processing.owners``) and the Warning-event source
 (``kubernaut.processing.events``).
 

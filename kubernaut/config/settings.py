@@ -301,7 +301,7 @@ class OrchestrationConfig(BaseModel):
     # rate for (signal, action) is at least this, on at least this many cases.
     autonomy_min_cases: int = Field(default=5, ge=0, le=10_000)
     autonomy_min_lower_bound: float = Field(default=0.8, ge=0, le=1)
-    # Blocking rules (field-notes.md): cooldown, consecutive failures, ineffective chains, oscillation.
+    # Blocking rules (orchestration/blocking.py): cooldown, consecutive failures, ineffective chains, oscillation.
     cooldown_s: float = Field(default=300.0, ge=0, le=86400)
     failure_block_after: int = Field(default=3, ge=1, le=100)
     failure_block_s: float = Field(default=3600.0, ge=0, le=7 * 86400)
@@ -355,7 +355,7 @@ class EffectivenessConfig(BaseModel):
     metric_queries: list[MetricQuery] = Field(default_factory=_default_metric_queries)
     http_timeout_s: float = Field(default=5.0, gt=0, le=120)
     kube_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    # Weights of the measured components (field-notes.md); renormalized over those actually measured.
+    # Weights of the measured components (effectiveness/scoring.py); renormalized over those actually measured.
     weight_health: float = Field(default=0.40, ge=0, le=1)
     weight_alert: float = Field(default=0.35, ge=0, le=1)
     weight_metrics: float = Field(default=0.25, ge=0, le=1)

@@ -19,7 +19,7 @@ from typing import Any
 from kubernaut.cluster import scope as scope_rule
 from kubernaut.cluster.redaction import Redactor, redactor
 from kubernaut.context import selectors, summarize
-from kubernaut.context.kube import KubeError, KubeReader
+from kubernaut.context.cluster_reader import KubeError, KubeReader
 from kubernaut.context.models import (
     NodeSummary,
     OwnerLink,

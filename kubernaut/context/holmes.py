@@ -25,7 +25,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from kubernaut.analysis.llm.breaker import CircuitBreaker
+from kubernaut.breaker import CircuitBreaker
 from kubernaut.config.settings import HolmesConfig
 from kubernaut.context.models import ResourceContext
 from kubernaut.models.resource import ResourceRef

@@ -215,7 +215,7 @@ class QuotaSummary(BaseModel):
 
 
 class Traits(BaseModel):
-    """Facts that change which remediation is appropriate (field notes: GitOps, sensitive kinds, …)."""
+    """Facts that change which remediation is appropriate (GitOps ownership, sensitive kinds, …)."""
 
     gitops_managed: bool = False
     gitops_tool: str | None = None  # argocd | flux

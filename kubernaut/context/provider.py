@@ -17,8 +17,8 @@ from kubernaut.cluster.client import ClusterConnection
 from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context import history
+from kubernaut.context.cluster_reader import KubeReader
 from kubernaut.context.gather import ContextGatherer
-from kubernaut.context.kube import KubeReader
 from kubernaut.context.models import ResourceContext
 from kubernaut.models.resource import ResourceRef
 

@@ -15,7 +15,7 @@ from ray import serve
 from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.effectiveness.monitor import Assessor, get_assessment, summary
-from kubernaut.effectiveness.target import TargetReader
+from kubernaut.effectiveness.target_reader import TargetReader
 from kubernaut.models.jobs import JobKind
 from kubernaut.serving import ReplicaBase
 

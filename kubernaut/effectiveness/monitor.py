@@ -28,7 +28,7 @@ from kubernaut.config.settings import KubernautConfig
 from kubernaut.effectiveness import scoring
 from kubernaut.effectiveness.models import Component, TargetState
 from kubernaut.effectiveness.sources import AlertChecker, FiringAlert, MetricsChecker, SourceUnavailable
-from kubernaut.effectiveness.target import TargetForbidden, TargetReader, TargetUnavailable
+from kubernaut.effectiveness.target_reader import TargetForbidden, TargetReader, TargetUnavailable
 from kubernaut.execution.catalog import ACTION_NAMES, CATALOG, ActionSpec, CatalogError, get_action
 from kubernaut.models.jobs import ActionRef, IncidentRef, JobKind, Singleton
 from kubernaut.models.resource import ResourceRef

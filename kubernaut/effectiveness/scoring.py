@@ -1,4 +1,4 @@
-"""Pure scoring rules (field-notes.md, "Effectiveness"): no I/O, so every rule is unit-tested directly."""
+"""Pure scoring rules of the effectiveness assessment: no I/O, so every rule is unit-tested directly."""
 
 from __future__ import annotations
 

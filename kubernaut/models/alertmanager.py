@@ -42,7 +42,7 @@ Labels = dict[LabelName, LabelValue]
 
 # Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
 # namespaces are DNS-1123 labels (≤ 63), most other objects DNS-1123 subdomains (≤ 253). The labels
-# below are the ones Kubernaut interprets as object names (kubernaut/processing/target.py, owners.py); a value
+# below are the ones Kubernaut interprets as object names (kubernaut/processing/alert_target.py, owners.py); a value
 # that is not a name cannot be a target, and the processor must never meet one it cannot turn into a
 # ResourceRef (one such row used to stall every alert behind it).
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

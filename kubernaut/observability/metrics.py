@@ -31,7 +31,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -326,13 +326,19 @@ def _record(name: str, value: float, labels: Mapping[str, object] | None = None)
             logger.warning("metric %s not recorded", name, exc_info=True)
 
 
-def _action_label(action: str) -> str:
-    try:
-        from kubernaut.execution.catalog import CATALOG
+# The catalog declares its action names when it loads (execution/catalog/registry.py); until then every
+# name is "unknown": an action label is never taken from outside as is (label cardinality, hostile names).
+_known_actions: frozenset[str] = frozenset()
 
-        return action if action in CATALOG else "unknown"
-    except Exception:
-        return action
+
+def declare_actions(names: Iterable[str]) -> None:
+    """The action names that may appear as a label value."""
+    global _known_actions
+    _known_actions = frozenset(names)
+
+
+def _action_label(action: str) -> str:
+    return action if action in _known_actions else "unknown"
 
 
 # -- public helpers: one per event ------------------------------------------------------------------------

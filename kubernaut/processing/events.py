@@ -65,7 +65,7 @@ RECEIVER = "kubernetes-events"  # the alerts' `receiver` column: tells them from
 # "Failed" event names in its message ("Error: ImagePullBackOff").
 _WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
                     "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
-# involvedObject kind → the label kube-state-metrics alerts carry (kubernaut.processing.target reads them).
+# involvedObject kind → the label kube-state-metrics alerts carry (kubernaut.processing.alert_target reads them).
 _KIND_LABELS = {
     "Pod": "pod", "Node": "node", "Deployment": "deployment", "StatefulSet": "statefulset",
     "DaemonSet": "daemonset", "CronJob": "cronjob", "Job": "job_name", "ReplicaSet": "replicaset",

@@ -17,7 +17,7 @@ from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.errors import ApiError, ClusterError, NotFound
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import TargetResolution
-from kubernaut.processing.target import resolve_from_labels, workload_fingerprint
+from kubernaut.processing.alert_target import resolve_from_labels, workload_fingerprint
 
 logger = logging.getLogger(__name__)
 

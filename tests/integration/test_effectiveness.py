@@ -21,7 +21,7 @@ from kubernetes import client
 
 from kubernaut.config import load_config
 from kubernaut.effectiveness.monitor import Assessor, get_assessment
-from kubernaut.effectiveness.target import TargetReader
+from kubernaut.effectiveness.target_reader import TargetReader
 from kubernaut.intelligence import feedback
 from kubernaut.intelligence.mining import mine_stats
 from kubernaut.job_worker import JobWorker

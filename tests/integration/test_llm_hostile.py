@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.engine import Analyzer, finish, rules_decision
 from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.prompt import clip
 from kubernaut.analysis.rules import load_rules
-from kubernaut.analysis.scope import allowed_targets
 from kubernaut.config.settings import AnalysisConfig
 from kubernaut.models.analysis import AnalysisResult
 from kubernaut.models.resource import ResourceRef

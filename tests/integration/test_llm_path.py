@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.engine import Analyzer, rules_decision
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.rules import load_rules
-from kubernaut.analysis.scope import allowed_targets
 from kubernaut.config.settings import AnalysisConfig
 from kubernaut.execution.catalog import validate_request
 from kubernaut.models.resource import ResourceRef

@@ -1,4 +1,4 @@
-"""Effectiveness scoring rules (field-notes.md "Effectiveness"), without I/O."""
+"""Effectiveness scoring rules, without I/O."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from kubernaut.config.settings import EffectivenessConfig, KubernautConfig
 from kubernaut.effectiveness.models import Component, ContainerState, PodState, TargetState
 from kubernaut.effectiveness.scoring import combine, health, relative_improvement
 from kubernaut.effectiveness.sources import render_query
-from kubernaut.effectiveness.target import spec_hash
+from kubernaut.effectiveness.target_reader import spec_hash
 from kubernaut.models.resource import ResourceRef
 
 ACTION_AT = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)

@@ -9,13 +9,13 @@ from typing import Any
 import jsonschema
 import pytest
 
+from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.engine import rules_decision
 from kubernaut.analysis.facts import Situation, observe
-from kubernaut.analysis.llm.breaker import BreakerState, CircuitBreaker
 from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
 from kubernaut.analysis.prompt import SYSTEM_PROMPT, build_messages
 from kubernaut.analysis.rules import load_rules
-from kubernaut.analysis.scope import allowed_targets
+from kubernaut.breaker import BreakerState, CircuitBreaker
 from kubernaut.context.models import ResourceContext
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal

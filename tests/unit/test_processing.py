@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kubernaut.processing.alert_target import resolve_from_labels
 from kubernaut.processing.classification import classify, normalize_severity, priority_for
-from kubernaut.processing.target import resolve_from_labels
 
 
 @pytest.mark.parametrize(("labels", "kind", "name", "namespace"), [

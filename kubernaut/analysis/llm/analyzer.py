@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 import asyncpg
 from openai import AsyncOpenAI
 
+from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.facts import Situation
-from kubernaut.analysis.llm.breaker import BreakerState, CircuitBreaker
 from kubernaut.analysis.llm.client import ProviderError, complete
 from kubernaut.analysis.llm.metrics import LLMMetrics
 from kubernaut.analysis.llm.providers import bounded_strings, estimate_cost, make_client, response_format
 from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
 from kubernaut.analysis.prompt import build_messages, repair_message
 from kubernaut.analysis.rules import RuleOutcome
-from kubernaut.analysis.scope import allowed_targets
+from kubernaut.breaker import BreakerState, CircuitBreaker
 from kubernaut.config.settings import AnalysisConfig
 from kubernaut.execution.catalog import ACTION_NAMES, get_action
 from kubernaut.models.analysis import AnalysisResult, LLMUsage

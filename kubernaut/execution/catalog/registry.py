@@ -24,6 +24,7 @@ from kubernaut.execution.catalog.params import ActionParams, format_validation_e
 from kubernaut.execution.catalog.rbac import cluster_role_rules
 from kubernaut.execution.catalog.spec import ActionSpec
 from kubernaut.models.resource import ResourceRef
+from kubernaut.observability import metrics
 
 
 def action_modules() -> list[ModuleType]:
@@ -67,6 +68,7 @@ def build_catalog(modules: Iterable[ModuleType]) -> Mapping[str, ActionSpec]:
 
 CATALOG: Mapping[str, ActionSpec] = build_catalog(action_modules())
 ACTION_NAMES: tuple[str, ...] = tuple(CATALOG)
+metrics.declare_actions(ACTION_NAMES)
 # Parameter models by class name, for ``from kubernaut.execution.catalog import RestartPodParams``.
 PARAMS: Mapping[str, type[ActionParams]] = MappingProxyType({spec.params.__name__: spec.params
                                                               for spec in CATALOG.values()})

@@ -47,7 +47,7 @@ class Prelude:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
-# The kinds with a health rule in the effectiveness assessment (kubernaut.effectiveness.target reads their
+# The kinds with a health rule in the effectiveness assessment (kubernaut.effectiveness.target_reader reads their
 # pods or conditions): an action whose incident is about one of them is judged on that object, else on
 # its own target (a restarted pod shows whether the restart helped on its workload).
 HEALTH_RULE_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Node")

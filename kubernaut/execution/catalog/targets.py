@@ -10,8 +10,8 @@ from kubernaut.execution.catalog.hygiene import bad_char, safe_repr
 from kubernaut.execution.catalog.plan import API_VERSIONS
 from kubernaut.models.resource import ResourceRef
 
-# Kinds whose involvement makes any mutation need a human (field notes: "sensitive kinds (Node,
-# StatefulSet) need a human"): both carry state or capacity that many workloads depend on.
+# Kinds whose involvement makes any mutation need a human (Node, StatefulSet): both carry state or
+# capacity that many workloads depend on.
 # The target kinds of an action that reads any object (collect_diagnostics, notify_only).
 ANY_KIND = ("*",)
 

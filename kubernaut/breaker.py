@@ -1,4 +1,4 @@
-"""Circuit breaker for the LLM provider: stop calling a provider that keeps failing, try again later.
+"""Circuit breaker for a remote provider (the LLM, HolmesGPT): stop calling one that keeps failing, try again later.
 
 Only provider failures count (connection refused, timeouts, 5xx, 429); a provider that answers
 nonsense is up, and the answer validation deals with it. State is per replica and in memory on
