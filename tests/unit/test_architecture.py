@@ -139,3 +139,40 @@ def test_the_checks_see_what_they_check() -> None:
     graph = import_graph()
     assert len(graph) > 100 and "kubernaut.storage.jobs" in graph["kubernaut.storage.incidents"] | set().union(
         *graph.values())
+
+
+# Where one service may use another's modules directly, and why. Everything else goes through a job or a
+# port (a Protocol the core is given: docs/architecture.md, "Ports").
+DECLARED = {
+    # The action catalog is the declaration every service reads (what an action is, what it may touch).
+    ("analysis", "kubernaut.execution.catalog"): "the menu, parameters and do-no-harm facts of actions",
+    ("effectiveness", "kubernaut.execution.catalog"): "the health kinds an action is judged by",
+    ("orchestration", "kubernaut.execution.catalog"): "risk, inverse and preludes of the planned action",
+    ("evaluation", "kubernaut.execution.catalog"): "grading names catalog actions",
+    # The analysis gathers its context in-process through the Context API's provider (no second hop).
+    ("analysis", "kubernaut.context"): "context provider, its models and summaries, HolmesGPT second opinion",
+    ("analysis", "kubernaut.processing.owners"): "/analyze resolves a payload's workload like the processor",
+    # Autonomy is evidence from the learning side: feedback computes it from assessed outcomes.
+    ("orchestration", "kubernaut.intelligence"): "autonomy evidence (feedback) and its models",
+    # `kubernaut eval` is a client of the analysis: it drives the same code path as /api/v1/analyze.
+    ("evaluation", "kubernaut.analysis"): "the analysis under evaluation",
+    ("evaluation", "kubernaut.context"): "the context provider of the in-process backend",
+    ("evaluation", "kubernaut.processing.owners"): "workload resolution, as /analyze does",
+}
+
+
+def test_services_use_each_other_only_where_declared() -> None:
+    undeclared = []
+    for node, edges in import_graph().items():
+        parts = node.split(".")
+        if len(parts) < 2 or parts[1] not in SERVICES:
+            continue
+        for target in sorted(edges):
+            other = target.split(".")
+            if len(other) < 2 or other[1] not in SERVICES or other[1] == parts[1]:
+                continue
+            if not any(parts[1] == user and (target == used or target.startswith(used + "."))
+                       for user, used in DECLARED):
+                undeclared.append(f"{node} → {target}")
+    assert not undeclared, ("a service imports another's module outside the declared ports "
+                            "(use a job or a port, or declare it here with the reason):\n" + "\n".join(undeclared))
