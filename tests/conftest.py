@@ -19,7 +19,7 @@ from tests.support.polling import eventually
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
 pytest_plugins = ["tests.plugins.kube_testenv", "tests.plugins.alertmanager", "tests.plugins.llm_server",
-                  "tests.plugins.prometheus"]
+                  "tests.plugins.prometheus", "tests.plugins.components"]
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 

@@ -39,7 +39,7 @@ def problem(status: int, message: str, request_id: str, retry_after: float = 5.0
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's default 422 echoes the offending input, and one with a lone surrogate in it could not be
-    encoded: the answer was a 500 (found by tests/integration/test_fuzz.py). This one names the fields and
+    encoded: the answer was a 500 (found by tests/system/test_fuzz.py). This one names the fields and
     the messages, as the webhook's answers do, and never the input."""
     problems = [{"field": printable(".".join(str(part) for part in error["loc"])) or "body",
                  "message": printable(str(error["msg"]))} for error in exc.errors()[:10]]

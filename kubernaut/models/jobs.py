@@ -3,7 +3,7 @@ refers to and how it is retried.
 
 A job is a ``jobs`` row (kind, ref_id) written in the producer's transaction (see
 :mod:`kubernaut.storage.jobs`). ``ref_id`` is one id; the kind's payload model says which id it is, so a
-producer cannot hand an incident id to a consumer that expects an analysis id. ``tests/unit/test_job_kinds.py``
+producer cannot hand an incident id to a consumer that expects an analysis id. ``tests/structure/test_job_kinds.py``
 checks this table against the code: every kind enqueued is declared with the modules that enqueue it, and
 every declared kind is claimed by the deployment named here.
 """

@@ -1,7 +1,7 @@
 """The Grafana dashboard for Kubernaut, built on the metrics of :mod:`kubernaut.observability.metrics`.
 
 Built in Python rather than hand-edited JSON so that every query is checked against the metric specs
-(tests/deploy) and, on a real cluster, against Ray's metrics endpoint (tests/integration). The generated
+(tests/deploy) and, on a real cluster, against Ray's metrics endpoint (tests/observability). The generated
 JSON lands in ``deploy/monitoring/grafana-dashboard.yaml`` (a ConfigMap for Grafana's dashboard sidecar)
 through ``scripts/gen-rayservice.py``; ``scripts/gen-rayservice.py --print-dashboard`` prints it for an
 import through Grafana's UI.

@@ -1,6 +1,6 @@
 """kubernaut.observability without Ray: metric specs, the local mirror, label hygiene, structured logs.
 
-(The same helpers on a real Ray cluster: tests/integration/test_metrics_export.py.)
+(The same helpers on a real Ray cluster: tests/observability/test_metrics_export.py.)
 """
 
 from __future__ import annotations
