@@ -17,7 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from kubernaut.config.settings import EventSourceConfig, KubernautConfig
 from kubernaut.processing.alert_target import resolve_from_labels
-from kubernaut.processing.events import SOURCE, EventSource, clean_text, event_to_signal, signal_reason
+from kubernaut.processing.event_signals import SOURCE, clean_text, event_to_signal, signal_reason
+from kubernaut.processing.events import EventSource
 from tests.support.polling import eventually
 
 CONFIG = EventSourceConfig()
