@@ -11,7 +11,7 @@ import os
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -257,6 +257,10 @@ class KubernetesConfig(BaseModel):
     request_timeout_s: float = Field(default=10.0, gt=0)
 
 
+# A registry host (optionally :port) and path prefix, no tag or digest: "" or "*" would allow any registry.
+_REGISTRY_PREFIX = r"^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$"
+
+
 class ExecutionConfig(BaseModel):
     """The executor's safety pipeline: scope, cooldown, per-target lock, blast-radius budget, retries."""
 
@@ -285,10 +289,27 @@ class ExecutionConfig(BaseModel):
     eviction_backoff_max_s: float = Field(default=15.0, gt=0, le=600)
     # Logs need a kubelet; a short timeout keeps diagnostics fast where there is none.
     log_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Registries set_image may point a container at (host[:port][/path] prefixes of the image reference,
+    # e.g. "registry.example.com/payments"). Empty: set_image is refused entirely (fail closed), whoever
+    # proposes it (rules, LLM, an approver's override). Restoring a recorded image (its inverse) is not limited.
+    image_registries: list[Annotated[str, Field(min_length=1, max_length=255, pattern=_REGISTRY_PREFIX)]] = Field(
+        default_factory=list, max_length=100)
+
+
+class ApprovalRulesConfig(BaseModel):
+    """Who must agree before a remediation runs (kubernaut/orchestration/approvals.py)."""
+
+    model_config = {"extra": "forbid"}
+
+    # Risk levels (the action's declared risk, raised by its parameters) that need two distinct approvers;
+    # a level listed covers every level above it ([high] also covers critical).
+    two_person_for: list[Literal["low", "medium", "high", "critical"]] = Field(default_factory=list)
 
 
 class OrchestrationConfig(BaseModel):
     """How analyses become changes: policy, approvals, verification, rollback and blocking rules."""
+
+    approvals: ApprovalRulesConfig = Field(default_factory=ApprovalRulesConfig)
 
     policy_file: Path | None = None  # None → the packaged policy (kubernaut/orchestration/policy.yaml)
     approval_ttl_s: float = Field(default=900.0, ge=10, le=7 * 86400)  # expired approvals escalate

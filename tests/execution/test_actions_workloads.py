@@ -7,6 +7,8 @@ should, verification passes, the inverse (where there is one) undoes it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kubernaut.models.resource import ResourceRef
@@ -190,11 +192,19 @@ async def test_resume_rollout_verifies_when_rollout_completes(harness: Harness) 
     await h.verified(result)
 
 
-async def test_set_image(harness: Harness) -> None:
-    h, ns = harness, harness.namespace
+async def test_set_image(make_harness: Any, kube_namespace: str) -> None:
+    # Docker Hub's official images only (execution.image_registries): anything else is refused, dry-run too.
+    h, ns = await make_harness(image_registries=["docker.io/library"]), kube_namespace
     before = await create_ready(h.admin, "Deployment", ns, workload("Deployment", "web", 2, containers=[
         container("app"), container("sidecar", "busybox:1.36")]))
     target = ref("Deployment", "web", ns)
+    for image in ("ghcr.io/evil/app:1.0", "evil/nginx:1.26"):
+        for dry_run in (True, False):
+            refused = await h.run("set_image", target, {"container": "app", "image": image}, dry_run=dry_run)
+            assert refused.status == "refused" and "not on execution.image_registries" in refused.message, refused
+    closed = await make_harness()  # no registry configured: set_image is disabled
+    refused = await closed.run("set_image", target, {"container": "app", "image": "nginx:1.26"}, dry_run=True)
+    assert refused.status == "refused" and "set_image is disabled" in refused.message, refused
     refused = await h.run("set_image", target, {"container": "nope", "image": "nginx:1.26"})
     assert refused.status == "refused" and "no container 'nope'" in refused.message
     refused = await h.run("set_image", target, {"container": "app", "image": "nginx:1.25"})
@@ -213,8 +223,9 @@ async def test_set_image(harness: Harness) -> None:
         return all(p["spec"]["containers"][0]["image"] == "nginx:1.26" for p in await pods(h.admin, ns, "web"))
 
     await eventually(running_new_image, timeout=60, what="pods on the new image")
-    undone = await h.undo(result)
+    # The inverse restores the image it recorded: no allowlist entry needed (here, none is configured).
+    undone = await closed.undo(result)
     assert undone.status == "succeeded", undone
-    await h.verified(undone)
+    await closed.verified(undone)
     assert (await h.admin.get("Deployment", "web", ns))["spec"]["template"]["spec"]["containers"][0]["image"] \
         == "nginx:1.25"

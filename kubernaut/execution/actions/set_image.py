@@ -43,6 +43,32 @@ ImageRef = Annotated[
 ]
 
 
+def image_repository(image: str) -> str:
+    """``host[:port]/path`` of an image reference, as a container runtime resolves it: without a registry
+    host, the reference is Docker Hub's (``nginx`` → ``docker.io/library/nginx``)."""
+    name = image.split("@", 1)[0]
+    head, _, rest = name.partition("/")
+    if rest and ("." in head or ":" in head or head == "localhost"):
+        host, path = head.lower(), rest
+    else:
+        host, path = "docker.io", name if rest else f"library/{name}"
+    last = path.rsplit("/", 1)
+    last[-1] = last[-1].split(":", 1)[0]
+    return f"{host}/{'/'.join(last)}"
+
+
+def registry_allowed(image: str, registries: list[str]) -> bool:
+    """True when the image comes from one of ``registries`` (execution.image_registries: host[:port][/path]
+    prefixes, matched on whole path components so ``registry.example.com/pay`` does not admit ``…/payments``)."""
+    repository = image_repository(image)
+    for allowed in registries:
+        host, _, path = allowed.partition("/")
+        prefix = f"{host.lower()}/{path}".rstrip("/")
+        if repository == prefix or repository.startswith(prefix + "/"):
+            return True
+    return False
+
+
 class SetImageParams(ActionParams):
     """Container and image are both required: guessing the container of a multi-container pod
     (sidecars!) is how the wrong image ends up in production."""
@@ -72,6 +98,12 @@ class SetImage(Operation):
 
     async def prepare(self, ctx: Context, target: ResourceRef, params: SetImageParams,
                       undo: dict[str, Any] | None) -> Prepared:
+        # Whoever proposed the image (rules, the LLM, an approver's override), it must come from a registry
+        # the operators trust; an inverse restores the image that ran before, which it recorded itself.
+        if undo is None and not registry_allowed(params.image, ctx.config.image_registries):
+            allowed = ", ".join(ctx.config.image_registries) or "none configured: set_image is disabled"
+            raise Refused(f"image: {image_repository(params.image)} is not on execution.image_registries "
+                          f"({allowed})")
         obj = await must_get(ctx, target)
         containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         found = next((c for c in containers if c.get("name") == params.container), None)
