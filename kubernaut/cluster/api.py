@@ -2,8 +2,8 @@
 
 Every service reaches the cluster through ``ClusterAPI``: the Context API (``kubernaut.context.cluster_reader``),
 the executor (``kubernaut.execution.kube``), effectiveness (``kubernaut.effectiveness.target_reader``), the
-processor's owner lookup (``kubernaut.processing.owners``) and the Warning-event source
-(``kubernaut.processing.events``).
+processor's owner lookup (``kubernaut.processing.owners``), the Warning-event source
+(``kubernaut.processing.events``) and the gateway's identity checks (``kubernaut.identity.kubernetes``).
 
 - Raw JSON rather than the typed client: the typed classes of client 37 no longer include
   policy/v1beta1, autoscaling/v2beta2 or batch/v1beta1, which servers up to 1.24 still need (the test
@@ -49,6 +49,12 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
     "json": "application/json-patch+json",
 }
 _JSON = "application/json"
+
+ReviewKind = Literal["TokenReview", "SubjectAccessReview"]
+_REVIEWS: dict[str, tuple[str, str]] = {  # kind → (apiVersion, plural)
+    "TokenReview": ("authentication.k8s.io/v1", "tokenreviews"),
+    "SubjectAccessReview": ("authorization.k8s.io/v1", "subjectaccessreviews"),
+}
 
 
 class _Uncached(Exception):
@@ -296,6 +302,20 @@ class ClusterAPI:
         if dry_run:
             options["dryRun"] = ["All"]
         return await self.request("DELETE", res.path(namespace, name), query=_dry(dry_run), body=options)
+
+    async def review(self, kind: ReviewKind, spec: Obj, *, timeout_s: float | None = None) -> Obj:
+        """POST a TokenReview or SubjectAccessReview (the gateway's identity checks): the answered ``status``.
+
+        Both are v1 on every server we support (1.19+), so no discovery request; nothing is persisted, so no
+        field manager. Not retried here: the caller answers 503 rather than wait."""
+        api_version, plural = _REVIEWS[kind]
+        path = f"/apis/{api_version}/{plural}"
+        body = {"apiVersion": api_version, "kind": kind, "spec": spec}
+        answer = await self.request("POST", path, body=body, timeout_s=timeout_s)
+        status = answer.get("status") if isinstance(answer, dict) else None
+        if not isinstance(status, dict):
+            raise ClusterError(f"POST {path}: the answer has no status")
+        return status
 
     async def evict(self, name: str, namespace: str, *, dry_run: bool = False, uid: str | None = None,
                     grace_period_seconds: int | None = None) -> Obj:
