@@ -43,3 +43,16 @@ def stop_embedded_server(data_dir: Path) -> bool:
         return False
     _server(data_dir).stop()
     return True
+
+
+def dsn_with_user(dsn: str, user: str) -> str:
+    """``dsn`` logging in as ``user`` instead (the embedded server trusts its unix socket: no password).
+
+    The application connects as its own role, not as the superuser that owns the data directory, so it can
+    only INSERT/SELECT the audit tables (kubernaut/storage/roles.py).
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))

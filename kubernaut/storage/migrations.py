@@ -8,6 +8,8 @@ from importlib import resources
 
 import asyncpg
 
+from kubernaut.storage import roles
+
 logger = logging.getLogger(__name__)
 
 # Arbitrary constant: serializes migrations when many replicas start at once.
@@ -24,11 +26,21 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations, each in its own transaction; returns the versions applied."""
+async def migrate(conn: asyncpg.Connection, *, app_role: str | None = None, create_role: bool = False,
+                  apply: bool = True) -> list[int]:
+    """Apply pending migrations, each in its own transaction; returns the versions applied.
+
+    ``conn`` is the owner's. With ``app_role`` the application's role then gets its grants (created first
+    when ``create_role``: the embedded server), under the same lock so replicas starting at once do not
+    race on the catalog. ``apply=False`` only makes sure of the extension and the grants.
+    """
     applied: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
     try:
+        if not apply:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            await _grant(conn, app_role, create_role)
+            return applied
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version INTEGER PRIMARY KEY, name TEXT NOT NULL,
@@ -43,6 +55,20 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
             logger.info("applied migration %04d_%s", version, name)
             applied.append(version)
+        await _grant(conn, app_role, create_role)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
     return applied
+
+
+async def _grant(conn: asyncpg.Connection, app_role: str | None, create_role: bool) -> None:
+    if app_role is None:
+        return
+    if app_role == await conn.fetchval("SELECT current_user"):
+        # Revoking from the owner would take its own rights away and separate nothing.
+        logger.warning("storage.migration_dsn and storage.dsn log in as the same role %r: audit grants not set",
+                       app_role)
+        return
+    if create_role:
+        await roles.ensure_login_role(conn, app_role)
+    await roles.grant_app_role(conn, app_role)
