@@ -53,6 +53,44 @@ def _default_deployments() -> dict[str, DeploymentConfig]:
     }
 
 
+_AUDIT_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class AuditConfig(BaseModel):
+    """The audit chain's HMAC keys and where its head is anchored (kubernaut/storage/audit.py, ``storage.audit``).
+
+    Keys never live in the database: an attacker who can write rows cannot recompute the chain. Each event
+    stores the id of the key that signed it, so keys rotate by adding a new one, making it active and keeping
+    the old ones for verification; an event whose key is gone fails verification naming the key id.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    # {key_id: secret}, e.g. from KUBERNAUT_STORAGE__AUDIT__KEYS='{"2026-01": "..."}'.
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # A JSON file {key_id: secret}, e.g. a mounted Kubernetes Secret; merged with ``keys``.
+    keys_file: Path | None = None
+    # The key that signs new events; may be left out when exactly one key is configured.
+    active_key_id: str | None = Field(default=None, max_length=64)
+    # No key configured: generate one once and keep it in ``<data_dir>-audit-keys.json`` (mode 0600), next to
+    # the database files but not in them. Set false in production so a missing Secret refuses to start.
+    local_key: bool = True
+    # The chain head (sequence, hash) is logged, exported as ray_kubernaut_audit_head_seq and appended to
+    # ``anchor_path`` (JSON lines) this often; verification against the last anchor detects a deleted tail.
+    anchor_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    anchor_path: Path | None = None
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_well_formed(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, secret in value.items():
+            if not _AUDIT_KEY_ID.fullmatch(key_id):
+                raise ValueError(f"storage.audit.keys: key id {key_id!r} must be 1-64 letters, digits, '.', '_', '-'")
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError(f"storage.audit.keys[{key_id!r}]: a secret must have at least 16 characters")
+        return value
+
+
 class StorageConfig(BaseModel):
     # None → embedded PostgreSQL+pgvector in ``data_dir`` (same code path as an external server).
     dsn: SecretStr | None = None
@@ -68,6 +106,15 @@ class StorageConfig(BaseModel):
     # How often the retention job runs (the intelligence deployment runs it, one replica at a time).
     retention_interval_s: float = Field(default=3600.0, ge=1, le=7 * 86400)
     retention_batch: int = Field(default=5000, ge=1, le=100_000)  # rows per short transaction
+    # The owner role's DSN: migrations and the audit grants run with it, the pools with ``dsn`` (the app role,
+    # which may only INSERT/SELECT the audit tables). Absent: migrations run with ``dsn`` and the grants
+    # cannot be set (a warning at every start, unless require_role_separation refuses to start).
+    migration_dsn: SecretStr | None = None
+    # Embedded server only: the login role the pools use (created at start-up, trust on the unix socket).
+    app_role: str = Field(default="kubernaut_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Refuse to start when the app role could UPDATE/DELETE/TRUNCATE audit events (superuser, owner, grants).
+    require_role_separation: bool = False
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
 
 class GatewayConfig(BaseModel):

@@ -167,6 +167,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("kubernaut_job_leases_lost", "counter",
                "Job holders that found their lease gone and stopped without writing, by kind.",
                ("kind",)),
+    # -- audit trail -------------------------------------------------------------------------------------
+    MetricSpec("kubernaut_audit_head_seq", "gauge",
+               "Sequence (event id) of the audit chain head last anchored by this replica; it never goes down "
+               "unless the tail of the trail was deleted.",
+               (), aggregation="max"),
 )
 
 _BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
@@ -441,6 +446,11 @@ def action_executed(action: str, outcome: str, *, dry_run: bool, seconds: float 
     _record("kubernaut_actions", 1, {"action": name, "outcome": outcome, "mode": "dry-run" if dry_run else "live"})
     if seconds is not None:
         _record("kubernaut_action_duration_seconds", max(seconds, 0.0), {"action": name})
+
+
+def audit_head(seq: int) -> None:
+    """The audit chain head was anchored at ``seq`` (kubernaut/storage/audit.py)."""
+    _record("kubernaut_audit_head_seq", float(seq))
 
 
 def approvals_pending(count: int) -> None:
