@@ -7,16 +7,19 @@ Secrets (DSN, tokens, API keys) are meant to come from the environment so they n
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubernaut.config.auth import KubernetesAuthConfig, OIDCConfig
 from kubernaut.models.jobs import RETIRED, JobKind
+from kubernaut.models.principal import Role
 
 
 class ExecutionMode(str, Enum):
@@ -117,9 +120,55 @@ class StorageConfig(BaseModel):
     audit: AuditConfig = Field(default_factory=AuditConfig)
 
 
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class StaticToken(BaseModel):
+    """One static bearer token, for machines (AlertManager, scripts): its hash, never the token itself.
+
+    Produce an entry with ``kubernaut token new --name alertmanager --role ingest`` (or ``kubernaut token hash``
+    for a token you already have). Entries that share a ``name`` are rotations of one credential: add the new
+    token, move the senders over, then remove the old entry.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The principal's name; the audit trail records it as ``token:<name>``.
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    # sha256 of a high-entropy token (``kubernaut token new`` makes 256-bit ones): a fast unsalted hash is
+    # enough there because nobody can guess 2^256 candidates, unlike passwords; a slow KDF (argon2) would cost
+    # tens of milliseconds on every webhook. The ``sha256:`` prefix leaves room for other schemes.
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    roles: list[Role] = Field(min_length=1)
+    # Where an ``approver`` may decide: namespace names, or "*" for every namespace (and cluster-scoped targets).
+    approve_namespaces: list[str] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StaticToken:
+        if self.hash == f"sha256:{EMPTY_SHA256}":
+            raise ValueError(f"token {self.name!r}: this is the hash of an empty token; an empty token is not a "
+                             "credential (make one with `kubernaut token new`)")
+        if Role.APPROVER in self.roles and not self.approve_namespaces:
+            raise ValueError(f"token {self.name!r} has role approver but no approve_namespaces: list the "
+                             'namespaces it may approve in, or "*" for all')
+        if self.approve_namespaces and Role.APPROVER not in self.roles and Role.ADMIN not in self.roles:
+            raise ValueError(f"token {self.name!r}: approve_namespaces needs role approver")
+        return self
+
+
 class GatewayConfig(BaseModel):
-    # Several tokens may be valid at once so they can be rotated without dropping alerts.
-    auth_tokens: list[SecretStr] = Field(default_factory=list)
+    # Static bearer tokens by hash, each with its roles (kubernaut.identity.static_tokens). Put them in the
+    # environment/secret (KUBERNAUT_GATEWAY__TOKENS, a JSON list), not in serve_config.yaml.
+    tokens: list[StaticToken] = Field(default_factory=list, max_length=1000)
+    # Without any authentication configured the gateway serves only a loopback address (every caller is the
+    # principal ``anonymous`` with role admin: the local quickstart). Listening on any other address without
+    # authentication is refused at start unless this is true; then every start logs a warning and
+    # /api/v1/info says so. It has no effect once authentication is configured (no credentials → 401).
+    allow_anonymous: bool = False
+    # Kubernetes identities (TokenReview + SubjectAccessReview) and OIDC/JWT bearer tokens; both off by default.
+    # All configured methods work at once: static tokens are tried first, then Kubernetes, then OIDC.
+    kubernetes: KubernetesAuthConfig = Field(default_factory=KubernetesAuthConfig)
+    oidc: OIDCConfig = Field(default_factory=OIDCConfig)
     # Large groups are what storms look like: AlertManager does not retry a 4xx, so a group refused is a group
     # lost. 8 MiB holds 5,000 alerts of 1.6 KB (kube-prometheus alerts are 0.5 to 1 KB); above max_alerts_per_request
     # the first alerts are stored and the rest counted (truncated_alerts), as AlertManager's own max_alerts does.
@@ -147,6 +196,33 @@ class GatewayConfig(BaseModel):
     rate_limit_burst: int = Field(default=1000, ge=1)
     # Only behind a trusted proxy: take the sender address from X-Forwarded-For.
     trust_forwarded_for: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plain_tokens(cls, data: Any) -> Any:
+        # The old setting held plain tokens that granted everything; guessing roles for them would either break
+        # AlertManager or hand it approvals, so it is refused with the way forward (fail closed).
+        if isinstance(data, dict) and "auth_tokens" in data:
+            raise ValueError("gateway.auth_tokens (KUBERNAUT_GATEWAY__AUTH_TOKENS) is no longer supported: plain "
+                             "tokens granted every right. Hash each token with `kubernaut token hash` and list it "
+                             "in gateway.tokens (KUBERNAUT_GATEWAY__TOKENS) with its roles, e.g. "
+                             '[{"name": "alertmanager", "roles": ["ingest"], "hash": "sha256:..."}]')
+        return data
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct_hashes(cls, value: list[StaticToken]) -> list[StaticToken]:
+        seen: dict[str, str] = {}
+        for token in value:
+            if token.hash in seen:
+                raise ValueError(f"tokens {seen[token.hash]!r} and {token.name!r} have the same hash: one token "
+                                 "would be two principals")
+            seen[token.hash] = token.name
+        return value
+
+    @property
+    def authentication_configured(self) -> bool:
+        return bool(self.tokens) or self.kubernetes.enabled or self.oidc.enabled
 
 
 class FilterRule(BaseModel):

@@ -57,6 +57,7 @@ class OIDCAuthenticator:
         self._keys: dict[str | None, dict[str, Any]] = {}  # kid → JWK
         self._fetched_at: float | None = None  # last successful fetch: the keys' age
         self._tried_at: float | None = None  # last attempt: the rate limit of early refetches
+        self._attempts = 0
         self._jwks_url: str | None = config.jwks_url
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS documents fetched (rotation and its rate limit are observable)
@@ -122,10 +123,10 @@ class OIDCAuthenticator:
     async def _key(self, kid: str | None) -> dict[str, Any]:
         now = self._clock()
         if self._fetched_at is None or now - self._fetched_at >= self.config.jwks_refresh_s:
-            await self._refresh(now, due=True)
+            await self._refresh(due=True)
         elif self._lookup(kid) is None and (self._tried_at is None
                                             or now - self._tried_at >= self.config.jwks_min_refetch_s):
-            await self._refresh(now, due=False)  # a kid we have not seen: the issuer may have rotated
+            await self._refresh(due=False)  # a kid we have not seen: the issuer may have rotated
         jwk = self._lookup(kid)
         if jwk is None:
             logger.info("OIDC token refused: no key with kid %r in the issuer's JWKS", kid)
@@ -138,9 +139,11 @@ class OIDCAuthenticator:
         # A token without kid is acceptable only while the issuer publishes exactly one key.
         return next(iter(self._keys.values())) if len(self._keys) == 1 else None
 
-    async def _refresh(self, started: float, due: bool) -> None:
+    async def _refresh(self, due: bool) -> None:
+        attempts = self._attempts
         async with self._lock:
-            if self._tried_at is None or self._tried_at < started:  # else another request just tried
+            if self._attempts == attempts:  # else another request tried while this one waited for the lock
+                self._attempts += 1
                 self._tried_at = self._clock()
                 try:
                     self._keys = await self._fetch()

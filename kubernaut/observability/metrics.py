@@ -105,6 +105,9 @@ METRICS: tuple[MetricSpec, ...] = (
                ("outcome",), _LATENCY_BUCKETS,
                label_values=(("outcome", "accepted | unauthorized | rate_limited | too_large | bad_json | invalid "
                                          "| unavailable"),)),
+    MetricSpec("kubernaut_auth_denied", "counter",
+               "Requests the gateway refused for their credentials or permissions (issue 12), by reason.",
+               ("reason",), label_values=(("reason", "missing | malformed | invalid | forbidden | unavailable"),)),
     # -- incidents ---------------------------------------------------------------------------------------
     MetricSpec("kubernaut_incident_transitions", "counter",
                "Incidents entering a phase (the incident funnel).",
@@ -451,6 +454,12 @@ def action_executed(action: str, outcome: str, *, dry_run: bool, seconds: float 
 def audit_head(seq: int) -> None:
     """The audit chain head was anchored at ``seq`` (kubernaut/storage/audit.py)."""
     _record("kubernaut_audit_head_seq", float(seq))
+
+
+def auth_denied(reason: str) -> None:
+    """The gateway refused a request: no/invalid credentials (401), missing permission (403), or the authority
+    that checks them unreachable (503)."""
+    _record("kubernaut_auth_denied", 1, {"reason": reason})
 
 
 def approvals_pending(count: int) -> None:
