@@ -12,6 +12,10 @@ from kubernaut.storage import roles
 
 logger = logging.getLogger(__name__)
 
+class MigrationPrivilegeError(RuntimeError):
+    """A pending migration cannot run with this role (the app role): the owner must run it."""
+
+
 # Arbitrary constant: serializes migrations when many replicas start at once.
 _MIGRATION_LOCK_ID = 0x4B55_4245_524E
 
@@ -41,18 +45,32 @@ async def migrate(conn: asyncpg.Connection, *, app_role: str | None = None, crea
             await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             await _grant(conn, app_role, create_role)
             return applied
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-                   applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
-        )
-        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        # Only DDL when something is pending: an app role (no CREATE on the schema) then starts fine on an
+        # up-to-date database, and says clearly when the owner has migrations to run.
+        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")} if exists else set()
+        if not exists:
+            try:
+                await conn.execute(
+                    """CREATE TABLE IF NOT EXISTS schema_migrations (
+                           version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                           applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+                )
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise MigrationPrivilegeError(f"the schema needs the owner role ({exc}): set storage.migration_dsn"
+                                              ) from exc
         for version, name, sql in available_migrations():
             if version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            try:
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                       version, name)
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise MigrationPrivilegeError(
+                    f"migration {version:04d}_{name} needs the owner role ({exc}): set storage.migration_dsn"
+                ) from exc
             logger.info("applied migration %04d_%s", version, name)
             applied.append(version)
         await _grant(conn, app_role, create_role)

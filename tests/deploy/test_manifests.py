@@ -118,7 +118,9 @@ def test_postgres_ships_pgvector_and_creates_the_extension_as_superuser() -> Non
     assert env["PGDATA"]["value"].startswith(container["volumeMounts"][0]["mountPath"] + "/")
     (init,) = [d for d in _objects("ConfigMap") if d["metadata"]["name"] == "kubernaut-postgres-init"]
     script = init["data"]["10-kubernaut.sh"]
-    assert "CREATE EXTENSION IF NOT EXISTS vector" in script and "OWNER TO kubernaut" in script
+    assert "CREATE EXTENSION IF NOT EXISTS vector" in script and "OWNER TO kubernaut_owner" in script
+    # Two roles (issue 12): the owner migrates; the app role of DATABASE_URL owns nothing.
+    assert "CREATE ROLE kubernaut LOGIN" in script and "OWNER TO kubernaut;" not in script
     # The migrations only CREATE EXTENSION IF NOT EXISTS: a no-op for the non-superuser app role.
     migration = (REPO_ROOT / "kubernaut" / "storage" / "migrations" / "0001_initial.sql").read_text()
     assert "CREATE EXTENSION IF NOT EXISTS vector" in migration
@@ -318,7 +320,9 @@ def test_cloudnativepg_alternative_is_complete() -> None:
     assert cluster["apiVersion"] == "postgresql.cnpg.io/v1" and cluster["kind"] == "Cluster"
     assert cluster["spec"]["instances"] >= 3
     initdb = cluster["spec"]["bootstrap"]["initdb"]
-    assert initdb["database"] == "kubernaut" and initdb["owner"] == "kubernaut"
+    # Two roles (issue 12): the owner migrates, the app role `kubernaut` may only append to the audit trail.
+    assert initdb["database"] == "kubernaut" and initdb["owner"] == "kubernaut_owner"
+    assert [r["name"] for r in cluster["spec"]["managed"]["roles"]] == ["kubernaut"]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in initdb["postInitApplicationSQL"]
 
 

@@ -19,7 +19,7 @@ from kubernaut.observability import metrics
 from kubernaut.storage import audit
 from kubernaut.storage.database import Database, StorageRolesError, _init_connection
 from kubernaut.storage.embedded import dsn_with_user
-from kubernaut.storage.migrations import available_migrations
+from kubernaut.storage.migrations import MigrationPrivilegeError, available_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +108,23 @@ async def test_require_role_separation_refuses_a_role_that_could_rewrite_the_tra
         assert relaxed.role_separation is not None and not relaxed.role_separation.separated
     finally:
         await relaxed.close()
+
+
+async def test_the_app_role_alone_cannot_migrate_but_starts_on_a_migrated_database(fresh_dsn: str) -> None:
+    app_dsn = await app_role_dsn(fresh_dsn)
+    app_only = StorageConfig(dsn=SecretStr(app_dsn), require_role_separation=True, audit=audit_config({"k1": K1}))
+    with pytest.raises(MigrationPrivilegeError, match=r"storage\.migration_dsn"):
+        await Database.connect(app_only)
+    migrated = await connect_separated(fresh_dsn, app_dsn, audit_config({"k1": K1}))
+    await migrated.close()
+    # Up to date: no DDL needed, the grants are in place, the app role starts without the owner's DSN.
+    database = await Database.connect(app_only)
+    try:
+        assert database.role_separation is not None and database.role_separation.separated
+        await append(database, [("event", None, {"i": 1})])
+        assert (await audit.verify_report(database.pool)).intact
+    finally:
+        await database.close()
 
 
 async def test_a_deleted_tail_is_detected_against_the_anchor(fresh_dsn: str, tmp_path: Path) -> None:
