@@ -102,20 +102,23 @@ def read_keys_file(path: Path) -> dict[str, bytes]:
 
 
 def ensure_local_key(path: Path) -> dict[str, bytes]:
-    """The local key, generated once (mode 0600, created exclusively so concurrent replicas agree)."""
+    """The local key, generated once (mode 0600). Written whole to a private file, then linked into place:
+    the link fails if another replica got there first, so every replica reads one complete key."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key_id = f"local-{datetime.now(timezone.utc):%Y%m%d}-{secrets.token_hex(4)}"
-        body = json.dumps({key_id: secrets.token_urlsafe(32)}).encode()
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json.dumps({key_id: secrets.token_urlsafe(32)}).encode())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another replica generated it first: use that one
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
+            os.link(draft, path)
             logger.warning("generated the local audit key %s in %s: keep it with the data, it verifies the trail",
                            key_id, path)
+        except FileExistsError:
+            pass  # another replica generated it first: use that one
+        finally:
+            draft.unlink()
     return read_keys_file(path)
 
 

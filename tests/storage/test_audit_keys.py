@@ -99,3 +99,13 @@ def test_the_highest_anchor_wins_and_torn_lines_are_skipped(tmp_path: Path) -> N
     anchor = audit.read_anchor(path)
     assert anchor is not None and (anchor.seq, anchor.hash, anchor.source) == (9, "a" * 64, str(path))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_replicas_generating_the_local_key_at_once_agree(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data_dir = tmp_path / "data"
+    with ThreadPoolExecutor(8) as pool:
+        keyrings = list(pool.map(lambda _: audit.keyring_from_config(AuditConfig(), data_dir), range(16)))
+    assert len({(k.active_key_id, k.keys[k.active_key_id]) for k in keyrings}) == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name != "data"] == [audit.local_key_file(data_dir).name]
