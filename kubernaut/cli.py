@@ -96,7 +96,8 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         if args.id is None:
             print("an approval id is required", file=sys.stderr)
             return 2
-        body: dict[str, Any] = {"by": args.by or os.environ.get("USER", "cli"), "reason": args.reason}
+        # Who decides is whoever the token belongs to (the server records it); the body carries only why.
+        body: dict[str, Any] = {"reason": args.reason}
         if args.override:
             body["override"] = json.loads(args.override)
         return _print(client.post(f"/api/v1/approvals/{args.id}/{args.decision}", json=body))
@@ -114,8 +115,33 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if args.id is None:
             print("a job id is required: kubernaut jobs retry <id>", file=sys.stderr)
             return 2
-        body = {"by": args.by or os.environ.get("USER") or "cli", "reason": args.reason}
+        body = {"reason": args.reason}
         return _print(client.post(f"/api/v1/jobs/{args.id}/retry", json=body))
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Static tokens are configured by hash (gateway.tokens): make a token, or hash one you have."""
+    from kubernaut.identity.static_tokens import MIN_TOKEN_CHARS, hash_token, new_token
+
+    if args.verb == "new":
+        token = new_token()
+        print(f"token (give it to the caller; it is not stored anywhere): {token}", file=sys.stderr)
+    else:
+        token = sys.stdin.readline().rstrip("\r\n") if args.token_value in (None, "-") else args.token_value
+        if not token.strip():
+            print("an empty token is not a credential", file=sys.stderr)
+            return 2
+        if len(token) < MIN_TOKEN_CHARS:
+            # The hash is unsalted and fast: it protects only tokens nobody can guess (kubernaut.identity).
+            print(f"token too short: use at least {MIN_TOKEN_CHARS} random characters (`kubernaut token new`)",
+                  file=sys.stderr)
+            return 2
+    entry: dict[str, Any] = {"name": args.name, "roles": args.role or ["ingest"], "hash": hash_token(token)}
+    if args.approve_namespace:
+        entry["approve_namespaces"] = args.approve_namespace
+    # One entry of gateway.tokens (KUBERNAUT_GATEWAY__TOKENS is a JSON list of these).
+    print(json.dumps(entry))
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -165,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     appr.add_argument("decision", nargs="?", choices=["approve", "reject"])
     appr.add_argument("id", nargs="?", type=int)
     appr.add_argument("--status", choices=["pending", "approved", "rejected", "expired", "used", "cancelled"])
-    appr.add_argument("--by", help="who decides (default $USER)")
     appr.add_argument("--reason")
     appr.add_argument("--override", help='JSON object of parameters to change, e.g. \'{"replicas": 3}\'')
     appr.set_defaults(func=cmd_approvals)
@@ -176,9 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     jobs.add_argument("--state", choices=["pending", "running", "done", "dead"])
     jobs.add_argument("--kind")
     jobs.add_argument("--limit", type=int, default=50)
-    jobs.add_argument("--by", help="who replays (default $USER)")
     jobs.add_argument("--reason")
     jobs.set_defaults(func=cmd_jobs)
+
+    tok = sub.add_parser("token", help="make a static API token and its gateway.tokens entry (by hash), or hash one")
+    tok.add_argument("verb", choices=["new", "hash"], help="new: a fresh 256-bit token; hash: a token from stdin")
+    tok.add_argument("token_value", nargs="?", help=argparse.SUPPRESS)  # discouraged: shell history keeps it
+    tok.add_argument("--name", default="alertmanager", help="the principal's name (default %(default)s)")
+    tok.add_argument("--role", action="append", choices=["ingest", "viewer", "approver", "admin"],
+                     help="repeatable; default ingest")
+    tok.add_argument("--approve-namespace", action="append", help='for role approver: a namespace, or "*"')
+    tok.set_defaults(func=cmd_token)
 
     info = sub.add_parser("info", help="version, configuration and execution mode")
     info.set_defaults(func=cmd_info)

@@ -111,6 +111,26 @@ def app_kubeconfig(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("kube_testenv").admin_kubeconfig
 
 
+#: The session app's static tokens: token → (principal name, roles, approve_namespaces). test-token-1 (the ``api``
+#: fixture) and test-token-2 are admins; the others have one role each (tests/gateway/test_identity_serve.py).
+TEST_TOKENS: dict[str, tuple[str, list[str], list[str]]] = {
+    "test-token-1": ("test-admin", ["admin"], []),
+    "test-token-2": ("test-admin-2", ["admin"], []),
+    "test-token-flood": ("test-flood", ["ingest"], []),
+    "test-token-ingest": ("test-ingest", ["ingest"], []),
+    "test-token-viewer": ("test-viewer", ["viewer"], []),
+    "test-token-approver-a": ("test-approver-a", ["viewer", "approver"], ["team-a"]),
+}
+
+
+def gateway_tokens() -> list[dict[str, Any]]:
+    """gateway.tokens for :data:`TEST_TOKENS`: by hash, as production configures them."""
+    from kubernaut.identity.static_tokens import hash_token
+
+    return [{"name": name, "roles": roles, "approve_namespaces": namespaces, "hash": hash_token(token)}
+            for token, (name, roles, namespaces) in TEST_TOKENS.items()]
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_sink: SmtpSink, app_kubeconfig: str
                     ) -> AsyncIterator[ServeHarness]:
@@ -124,7 +144,7 @@ async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_si
         "storage": {"data_dir": str(pg_data_dir)},
         "notifications": {"urls": [http_sink.apprise_url, smtp_sink.apprise_url], "timeout_s": 10},
         "work": {"poll_interval_s": 0.5, "lease_s": 30},
-        "gateway": {"auth_tokens": ["test-token-1", "test-token-2", "test-token-flood"], "max_body_bytes": 65536,
+        "gateway": {"tokens": gateway_tokens(), "max_body_bytes": 65536,
                     "max_alerts_per_request": 500, "rate_limit_per_s": 20, "rate_limit_burst": 60},
         "kubernetes": {"kubeconfig": app_kubeconfig},
     })

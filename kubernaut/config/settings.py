@@ -166,7 +166,7 @@ class GatewayConfig(BaseModel):
     # /api/v1/info says so. It has no effect once authentication is configured (no credentials → 401).
     allow_anonymous: bool = False
     # Kubernetes identities (TokenReview + SubjectAccessReview) and OIDC/JWT bearer tokens; both off by default.
-    # All configured methods work at once: static tokens are tried first, then Kubernetes, then OIDC.
+    # All configured methods work at once: static tokens are tried first, then OIDC, then Kubernetes.
     kubernetes: KubernetesAuthConfig = Field(default_factory=KubernetesAuthConfig)
     oidc: OIDCConfig = Field(default_factory=OIDCConfig)
     # Large groups are what storms look like: AlertManager does not retry a 4xx, so a group refused is a group

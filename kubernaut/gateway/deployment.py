@@ -13,22 +13,26 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut import __version__
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.client import connect as connect_cluster
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway import services as gateway_services
-from kubernaut.gateway.auth import TokenVerifier
 from kubernaut.gateway.errors import invalid_request
 from kubernaut.gateway.fastpath import WebhookFastPath
 from kubernaut.gateway.ingest import COMMIT_SLOTS, WebhookIngest
 from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.gateway.routes import ROUTERS
 from kubernaut.gateway.services import Deployments, GatewayServices
+from kubernaut.identity.chain import build_chain
 from kubernaut.observability.logs import configure_logging
 from kubernaut.storage.database import Database
 
 API_DESCRIPTION = """Kubernaut turns AlertManager alerts about Kubernetes workloads into safe, verified
 remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/alerts`."""
 
-app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION)
+# /docs and /openapi.json are routes of their own (kubernaut.gateway.routes.operations) that need viewer.
+app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION, docs_url=None, redoc_url=None,
+              openapi_url=None)
 app.add_middleware(WebhookFastPath)
 app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 for _router in ROUTERS:
@@ -50,9 +54,16 @@ class Gateway:
         orchestrator: DeploymentHandle,
     ) -> None:
         configure_logging(config.log_level)
-        self.db = await Database.connect(config.storage, application_name="kubernaut-gateway")
         gateway_cfg = config.gateway
-        auth = TokenVerifier([t.get_secret_value() for t in gateway_cfg.auth_tokens])
+        # Before anything else: a gateway that must not serve (no authentication off loopback) fails its start
+        # with the reason, and Serve reports the deployment unhealthy (kubernaut.identity.chain).
+        cluster, cluster_unavailable = None, None
+        if gateway_cfg.kubernetes.enabled:
+            connection = connect_cluster(config.kubernetes)
+            cluster = ClusterAPI(connection.api_client) if connection.api_client is not None else None
+            cluster_unavailable = connection.reason
+        auth = build_chain(gateway_cfg, serve_http_host(), cluster, cluster_unavailable)
+        self.db = await Database.connect(config.storage, application_name="kubernaut-gateway")
         ingest_pool = await self.db.extra_pool(COMMIT_SLOTS, "kubernaut-gateway-ingest")
         ingest = WebhookIngest(gateway_cfg, auth, ingest_pool, processor)
         gateway_services.install(GatewayServices(
@@ -67,3 +78,15 @@ class Gateway:
     async def check_health(self) -> None:
         if not await self.db.ping():
             raise RuntimeError("gateway: database unreachable")
+
+
+def serve_http_host() -> str | None:
+    """The address Serve's HTTP proxy listens on (``http_options.host``); None when it cannot be told, which
+    counts as "not loopback" (fail closed)."""
+    try:
+        from ray.serve.context import _get_global_client
+
+        client = _get_global_client()
+        return client.http_config.host if client is not None else None
+    except Exception:
+        return None

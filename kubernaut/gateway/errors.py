@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from kubernaut.models.principal import Principal
+
 
 def describe_validation_error(exc: ValidationError, limit: int = 10) -> list[dict[str, str]]:
     """``[{"field": "alerts.0.labels.alertname", "message": "..."}]`` — the field path first."""
@@ -29,9 +31,10 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def problem(status: int, message: str, request_id: str, retry_after: float = 5.0, **extra: Any) -> JSONResponse:
+def problem(status: int, message: str, request_id: str, retry_after: float = 5.0,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """The gateway's refusal: ``{"error", "request_id", ...}``; 429 and 503 say when to retry."""
-    headers = {"X-Request-ID": request_id}
+    headers = {**(headers or {}), "X-Request-ID": request_id}
     if status in (429, 503):
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return JSONResponse({"error": message, "request_id": request_id, **extra}, status_code=status, headers=headers)
@@ -43,4 +46,14 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     the messages, as the webhook's answers do, and never the input."""
     problems = [{"field": printable(".".join(str(part) for part in error["loc"])) or "body",
                  "message": printable(str(error["msg"]))} for error in exc.errors()[:10]]
+    return JSONResponse({"error": f"invalid request: {summary(problems)}", "problems": problems}, status_code=422)
+
+
+def other_actor(by: str | None, caller: Principal) -> JSONResponse | None:
+    """422 when a body's ``by`` names someone other than the authenticated caller: who acts is what the
+    credentials say, and a body naming someone else is a forgery to refuse, not a typo to correct."""
+    if by is None or by in (caller.name, caller.actor):
+        return None
+    problems = [{"field": "body.by", "message": f"names someone other than the authenticated caller "
+                                                f"({caller.actor}); omit it"}]
     return JSONResponse({"error": f"invalid request: {summary(problems)}", "problems": problems}, status_code=422)

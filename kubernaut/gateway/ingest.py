@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 import uuid
@@ -15,7 +14,6 @@ from ray.serve.handle import DeploymentHandle
 
 from kubernaut.config.settings import GatewayConfig
 from kubernaut.gateway import metrics as gateway_metrics
-from kubernaut.gateway.auth import TokenVerifier
 from kubernaut.gateway.commit import GroupCommitter, Refused
 from kubernaut.gateway.errors import problem, summary
 from kubernaut.gateway.load import RequestRate
@@ -23,7 +21,9 @@ from kubernaut.gateway.processing_wait import ProcessingWait
 from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.gateway.wake import DebouncedWake
 from kubernaut.gateway.webhook import Refusal, parse_webhook
+from kubernaut.identity.chain import AuthChain, Denied
 from kubernaut.models.alertmanager import WebhookPayload
+from kubernaut.models.principal import Permission, Principal
 from kubernaut.observability import metrics
 from kubernaut.observability.logs import serve_request_id
 from kubernaut.storage.alerts import StoredAlert, insert_webhooks
@@ -38,15 +38,21 @@ def request_id_of(request: Request) -> str:
     return (request.headers.get("x-request-id") or serve_request_id() or uuid.uuid4().hex)[:64]
 
 
-def sender_of(request: Request, auth: TokenVerifier, config: GatewayConfig) -> str:
-    """Who a rate limit applies to."""
-    authorization = request.headers.get("authorization")
-    if authorization and auth.enabled:
-        # Keyed by a digest of the credential: the token itself is never kept in memory twice.
-        return "token:" + hashlib.sha256(authorization.encode()).hexdigest()[:16]
+#: What a webhook needs: the ingest role (AlertManager's token), or admin.
+CREATE_ALERTS = Permission(verb="create", resource="alerts")
+
+
+def sender_of(request: Request, principal: Principal, config: GatewayConfig) -> str:
+    """Who a rate limit applies to: the authenticated principal (its rotated tokens share one budget), else the
+    client address."""
+    if principal.method != "anonymous":
+        return "principal:" + principal.actor
     if config.trust_forwarded_for and request.headers.get("x-forwarded-for"):
         return "addr:" + request.headers["x-forwarded-for"].split(",")[0].strip()
     return "addr:" + (request.client.host if request.client else "unknown")
+
+
+_DENIED_OUTCOME = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 
 
 def _count_received(payload: WebhookPayload, stored: list[StoredAlert]) -> None:
@@ -65,7 +71,7 @@ def _count_received(payload: WebhookPayload, stored: list[StoredAlert]) -> None:
 class WebhookIngest:
     """Answers ``POST /api/v1/alerts`` (also through :class:`kubernaut.gateway.fastpath.WebhookFastPath`)."""
 
-    def __init__(self, config: GatewayConfig, auth: TokenVerifier, ingest_pool: asyncpg.Pool,
+    def __init__(self, config: GatewayConfig, auth: AuthChain, ingest_pool: asyncpg.Pool,
                  processor: DeploymentHandle) -> None:
         self._config = config
         self._auth = auth
@@ -93,9 +99,12 @@ class WebhookIngest:
         return response
 
     async def _accept(self, request: Request, request_id: str) -> tuple[str, JSONResponse]:
-        if not self._auth.verify(request.headers.get("authorization")):
-            return "unauthorized", problem(401, "unauthorized", request_id)
-        wait = self._limiter.acquire(sender_of(request, self._auth, self._config))
+        try:
+            principal = await self._auth.require(request.headers.get("authorization"), CREATE_ALERTS)
+        except Denied as exc:
+            return _DENIED_OUTCOME.get(exc.status, "unauthorized"), problem(
+                exc.status, exc.message, request_id, retry_after=exc.retry_after or 5.0, headers=exc.headers)
+        wait = self._limiter.acquire(sender_of(request, principal, self._config))
         if wait > 0:
             return "rate_limited", problem(429, "rate limit exceeded for this sender", request_id, retry_after=wait)
         parsed = await parse_webhook(request, self._config, request_id, max_alerts=self._config.max_alerts_per_request,

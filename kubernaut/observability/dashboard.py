@@ -72,7 +72,9 @@ def build_dashboard() -> dict[str, Any]:
             (f"sum by (status) (rate(ray_kubernaut_alerts_received_total[{_RATE}]))", "received {{status}}"),
             (f"sum by (reason) (rate(ray_kubernaut_alerts_rejected_total[{_RATE}]))", "rejected {{reason}}"),
             (f"sum by (kind) (rate(ray_kubernaut_alerts_deduplicated_total[{_RATE}]))", "deduplicated {{kind}}"),
-        ], unit="reqps", description="Durably accepted alerts, refused webhook deliveries and deduplicated alerts."),
+            (f"sum by (reason) (rate(ray_kubernaut_auth_denied_total[{_RATE}]))", "auth denied {{reason}}"),
+        ], unit="reqps", description="Durably accepted alerts, refused webhook deliveries, deduplicated alerts, and "
+                                     "API requests refused for their credentials or permissions."),
         _panel(3, "Webhook latency p50 / p99", "timeseries", (12, 1, 12, 8), [
             ("histogram_quantile(0.99, sum by (le) "
              f"(rate(ray_kubernaut_webhook_duration_seconds_bucket{{outcome=\"accepted\"}}[{_RATE}])))", "p99 accept"),

@@ -8,21 +8,23 @@ from fastapi.responses import JSONResponse
 
 from kubernaut.gateway.errors import problem
 from kubernaut.gateway.ingest import request_id_of, sender_of
-from kubernaut.gateway.services import Services
+from kubernaut.gateway.services import Services, requires
 from kubernaut.gateway.webhook import WEBHOOK_BODY_DOC, Refusal, parse_webhook
 from kubernaut.models.resource import ResourceRef
 
 router = APIRouter()
 
+CreateAnalyses = requires("create", "analyses")
+GetContexts = requires("get", "contexts")
+
 
 @router.post("/api/v1/analyze", openapi_extra=WEBHOOK_BODY_DOC, summary="Analyze alerts without acting")
-async def analyze(request: Request, svc: Services) -> JSONResponse:
+async def analyze(request: Request, svc: Services, caller: CreateAnalyses) -> JSONResponse:
     """The webhook's limits (size, nesting, alerts, labels), and at most ``analyze_max_alerts`` alerts: an
     analysis is work per target (an LLM call each), so a body above the limit is refused, not truncated."""
-    svc.authorize(request)
     request_id = request_id_of(request)
     gateway_cfg = svc.config.gateway
-    wait = svc.analyze_limiter.acquire(sender_of(request, svc.auth, gateway_cfg))
+    wait = svc.analyze_limiter.acquire(sender_of(request, caller, gateway_cfg))
     if wait > 0:
         return problem(429, "rate limit exceeded for this sender", request_id, retry_after=wait)
     parsed = await parse_webhook(
@@ -39,13 +41,13 @@ async def analyze(request: Request, svc: Services) -> JSONResponse:
 async def context(
     request: Request,
     svc: Services,
+    caller: GetContexts,
     # Kubernetes grammar, checked here: these go into API paths (a NUL in a name was a 500, found by fuzzing).
     kind: str = Query(min_length=1, max_length=63, pattern=r"^[A-Z][A-Za-z0-9]*$"),
     name: str = Query(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
     namespace: str | None = Query(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
     second_opinion: bool = Query(default=False, description="also ask HolmesGPT (holmes.url); untrusted text")
 ) -> JSONResponse:
-    svc.authorize(request)
     target = ResourceRef(kind=kind, name=name, namespace=namespace)
     body = await svc.deployments.context.get_context.remote(target, second_opinion=second_opinion)
     return JSONResponse(jsonable_encoder(body))

@@ -5,19 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from kubernaut.gateway.services import Services
+from kubernaut.gateway.services import Services, requires
 from kubernaut.storage import audit as audit_store
 
 router = APIRouter()
 
+GetAudit = requires("get", "audit")
+
 
 @router.get("/api/v1/audit/verify", summary="Recompute the audit hash chain; names the first tampered event")
 async def verify_audit(
-    request: Request, svc: Services,
+    request: Request, svc: Services, caller: GetAudit,
     anchor_seq: int | None = Query(default=None, ge=1, description="an anchored head kept outside (log, metric)"),
     anchor_hash: str | None = Query(default=None, pattern="^[0-9a-f]{64}$"),
 ) -> JSONResponse:
-    svc.authorize(request)
     if (anchor_seq is None) != (anchor_hash is None):
         raise HTTPException(status_code=422, detail="anchor_seq and anchor_hash go together")
     anchor = audit_store.Anchor(seq=anchor_seq, hash=anchor_hash) if anchor_seq and anchor_hash else None

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from kubernaut.gateway.services import Services
+from kubernaut.gateway.services import Services, requires
 
 router = APIRouter()
 
+ListActions = requires("list", "actions")
+
 
 @router.get("/api/v1/actions", summary="The action catalog with JSON schemas of parameters")
-async def actions(request: Request, svc: Services) -> JSONResponse:
-    svc.authorize(request)
+async def actions(request: Request, svc: Services, caller: ListActions) -> JSONResponse:
     return JSONResponse(jsonable_encoder({"actions": await svc.deployments.executor.catalog.remote()}))

@@ -8,20 +8,25 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubernaut.gateway.errors import other_actor
 from kubernaut.gateway.routes.limits import MAX_ID, MAX_OFFSET
-from kubernaut.gateway.services import Services
+from kubernaut.gateway.services import Services, requires
 from kubernaut.serving import wake
 from kubernaut.storage import jobs as job_store
 
 router = APIRouter()
 
+ListJobs = requires("list", "jobs")
+ReplayJobs = requires("replay", "jobs")
+
 
 class JobReplay(BaseModel):
-    """Who replays a dead job and why (recorded in the audit trail)."""
+    """Why a dead job is replayed (recorded in the audit trail with the authenticated caller as the actor; ``by``
+    may only repeat the caller's name, as older clients send it)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(default="api", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    by: str | None = Field(default=None, min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")
     reason: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
 
 
@@ -29,25 +34,26 @@ class JobReplay(BaseModel):
 async def list_jobs(
     request: Request,
     svc: Services,
+    caller: ListJobs,
     state: str | None = Query(default=None, pattern="^(pending|running|done|dead)$"),
     kind: str | None = Query(default=None, max_length=63, pattern="^[a-z_]+$"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET)
 ) -> JSONResponse:
-    svc.authorize(request)
     items = await job_store.listing(svc.db.pool, state=state, kind=kind, limit=limit, offset=offset)
     counts = await job_store.counts(svc.db.pool)
     return JSONResponse(jsonable_encoder({"items": items, "counts": counts, "limit": limit, "offset": offset}))
 
 
 @router.post("/api/v1/jobs/{job_id}/retry", summary="Replay a dead job: due now, with fresh attempts")
-async def retry_job(request: Request, svc: Services, job_id: int = FastApiPath(ge=1, le=MAX_ID),
+async def retry_job(request: Request, svc: Services, caller: ReplayJobs, job_id: int = FastApiPath(ge=1, le=MAX_ID),
                     replay: JobReplay | None = None) -> JSONResponse:
-    svc.authorize(request)
     replay = replay or JobReplay()
+    if (forged := other_actor(replay.by, caller)) is not None:
+        return forged
     try:
         async with svc.db.pool.acquire() as conn, conn.transaction():
-            job = await job_store.retry(conn, job_id, replay.by, replay.reason)
+            job = await job_store.retry(conn, job_id, caller.actor, replay.reason)
     except job_store.JobStateError as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     # Its consumer polls anyway; waking it only saves the poll interval.

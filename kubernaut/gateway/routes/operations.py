@@ -7,14 +7,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kubernaut import __version__
 from kubernaut.gateway import metrics as gateway_metrics
-from kubernaut.gateway.services import Services
+from kubernaut.gateway.services import Services, requires
 
 router = APIRouter()
+
+GetInfo = requires("get", "info")
+GetOpenapi = requires("get", "openapi")
 
 
 @router.get("/health", summary="Liveness")
@@ -24,19 +28,21 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", summary="Readiness: storage reachable")
 async def ready(svc: Services) -> JSONResponse:
+    """Open to anyone (probes carry no credentials), so it says only ok/degraded: no URLs, model names, paths or
+    error texts (they name hosts); /api/v1/info has the detail for viewers."""
     storage_ok = await svc.db.ping()
     body: dict[str, Any] = {"ready": storage_ok, "storage": "ok" if storage_ok else "unreachable"}
     try:
         # An open LLM circuit degrades the analysis (the rules decide) but does not make us unready.
-        body["analysis"] = await asyncio.wait_for(svc.deployments.analysis.llm_status.remote(), timeout=2)
-    except Exception as exc:
-        body["analysis"] = {"error": type(exc).__name__}
-    return JSONResponse(jsonable_encoder(body), status_code=200 if storage_ok else 503)
+        llm = await asyncio.wait_for(svc.deployments.analysis.llm_status.remote(), timeout=2)
+        body["analysis"] = "degraded" if llm.get("degraded") else "ok"
+    except Exception:
+        body["analysis"] = "unknown"
+    return JSONResponse(body, status_code=200 if storage_ok else 503)
 
 
 @router.get("/api/v1/info", summary="Version, configuration summary and execution mode")
-async def info(request: Request, svc: Services) -> JSONResponse:
-    svc.authorize(request)
+async def info(request: Request, svc: Services, caller: GetInfo) -> JSONResponse:
     try:
         executor = await asyncio.wait_for(svc.deployments.executor.status.remote(), timeout=5)
     except Exception as exc:
@@ -56,7 +62,11 @@ async def info(request: Request, svc: Services) -> JSONResponse:
         "storage": {"kind": svc.db.dsn_kind,
                     "data_dir": str(cfg.storage.data_dir) if svc.db.dsn_kind == "embedded" else None},
         "analysis": analysis,
-        "gateway": {"auth": svc.auth.enabled, "max_body_bytes": cfg.gateway.max_body_bytes},
+        "gateway": {"auth": {"methods": list(svc.auth.methods), "anonymous": svc.auth.anonymous is not None,
+                             "allow_anonymous": cfg.gateway.allow_anonymous},
+                    "caller": {"name": caller.name, "method": caller.method,
+                               "roles": sorted(role.value for role in caller.roles)},
+                    "max_body_bytes": cfg.gateway.max_body_bytes},
         "notifications": {"urls": len(cfg.notifications.urls)},
     }))
 
@@ -64,3 +74,15 @@ async def info(request: Request, svc: Services) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics of this gateway replica", include_in_schema=False)
 async def metrics() -> PlainTextResponse:
     return PlainTextResponse(gateway_metrics.render().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request, svc: Services, caller: GetOpenapi) -> JSONResponse:
+    """The API's description needs viewer: it lists every route an attacker could try."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs(svc: Services, caller: GetOpenapi) -> HTMLResponse:
+    """Swagger UI (needs viewer; it fetches /openapi.json, which needs the same credentials)."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Kubernaut API")
