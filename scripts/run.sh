@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install Kubernaut into ./.venv (first time) and run it: exactly `serve run serve_config.yaml`.
+# Install Kubernaut into ./.venv (first time) and run it: exactly `serve run serve_config.yaml`, which listens on
+# 127.0.0.1 only: without gateway.tokens every local caller is the anonymous admin (README, "Who may call what").
 #   scripts/run.sh [serve_config.yaml]
 # Environment: DATABASE_URL (external PostgreSQL with pgvector; default: embedded in ~/.kubernaut/data),
 # KUBECONFIG, KUBERNAUT_* overrides (nested with __, e.g. KUBERNAUT_EXECUTION__MODE=live).
