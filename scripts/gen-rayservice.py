@@ -4,6 +4,8 @@
     scripts/gen-rayservice.py                    write every generated file
     scripts/gen-rayservice.py --check            exit 1 (with a diff) when a generated file is stale
     scripts/gen-rayservice.py --print-dashboard  the Grafana dashboard JSON, for an import in Grafana's UI
+    scripts/gen-rayservice.py --print-rbac --executor-namespaces a,b
+                                                 deploy/10-rbac.yaml with the executor's rights namespaced
 
 Generated files and their sources:
 
@@ -11,7 +13,7 @@ Generated files and their sources:
   with ``serveConfigV2`` = ``serve_config.yaml`` deep-merged with ``deploy/src/serve-overrides.yaml.in``
   (``common``, plus ``llm`` for the GPU variant). ``serve_config.yaml`` stays the one source of truth.
 * ``deploy/10-rbac.yaml`` — ``deploy/src/rbac.yaml.in`` with the executor's ClusterRole rules from
-  ``kubernaut.execution.catalog.rbac_rules()``.
+  ``kubernaut.execution.catalog.rbac_rules()`` and the readers' from ``reader_rules()``.
 * ``deploy/monitoring/grafana-dashboard.yaml`` — ``kubernaut.observability.dashboard.build_dashboard()``.
 * ``deploy/monitoring/METRICS.md`` — ``kubernaut.observability.metrics.METRICS``.
 * ``cluster/serve-cluster.yaml`` — the ``cpu`` serveConfigV2, for ``serve deploy`` on ``ray up`` clusters.
@@ -72,13 +74,16 @@ def load_yaml(path: Path) -> Any:
         return yaml.safe_load(fh)
 
 
-def serve_config_v2(variant: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The Serve config the RayService deploys: serve_config.yaml + the variant's overrides."""
+def serve_config_v2(variant: str, root: Path = REPO_ROOT, *, kuberay: bool = True) -> dict[str, Any]:
+    """The Serve config the RayService deploys: serve_config.yaml + the variant's overrides (``kuberay``: the
+    worker-group layout, which only the RayService's groups offer)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
     config = load_yaml(root / "serve_config.yaml")
     overrides = load_yaml(root / "deploy" / "src" / "serve-overrides.yaml.in") or {}
     config = deep_merge(config, overrides.get("common") or {})
+    if kuberay:
+        config = deep_merge(config, overrides.get("kuberay") or {})
     if variant == "llm":
         config = deep_merge(config, overrides.get("llm") or {})
     return config
@@ -169,21 +174,123 @@ def render_rayservice(variant: str, root: Path = REPO_ROOT) -> str:
     image = f"{IMAGE_REPOSITORY}:{__version__}" + ("-llm" if variant == "llm" else "")
     text = expand_template(template, variant, {"IMAGE": image, "VERSION": __version__, "RAY_VERSION": RAY_VERSION})
     serve = ("# serve_config.yaml + deploy/src/serve-overrides.yaml.in"
-             f" ({'common + llm' if variant == 'llm' else 'common'})\n")
+             f" ({'common + kuberay + llm' if variant == 'llm' else 'common + kuberay'})\n")
     serve += yaml.safe_dump(serve_config_v2(variant, root), sort_keys=False, width=110, allow_unicode=True)
     text = _substitute_block(text, "SERVE_CONFIG_V2", serve)
     return _header("deploy/src/rayservice.yaml.in and serve_config.yaml"
                    + (" (variant llm: optional GPU workers and the `llm` app)" if variant == "llm" else "")) + text
 
 
-def render_rbac(root: Path = REPO_ROOT) -> str:
+def reader_rules() -> list[dict[str, list[str]]]:
+    """The read-only ClusterRole of the core and analysis groups: get/list/watch on what the Context API reads
+    (Secrets excluded: RBAC cannot grant their metadata without their data), pod logs, and the namespace
+    reads and Warning-event watch every reader needs (kubernaut.execution.catalog.rbac.PIPELINE_RBAC)."""
+    from kubernaut.cluster.kinds import KINDS as WHERE
+    from kubernaut.context.cluster_reader import KINDS, METADATA_ONLY
+    from kubernaut.execution.catalog import rbac_rules
+    from kubernaut.execution.catalog.rbac import RbacRule, cluster_role_rules
+
+    read = ("get", "list", "watch")
+    reads = [RbacRule(WHERE[kind].group, WHERE[kind].plural, read) for kind in sorted(KINDS - METADATA_ONLY)]
+    # What the executor reads before and after acting, which the effectiveness checks read again.
+    reads += [RbacRule(rule["apiGroups"][0], resource, tuple(v for v in rule["verbs"] if v in read))
+              for rule in rbac_rules() for resource in rule["resources"] if set(rule["verbs"]) & set(read)]
+    return cluster_role_rules([*reads, RbacRule("", "pods/log", ("get",))])
+
+
+# Resources the catalog's RBAC names that kubernaut.cluster.kinds does not list (read through another kind).
+_SCOPES_NOT_IN_KINDS = {("events.k8s.io", "events"): True}
+
+
+def _cluster_scoped(group: str, resource: str) -> bool:
+    """Whether ``resource`` (``plural`` or ``plural/subresource``) of ``group`` is cluster-scoped, from
+    kubernaut.cluster.kinds; an unknown resource is an error, so a new one is classified, never guessed."""
+    from kubernaut.cluster.kinds import KINDS as WHERE
+
+    plural = resource.partition("/")[0]
+    scopes = {kind.namespaced for kind in WHERE.values() if kind.group == group and kind.plural == plural}
+    scopes |= {namespaced for (g, p), namespaced in _SCOPES_NOT_IN_KINDS.items() if (g, p) == (group, plural)}
+    if len(scopes) != 1:
+        raise ValueError(f"{group or 'core'}/{plural}: scope unknown to kubernaut.cluster.kinds")
+    return not scopes.pop()
+
+
+def split_rules(rules: list[dict[str, list[str]]]) -> tuple[list[dict[str, list[str]]], list[dict[str, list[str]]]]:
+    """(namespaced rules, cluster-scoped rules) of a ClusterRole, rule by rule and resource by resource."""
+    namespaced: list[dict[str, list[str]]] = []
+    cluster: list[dict[str, list[str]]] = []
+    for rule in rules:
+        (group,) = rule["apiGroups"]
+        for scoped, target in ((False, namespaced), (True, cluster)):
+            resources = [r for r in rule["resources"] if _cluster_scoped(group, r) is scoped]
+            if resources:
+                target.append({"apiGroups": [group], "resources": resources, "verbs": list(rule["verbs"])})
+    return namespaced, cluster
+
+
+def render_rbac(root: Path = REPO_ROOT, executor_namespaces: list[str] | None = None) -> str:
+    """deploy/10-rbac.yaml; with ``executor_namespaces``, the executor's namespaced rights become a Role and
+    RoleBinding in each of them and only its cluster-scoped rights (nodes...) stay in a ClusterRole."""
     from kubernaut.execution.catalog import rbac_rules
 
     template = (root / "deploy" / "src" / "rbac.yaml.in").read_text(encoding="utf-8")
     text = expand_template(template, "cpu", {})
-    rules = yaml.safe_dump(rbac_rules(), sort_keys=False, default_flow_style=None, width=110)
-    text = _substitute_block(text, "EXECUTOR_RULES", rules).replace("rules: |\n", "rules:\n")
-    return _header("deploy/src/rbac.yaml.in and kubernaut.execution.catalog.rbac_rules()") + text
+    for placeholder, rules in (("EXECUTOR_RULES", rbac_rules()), ("READER_RULES", reader_rules())):
+        dumped = yaml.safe_dump(rules, sort_keys=False, default_flow_style=None, width=110)
+        text = _substitute_block(text, placeholder, dumped)
+    text = text.replace("rules: |\n", "rules:\n")
+    header = _header("deploy/src/rbac.yaml.in and kubernaut.execution.catalog.rbac_rules()")
+    if executor_namespaces is None:
+        return header + text
+    return header + _namespaced_executor(text, executor_namespaces)
+
+
+_NAMESPACE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+def _namespaced_executor(text: str, namespaces: list[str]) -> str:
+    import re
+
+    if not namespaces:
+        raise ValueError("--executor-namespaces needs at least one namespace")
+    for ns in namespaces:
+        if not re.fullmatch(_NAMESPACE, ns):
+            raise ValueError(f"--executor-namespaces: {ns!r} is not a namespace name")
+    if len(set(namespaces)) != len(namespaces):
+        raise ValueError("--executor-namespaces: a namespace is listed twice")
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    executor = ("kubernaut-executor",)
+    kept = [d for d in docs if not (d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+                                    and d["metadata"]["name"] in executor)]
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] in executor]
+    namespaced, cluster = split_rules(role["rules"])
+    labels = role["metadata"]["labels"]
+    subject = {"kind": "ServiceAccount", "name": "kubernaut-executor", "namespace": "kubernaut"}
+    out = list(kept)
+    out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "kubernaut-executor-cluster-scoped", "labels": labels}, "rules": cluster})
+    out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "kubernaut-executor-cluster-scoped", "labels": labels},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "kubernaut-executor-cluster-scoped"},
+                "subjects": [subject]})
+    for ns in namespaces:
+        out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": "kubernaut-executor", "namespace": ns, "labels": labels},
+                    "rules": namespaced})
+        out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "kubernaut-executor", "namespace": ns, "labels": labels},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubernaut-executor"},
+                    "subjects": [subject]})
+    cluster_list = ", ".join(f"{r['apiGroups'][0] or 'core'}/{res}: {'/'.join(r['verbs'])}"
+                             for r in cluster for res in r["resources"])
+    note = ("# Namespaced executor (--executor-namespaces " + ",".join(namespaces) + "): apply INSTEAD of\n"
+            "# deploy/10-rbac.yaml. The executor's namespaced rights are a Role in each listed namespace; only its\n"
+            "# cluster-scoped rights stay cluster-wide (" + cluster_list + ").\n"
+            "# Actions on targets in other namespaces are refused by the API server (403), e.g. a node drain\n"
+            "# cannot evict pods outside these namespaces. Delete the ClusterRoleBinding kubernaut-executor if\n"
+            "# deploy/10-rbac.yaml was applied before.\n")
+    return note + yaml.safe_dump_all(out, sort_keys=False, default_flow_style=None, width=110)
 
 
 def render_dashboard_json() -> str:
@@ -271,8 +378,9 @@ def render_cluster_serve_config(root: Path = REPO_ROOT) -> str:
     """The Serve config for Ray clusters outside KubeRay (cluster/*.yaml): the RayService's, cpu variant."""
     return (_header("serve_config.yaml and deploy/src/serve-overrides.yaml.in (common)")
             + "# `serve deploy` it on a cluster started by `ray up cluster/aws.yaml` (or onprem.yaml); secrets come\n"
-            + "# from the environment of the Ray nodes (DATABASE_URL, KUBERNAUT_GATEWAY__AUTH_TOKENS ...).\n"
-            + yaml.safe_dump(serve_config_v2("cpu", root), sort_keys=False, width=110, allow_unicode=True))
+            + "# from the environment of the Ray nodes (DATABASE_URL, KUBERNAUT_GATEWAY__TOKENS ...).\n"
+            + yaml.safe_dump(serve_config_v2("cpu", root, kuberay=False), sort_keys=False, width=110,
+                             allow_unicode=True))
 
 
 def generated_files(root: Path = REPO_ROOT) -> dict[Path, str]:
@@ -304,10 +412,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     parser.add_argument("--print-dashboard", action="store_true", help="print the Grafana dashboard JSON")
+    parser.add_argument("--print-rbac", action="store_true",
+                        help="print deploy/10-rbac.yaml (with --executor-namespaces: its namespaced variant)")
+    parser.add_argument("--executor-namespaces", metavar="NS[,NS...]",
+                        help="with --print-rbac: the executor's rights as Roles in these namespaces only")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
     if args.print_dashboard:
         sys.stdout.write(render_dashboard_json())
+        return 0
+    if args.executor_namespaces is not None and not args.print_rbac:
+        parser.error("--executor-namespaces goes with --print-rbac (deploy/10-rbac.yaml stays cluster-wide)")
+    if args.print_rbac:
+        namespaces = None
+        if args.executor_namespaces is not None:
+            namespaces = [ns.strip() for ns in args.executor_namespaces.split(",") if ns.strip()]
+        try:
+            sys.stdout.write(render_rbac(args.root, namespaces))
+        except ValueError as exc:
+            parser.error(str(exc))
         return 0
     if args.check:
         stale = stale_files(args.root)

@@ -39,6 +39,15 @@ class DeploymentConfig(BaseModel):
     num_cpus: float = Field(default=0.1, ge=0, le=64)
     max_ongoing_requests: int = Field(default=100, ge=1, le=10_000)
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    # Custom Ray resources each replica needs, e.g. {"kubernaut-executor": 1}: on KubeRay a worker group offers
+    # them (rayStartParams.resources), so the deployment runs only in that group's pods, under that group's
+    # ServiceAccount and secrets (deploy/README.md). Empty by default: no local node offers any.
+    resources: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")],
+                    Annotated[float, Field(gt=0, le=10_000)]] = Field(default_factory=dict, max_length=8)
+    # Build this deployment's configuration in each replica from the serve args and the replica's own environment
+    # instead of shipping the builder's (kubernaut.app): a secret then reaches only the worker groups that mount
+    # it, and none sits in the init args Serve checkpoints in GCS. Only with kubernaut.app:build (it has the args).
+    config_from_replica_env: bool = False
 
 
 def _default_deployments() -> dict[str, DeploymentConfig]:

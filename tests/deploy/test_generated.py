@@ -87,6 +87,7 @@ def test_serve_config_v2_is_serve_config_plus_the_documented_overrides(variant: 
     source = _leaves(yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text()))
     overrides_doc = yaml.safe_load((DEPLOY / "src" / "serve-overrides.yaml.in").read_text())
     overrides = _leaves(overrides_doc["common"])
+    overrides.update(_leaves(overrides_doc["kuberay"]))  # the worker-group layout: RayServices only
     if variant == "llm":
         overrides.update(_leaves(overrides_doc["llm"]))
     generated = _leaves(serve_config_of(rayservice(variant)))
@@ -98,9 +99,20 @@ def test_serve_config_v2_is_serve_config_plus_the_documented_overrides(variant: 
     assert set(generated) == set(source) | set(overrides)
 
 
-def test_cluster_serve_config_is_the_cpu_serve_config_v2() -> None:
+def test_cluster_serve_config_is_the_cpu_serve_config_v2_without_the_worker_groups() -> None:
+    """`ray up` clusters have no KubeRay worker groups: their Serve config is the RayService's without the
+    `kuberay` overrides (custom resources no `ray up` node offers would leave replicas unscheduled)."""
     (cluster_config,) = load_docs(REPO_ROOT / "cluster" / "serve-cluster.yaml")
-    assert cluster_config == serve_config_of(rayservice("cpu"))
+    assert cluster_config == generator().serve_config_v2("cpu", kuberay=False)
+    expected = serve_config_of(rayservice("cpu"))
+    for app in expected["applications"]:
+        for settings in app["args"]["deployments"].values():
+            settings.pop("resources", None), settings.pop("config_from_replica_env", None)
+        app["args"]["deployments"]["executor"]["num_cpus"] = cluster_config["applications"][0]["args"][
+            "deployments"]["executor"]["num_cpus"]
+    assert cluster_config == expected
+    for settings in cluster_config["applications"][0]["args"]["deployments"].values():
+        assert "resources" not in settings
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

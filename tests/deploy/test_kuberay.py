@@ -84,11 +84,17 @@ def test_ray_version_matches_the_installed_ray(variant: str) -> None:
     assert tuple(int(x) for x in spec["rayVersion"].split(".")[:2]) >= (2, 53)
 
 
-def test_cpu_variant_has_an_autoscaled_cpu_group_and_no_gpu() -> None:
-    groups = cluster_spec(rayservice("cpu"))["workerGroupSpecs"]
-    assert [g["groupName"] for g in groups] == ["cpu"]
-    (cpu,) = groups
-    assert 2 <= cpu["minReplicas"] <= cpu["replicas"] < cpu["maxReplicas"]
+WORKER_GROUPS = ["gateway", "core", "analysis", "executor", "notifications"]
+
+
+def test_cpu_variant_has_one_autoscaled_group_per_trust_level_and_no_gpu() -> None:
+    """Layout changed on purpose (issue 12, least privilege): one `cpu` group running everything as the
+    executor became one group per ServiceAccount; the ingress keeps two pods at least."""
+    groups = {g["groupName"]: g for g in cluster_spec(rayservice("cpu"))["workerGroupSpecs"]}
+    assert list(groups) == WORKER_GROUPS
+    assert 2 <= groups["gateway"]["minReplicas"] <= groups["gateway"]["replicas"] < groups["gateway"]["maxReplicas"]
+    for name, group in groups.items():
+        assert 1 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], name
     assert "llm" not in [a["name"] for a in serve_config_of(rayservice("cpu"))["applications"]]
     for _, template in pod_templates(rayservice("cpu")):
         assert "nvidia.com/gpu" not in ray_container(template)["resources"]["limits"]
@@ -98,7 +104,7 @@ def test_cpu_variant_has_an_autoscaled_cpu_group_and_no_gpu() -> None:
 def test_llm_variant_adds_a_gpu_group_and_the_llm_application() -> None:
     service = rayservice("llm")
     groups = {g["groupName"]: g for g in cluster_spec(service)["workerGroupSpecs"]}
-    assert set(groups) == {"cpu", "gpu"}
+    assert list(groups) == [*WORKER_GROUPS, "gpu"]
     gpu = groups["gpu"]
     assert gpu["minReplicas"] == 0 < gpu["maxReplicas"], "GPU nodes only when the llm app asks for them"
     container = ray_container(gpu["template"])
@@ -142,23 +148,38 @@ def test_ray_containers_follow_kuberay_guidance(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_secrets_are_referenced_never_inlined(variant: str) -> None:
+    """Per group now (issue 12): a required secret is required where it is mounted; which group mounts
+    which secret is tests/deploy/test_least_privilege.py's."""
+    mounted = set()
     for group, template in pod_templates(rayservice(variant)):
         env = {e["name"]: e for e in ray_container(template)["env"]}
-        for name in ("DATABASE_URL", "KUBERNAUT_GATEWAY__AUTH_TOKENS"):
-            ref = env[name]["valueFrom"]["secretKeyRef"]
-            assert not ref.get("optional"), f"{group}: {name} is required (no silent embedded DB, no open API)"
+        for name in ("DATABASE_URL", "KUBERNAUT_GATEWAY__TOKENS", "KUBERNAUT_STORAGE__AUDIT__KEYS"):
+            if name in env:
+                mounted.add(name)
+                ref = env[name]["valueFrom"]["secretKeyRef"]
+                assert not ref.get("optional"), f"{group}: {name} is required (no silent embedded DB, no open API)"
         for name in ("KUBERNAUT_ANALYSIS__LLM_API_KEY", "KUBERNAUT_NOTIFICATIONS__URLS"):
-            assert env[name]["valueFrom"]["secretKeyRef"]["optional"] is True
+            if name in env:
+                mounted.add(name)
+                assert env[name]["valueFrom"]["secretKeyRef"]["optional"] is True
         for entry in env.values():
             if any(word in entry["name"] for word in ("TOKEN", "KEY", "PASSWORD", "URL", "DSN")):
-                assert "value" not in entry or entry["name"] == "HF_HOME", f"{group}: {entry['name']} inlined"
+                assert "value" not in entry or entry["name"] in ("HF_HOME", "KUBERNAUT_STORAGE__AUDIT__LOCAL_KEY"), (
+                    f"{group}: {entry['name']} inlined")
+    assert mounted == {"DATABASE_URL", "KUBERNAUT_GATEWAY__TOKENS", "KUBERNAUT_STORAGE__AUDIT__KEYS",
+                       "KUBERNAUT_ANALYSIS__LLM_API_KEY", "KUBERNAUT_NOTIFICATIONS__URLS"}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_service_accounts_per_role(variant: str) -> None:
+    """Changed on purpose (issue 12): every worker ran as kubernaut-executor; now one account per group."""
     accounts = {group: t["spec"]["serviceAccountName"] for group, t in pod_templates(rayservice(variant))}
-    assert accounts.pop("head") == "kubernaut-ray-head"
-    assert set(accounts.values()) == {"kubernaut-executor"}
+    expected = {"head": "kubernaut-ray-head", "gateway": "kubernaut-gateway", "core": "kubernaut-reader",
+                "analysis": "kubernaut-reader", "executor": "kubernaut-executor",
+                "notifications": "kubernaut-notifications"}
+    if variant == "llm":
+        expected["gpu"] = "kubernaut-llm"
+    assert accounts == expected
 
 
 @pytest.mark.parametrize("obj", ["cpu", "llm", "dev"])

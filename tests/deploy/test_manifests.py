@@ -83,7 +83,10 @@ def test_secrets_only_in_the_examples_and_every_referenced_secret_is_documented(
         assert secret is not None, f"Secret {namespace}/{name} is referenced but not in deploy/examples/secrets.yaml"
         assert key in secret["stringData"], f"{namespace}/{name} has no key {key!r} in the example"
         assert "REPLACE" in secret["stringData"][key], f"{namespace}/{name}.{key}: example values are placeholders"
-    json.loads(example[(NAMESPACE, "kubernaut-gateway")]["stringData"]["auth-tokens"])  # a JSON list, as env expects
+    # The shapes the environment variables expect: gateway.tokens entries (hash placeholder aside), audit keys.
+    (entry,) = json.loads(example[(NAMESPACE, "kubernaut-gateway")]["stringData"]["tokens"])
+    assert set(entry) == {"name", "roles", "hash"} and entry["hash"].startswith("sha256:")
+    assert isinstance(json.loads(example[(NAMESPACE, "kubernaut-audit")]["stringData"]["keys"]), dict)
     json.loads(example[(NAMESPACE, "kubernaut-notifications")]["stringData"]["urls"])
 
 
@@ -326,11 +329,15 @@ def test_cloudnativepg_alternative_is_complete() -> None:
     assert "CREATE EXTENSION IF NOT EXISTS vector" in initdb["postInitApplicationSQL"]
 
 
-def test_pod_disruption_budget_selects_the_cpu_workers() -> None:
+def test_pod_disruption_budget_selects_the_gateway_workers_only() -> None:
+    """The ingress group keeps one pod through a drain; the budget selects no other group (a budget over
+    single-pod groups would block drains) and not the head."""
     (pdb,) = _objects("PodDisruptionBudget")
     labels = pdb["spec"]["selector"]["matchLabels"]
-    cpu = next(t for g, t in pod_templates(rayservice("cpu")) if g == "cpu")
-    head = next(t for g, t in pod_templates(rayservice("cpu")) if g == "head")
-    assert labels.items() <= cpu["metadata"]["labels"].items()
-    assert not labels.items() <= head["metadata"]["labels"].items()
-    assert pdb["spec"]["minAvailable"] == 1
+    groups = dict(pod_templates(rayservice("cpu")))
+    assert labels.items() <= groups.pop("gateway")["metadata"]["labels"].items()
+    for name, template in groups.items():
+        assert not labels.items() <= template["metadata"]["labels"].items(), name
+    gateway = next(g for g in rayservice("cpu")["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+                   if g["groupName"] == "gateway")
+    assert pdb["spec"]["minAvailable"] == 1 < gateway["minReplicas"]
