@@ -462,6 +462,12 @@ def auth_denied(reason: str) -> None:
     _record("kubernaut_auth_denied", 1, {"reason": reason})
 
 
+def approval_refused(reason: str) -> None:
+    """The orchestrator refused an approval decision the gateway let through (self-approval, the same approver
+    twice, an override the policy or its dry-run refuses, ...): counted with the gateway's refusals."""
+    auth_denied(f"approval_{reason}")
+
+
 def approvals_pending(count: int) -> None:
     """Approval requests now waiting for a human."""
     _record("kubernaut_approvals_pending", float(count))

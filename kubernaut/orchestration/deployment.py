@@ -15,7 +15,6 @@ from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
 from kubernaut.orchestration import workflow_job
 from kubernaut.orchestration.approvals import ApprovalError, expire_due
-from kubernaut.orchestration.approvals import decide as decide_approval
 from kubernaut.orchestration.engine import WorkflowEngine
 from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import approvals, incidents
@@ -80,16 +79,18 @@ class WorkflowOrchestrator(ReplicaBase):
     async def list_approvals(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return [a.model_dump() for a in await approvals.listing(self.db.pool, status, limit)]
 
-    async def decide(self, approval_id: int, approve: bool, by: str, reason: str | None,
-                     override: dict[str, Any] | None) -> dict[str, Any]:
+    async def decide(self, approval_id: int, approve: bool, principal: dict[str, Any], reason: str | None,
+                     override: dict[str, Any] | None, source: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The gateway's call: ``principal`` is the authenticated caller (``Principal.model_dump(mode="json")``),
+        ``source`` its request's {address, user_agent}. Refusals come back as {error, status} (4xx; 503 when
+        the executor cannot dry-run an override)."""
         try:
-            decided = await decide_approval(self.db.pool, approval_id, approve, by, reason, override)
+            decided = await self.engine.decide(approval_id, approve, principal, reason, override, source)
         except ApprovalError as exc:
             return {"error": str(exc), "status": exc.status}
-        metrics.approval_decided(decided.status)
         if self.worker is not None:
             self.worker.wake()
-        return {"approval": decided.model_dump()}
+        return {"approval": decided}
 
     async def _gave_up(self, job: Job, error: str) -> None:
         await workflow_job.give_up(self.db.pool, self.service_name, job, error)

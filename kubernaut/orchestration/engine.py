@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from kubernaut.config.settings import KubernautConfig
-from kubernaut.execution.catalog import get_action
+from kubernaut.execution.catalog import CatalogError, get_action, validate_request
 from kubernaut.models.jobs import ActionRef, JobKind
+from kubernaut.models.principal import Principal
+from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signature import signature_of
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
+from kubernaut.orchestration import approvals as approval_rules
 from kubernaut.orchestration import autonomy, blocking, messages, verdict
 from kubernaut.orchestration.approvals import ApprovalError as ApprovalError
-from kubernaut.orchestration.approvals import decide as decide_approval
+from kubernaut.orchestration.approvals import DecisionSource
 from kubernaut.orchestration.plans import plan_for
 from kubernaut.orchestration.policy import load_policy
 from kubernaut.orchestration.verdict import Verdict
@@ -176,10 +180,21 @@ class WorkflowEngine:
     # --- steps ---------------------------------------------------------------------------------
 
     async def _decide(self, run: _Run) -> Verdict:
-        """Gather what the decision needs (the target's recent outcomes, the autonomy evidence), decide, and
-        record the block that stopped the workflow, if one did."""
-        proposal, wf, now = run.proposal, run.workflow, _now()
-        facts = verdict.policy_facts(proposal, run.incident)
+        """Decide, and record the block that stopped the workflow, if one did."""
+        proposal, wf = run.proposal, run.workflow
+        ruling = await self._ruling(proposal, run.incident, wf)
+        if ruling.block is not None:
+            await workflows.record_block(self.db.pool, target_key=proposal.target.key, action=ruling.facts.action,
+                                         rule=ruling.block.rule, reason=ruling.block.reason,
+                                         until=ruling.block.until, workflow_id=wf.id)
+        return ruling
+
+    async def _ruling(self, proposal: Proposal, incident: IncidentFacts, wf: WorkflowRecord) -> Verdict:
+        """The whole decision on one proposal: gather what it needs (the target's recent outcomes, the autonomy
+        evidence) and run policy, blocking and autonomy (orchestration/verdict.py). An approval's override is
+        judged by the same call, with the overridden parameters."""
+        now = _now()
+        facts = verdict.policy_facts(proposal, incident)
         block, evidence = None, None
         if facts.mutates:
             async with self.db.pool.acquire() as conn:
@@ -188,13 +203,8 @@ class WorkflowEngine:
                 block = blocking.check(self.cfg, history, facts.action, proposal.parameters, now)
                 evidence = await autonomy.measure(conn, wf.signature or "", facts.action, self.cfg.autonomy_min_cases,
                                                   self.cfg.autonomy_min_lower_bound)
-        ruling = verdict.decide(self.policy, facts, block=block, evidence=evidence, dry_run=wf.dry_run,
-                                unknown_environment=self.cfg.unknown_environment, now=now)
-        if ruling.block is not None:
-            await workflows.record_block(self.db.pool, target_key=proposal.target.key, action=facts.action,
-                                         rule=ruling.block.rule, reason=ruling.block.reason,
-                                         until=ruling.block.until, workflow_id=wf.id)
-        return ruling
+        return verdict.decide(self.policy, facts, block=block, evidence=evidence, dry_run=wf.dry_run,
+                              unknown_environment=self.cfg.unknown_environment, now=now)
 
     async def _one_workflow_per_target(self, wf: WorkflowRecord) -> None:
         other = await workflows.active_before(self.db.pool, wf.target_key, wf.id)
@@ -279,15 +289,19 @@ class WorkflowEngine:
             if approval is None:
                 dry_run = run.steps.get(f"dry_run:{len(run.plan) - 1}")
                 diff = dry_run.detail.get("diff") if dry_run is not None else None
+                required = approval_rules.approvers_required(run.verdict().facts.risk,
+                                                             self.cfg.approvals.two_person_for)
                 approval_id = await approvals.create(
                     conn, workflow_id=run.id, incident_id=run.incident_id, action=main.action,
                     target=main.target.model_dump(mode="json"), parameters=main.parameters, reason=why_approval,
                     diff=diff, expires_at=_now() + timedelta(seconds=self.cfg.approval_ttl_s),
+                    requested_by=approval_rules.SYSTEM_REQUESTER, approvals_required=required,
                 )
                 await workflows.set_phase(conn, run.id, "awaiting_approval")
                 await incidents.set_phase(conn, run.incident_id, "awaiting_approval")
                 await audit.append(conn, "orchestrator", "approval.requested", run.incident_id,
-                                   {"approval_id": approval_id, "workflow_id": run.id, "action": main.action})
+                                   {"approval_id": approval_id, "workflow_id": run.id, "action": main.action,
+                                    "requested_by": approval_rules.SYSTEM_REQUESTER, "approvals_required": required})
                 message = messages.approval_requested(run.incident_id, run.proposal, main, approval_id=approval_id,
                                                       why=why_approval, diff=diff, ttl_s=self.cfg.approval_ttl_s)
                 await notifications.create(conn, run.incident_id, message.event, title=message.title,
@@ -416,7 +430,77 @@ class WorkflowEngine:
 
     # --- approvals API -------------------------------------------------------------------------
 
-    async def decide(self, approval_id: int, approve: bool, by: str, reason: str | None,
-                     override: dict[str, Any] | None) -> dict[str, Any]:
-        decided = await decide_approval(self.db.pool, approval_id, approve, by, reason, override)
+    async def decide(self, approval_id: int, approve: bool, principal: dict[str, Any] | Principal,
+                     reason: str | None, override: dict[str, Any] | None,
+                     source: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One authenticated principal's decision (``Principal.model_dump(mode="json")`` from the gateway, which
+        checked that it may decide in the target's namespace; ``source``: {address, user_agent} of the request).
+        Raises ApprovalError (its ``status`` is the HTTP answer); every refusal is audited and counted."""
+        src = approval_rules.source_of(source)
+        who: Principal | None = None
+        try:
+            who = approval_rules.principal_of(principal)
+            decided = await self._decide_approval(approval_id, approve, who, src, reason, override)
+        except ApprovalError as refused:
+            try:
+                await approval_rules.record_refusal(self.db.pool, approval_id, who, src, refused, approve)
+            except Exception:  # the refusal stands (and is answered) even when it cannot be audited
+                logger.exception("approval %s: refusal not audited: %s", approval_id, refused)
+            raise
         return decided.model_dump()
+
+    async def _decide_approval(self, approval_id: int, approve: bool, who: Principal, src: DecisionSource,
+                               reason: str | None, override: dict[str, Any] | None) -> ApprovalRecord:
+        pending = approval_rules.check_open(await approvals.get(self.db.pool, approval_id), approval_id)
+        if not approve:
+            return await approval_rules.commit(self.db.pool, approval_id, False, who, src, reason, override,
+                                               required=pending.approvals_required)
+        approval_rules.check_approver(pending, who)
+        override = approval_rules.held_override(pending, override)
+        required, checked = pending.approvals_required, None
+        if override:
+            required, checked = await self._check_override(pending, override)
+        return await approval_rules.commit(self.db.pool, approval_id, True, who, src, reason, override,
+                                           required=required, checked=checked)
+
+    async def _check_override(self, pending: ApprovalRecord, override: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """An override is a new plan: it gets the whole decision again (policy, blocking, environment rules, on
+        the same incident facts) and a fresh server-side dry-run. Refused (ApprovalError) unless both would let
+        it run with the approval it is getting; returns the approvers it needs and what the checks found."""
+        wf = await workflows.get(self.db.pool, pending.workflow_id)
+        subject = None if wf is None else await workflows.subject(self.db.pool, wf.analysis_id)
+        if wf is None or subject is None:
+            raise ApprovalError(f"approval {pending.id}: its workflow is gone", status=409, reason="conflict")
+        parameters = {**pending.parameters, **override}
+        try:
+            validate_request(pending.action, ResourceRef.model_validate(pending.target), parameters)
+        except CatalogError as exc:
+            raise ApprovalError(f"override refused: {exc}", status=422, reason="invalid_override") from None
+        proposal = subject.proposal.model_copy(update={
+            "action": pending.action, "target": ResourceRef.model_validate(pending.target), "parameters": parameters})
+        ruling = await self._ruling(proposal, subject.incident, wf)
+        if ruling.outcome in ("denied", "review", "blocked"):
+            what = {"denied": "the policy denies", "review": "the policy sends to human review",
+                    "blocked": "a blocking rule stops"}[ruling.outcome]
+            raise ApprovalError(f"override refused: {what} {pending.action} with {override} "
+                                f"(rule {ruling.rule}: {ruling.reason})", status=422,
+                                reason=f"override_{ruling.outcome}")
+        request = ActionRequest(
+            workflow_id=wf.id, incident_id=wf.incident_id, action=pending.action, target=proposal.target,
+            parameters=parameters, dry_run=True,
+            # A fresh dry-run for each decision: the cluster may have changed since the last one.
+            idempotency_key=f"workflow-{wf.id}-approval-{pending.id}-override-{uuid.uuid4().hex[:12]}")
+        try:
+            result = await asyncio.wait_for(self.executor.execute(request), timeout=self.cfg.step_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApprovalError(f"override: the executor did not answer the dry-run within "
+                                f"{self.cfg.step_timeout_s:.0f}s; try again", status=503,
+                                reason="dry_run_unavailable") from None
+        if result.status != "dry_run":
+            raise ApprovalError(f"override refused: the server-side dry-run of {pending.action} with {override} "
+                                f"was {result.status}: {result.error or result.message}", status=422,
+                                reason="override_dry_run")
+        required = max(pending.approvals_required,
+                       approval_rules.approvers_required(ruling.facts.risk, self.cfg.approvals.two_person_for))
+        return required, {"dry_run_action_id": result.action_id,
+                          "policy": {"outcome": ruling.outcome, "rule": ruling.rule, "risk": ruling.facts.risk}}

@@ -7,11 +7,11 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 Decision = Literal["deny", "review", "require_approval", "allow"]
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -57,6 +57,11 @@ class Conditions(BaseModel):
     min_confidence: float | None = Field(default=None, ge=0, le=1)
     max_confidence: float | None = Field(default=None, ge=0, le=1)
     windows: list[TimeWindow] | None = None
+    # The action's parameters (validated, defaults included), so a rule can tell scaling to 0 from scaling to 4:
+    # ``parameters``: {name: [values]} holds when each named parameter is one of its values (strings accept
+    # shell wildcards; true is not 1); ``parameters_above``: {name: bound} when each is a number above its bound.
+    parameters: dict[str, list[StrictBool | StrictInt | StrictFloat | StrictStr]] = Field(default_factory=dict)
+    parameters_above: dict[str, float] = Field(default_factory=dict)
 
 
 class PolicyRule(BaseModel):
@@ -89,6 +94,7 @@ class PolicyInput(BaseModel):
     mutates: bool
     sensitive: bool
     confidence: float
+    parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicyVerdict(BaseModel):
@@ -99,6 +105,18 @@ class PolicyVerdict(BaseModel):
 
 def _any(patterns: list[str], value: str | None) -> bool:
     return any(fnmatchcase(value or "", p) for p in patterns)
+
+
+def _is_value(expected: object, value: object) -> bool:
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(expected, bool) and isinstance(value, bool) and expected == value
+    if isinstance(expected, str):
+        return isinstance(value, str) and fnmatchcase(value, expected)
+    return isinstance(value, int | float) and value == expected
+
+
+def _above(value: object, bound: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > bound
 
 
 def _holds(when: Conditions, facts: PolicyInput, now: datetime) -> bool:
@@ -118,6 +136,8 @@ def _holds(when: Conditions, facts: PolicyInput, now: datetime) -> bool:
         when.max_confidence is None or facts.confidence < when.max_confidence,
         # An empty window list never holds: a rule for windows only applies once some are configured.
         when.windows is None or any(w.contains(now) for w in when.windows),
+        all(any(_is_value(v, facts.parameters.get(name)) for v in values) for name, values in when.parameters.items()),
+        all(_above(facts.parameters.get(name), bound) for name, bound in when.parameters_above.items()),
     ]
     return all(checks)
 

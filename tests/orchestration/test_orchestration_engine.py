@@ -11,6 +11,7 @@ import pytest
 
 from kubernaut.config import load_config
 from kubernaut.models.jobs import AnalysisRef, JobKind
+from kubernaut.models.principal import Principal, Role
 from kubernaut.orchestration.engine import ApprovalError, WorkflowEngine
 from kubernaut.orchestration.policy import PolicyInput, evaluate, load_policy
 from kubernaut.storage import jobs
@@ -31,6 +32,15 @@ async def make_engine(dsn: str, executor_factory: Any = ScriptedExecutor, dry_ru
     db = await Database.connect(config.storage)
     executor = executor_factory(db)
     return WorkflowEngine(db, executor, config), db, executor
+
+
+def approver(name: str, method: str = "oidc") -> dict[str, Any]:
+    """An authenticated principal as the gateway passes it to the orchestrator."""
+    return Principal(name=name, method=method, roles=frozenset({Role.APPROVER}),
+                     approve_namespaces=("shop",)).model_dump(mode="json")
+
+
+SOURCE = {"address": "10.0.0.7", "user_agent": "kubectl-kubernaut/1.0"}
 
 
 async def run_to_rest(engine: WorkflowEngine, workflow_id: int, limit: int = 20) -> str:
@@ -108,11 +118,13 @@ async def test_approval_required_nothing_happens_until_approved_and_it_is_single
     approval = await db.pool.fetchrow("SELECT * FROM approvals")
     assert approval["status"] == "pending" and approval["dry_run_diff"]
     with pytest.raises(ApprovalError, match="replicas"):
-        await engine.decide(approval["id"], True, "alice", "ok", {"replicas": -3})
-    decided = await engine.decide(approval["id"], True, "alice", "looks right", {"replicas": 6})
-    assert decided["status"] == "approved" and decided["decided_by"] == "alice"
+        await engine.decide(approval["id"], True, approver("alice"), "ok", {"replicas": -3}, SOURCE)
+    decided = await engine.decide(approval["id"], True, approver("alice"), "looks right", {"replicas": 6}, SOURCE)
+    assert decided["status"] == "approved" and decided["decided_by"] == "oidc:alice"
+    assert decided["decided_method"] == "oidc" and decided["decided_roles"] == ["approver"]
+    assert decided["decided_address"] == "10.0.0.7" and decided["decided_user_agent"] == "kubectl-kubernaut/1.0"
     with pytest.raises(ApprovalError, match="already approved"):
-        await engine.decide(approval["id"], True, "mallory", None, None)
+        await engine.decide(approval["id"], True, approver("mallory"), None, None)
     assert await run_to_rest(engine, workflow_id) == "completed"
     executed = [c for c in executor.calls if not c.dry_run]
     assert [c.parameters for c in executed] == [{"replicas": 6}]
@@ -144,7 +156,7 @@ async def test_rejection_ends_the_workflow_without_acting(fresh_dsn: str) -> Non
     workflow_id = await engine.start(await seed(db, kind="StatefulSet", action="scale_statefulset"))
     assert await run_to_rest(engine, workflow_id) == "awaiting_approval"
     approval_id = await db.pool.fetchval("SELECT id FROM approvals")
-    await engine.decide(approval_id, False, "bob", "not during the sale", None)
+    await engine.decide(approval_id, False, approver("bob"), "not during the sale", None)
     assert await run_to_rest(engine, workflow_id) == "cancelled"
     assert executor.mutations == []
     assert "bob" in await db.pool.fetchval("SELECT error FROM workflows")
@@ -160,7 +172,7 @@ async def test_expired_approval_escalates(fresh_dsn: str) -> None:
     assert await db.pool.fetchval("SELECT status FROM approvals") == "expired"
     assert await db.pool.fetchval("SELECT phase FROM incidents") == "escalated"
     with pytest.raises(ApprovalError, match="already expired"):
-        await engine.decide(await db.pool.fetchval("SELECT id FROM approvals"), True, "late", None, None)
+        await engine.decide(await db.pool.fetchval("SELECT id FROM approvals"), True, approver("late"), None, None)
     assert executor.mutations == []
     await db.close()
 

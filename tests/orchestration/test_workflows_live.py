@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from kubernaut.config import load_config
+from kubernaut.models.principal import Principal, Role
 from kubernaut.models.resource import ResourceRef
-from kubernaut.orchestration.engine import TERMINAL, WorkflowEngine
+from kubernaut.orchestration.engine import TERMINAL, ApprovalError, WorkflowEngine
 from kubernaut.storage.jobs import Reschedule
 from tests.support.executor_harness import (  # noqa: F401  (fixtures: imported to be visible here)
     SIM_STATE,
@@ -33,6 +34,8 @@ from tests.support.executor_harness import (  # noqa: F401  (fixtures: imported 
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.k8s
+
+ALICE = Principal(name="alice", method="kubernetes", roles=frozenset({Role.APPROVER})).model_dump(mode="json")
 
 
 def engine_for(h: Harness, **orchestration: Any) -> WorkflowEngine:
@@ -141,10 +144,42 @@ async def test_approval_gates_the_change_until_a_human_decides(harness: Harness)
     approval = await harness.db.pool.fetchrow("SELECT * FROM approvals WHERE workflow_id = $1", workflow_id)
     assert approval["dry_run_diff"] and "replicas" in approval["dry_run_diff"]
 
-    await engine.decide(approval["id"], True, "alice", "capacity for the sale", {"replicas": 2})
+    decided = await engine.decide(approval["id"], True, ALICE, "capacity for the sale", {"replicas": 2},
+                                  {"address": "10.1.2.3", "user_agent": "pytest"})
+    assert decided["decided_by"] == "kubernetes:alice" and decided["decided_address"] == "10.1.2.3"
+    # The override was dry-run again by the real executor, against the API server, before it counted.
+    rehearsal = await harness.db.pool.fetchrow("SELECT * FROM actions WHERE id = $1",
+                                               decided["votes"][0]["dry_run_action_id"])
+    assert rehearsal["dry_run"] and rehearsal["status"] == "dry_run" and rehearsal["parameters"] == {"replicas": 2}
     assert await drive(engine, workflow_id) == "completed"
     after = await wait_rollout(admin, "Deployment", ns, "shop")
     assert after["spec"]["replicas"] == 2  # the approved override, not the proposal
+
+
+async def test_an_override_to_an_image_off_the_allowlist_is_refused_and_one_on_it_runs_live(
+        make_harness: Any, kube_namespace: str) -> None:
+    harness = await make_harness(image_registries=["registry.local"])
+    ns, admin = kube_namespace, harness.admin
+    await create_ready(admin, "Deployment", ns, workload(
+        "Deployment", "pay", replicas=1, containers=[container("app", "registry.local/pay:1.0")]))
+    engine = engine_for(harness)
+    target = ResourceRef(kind="Deployment", name="pay", namespace=ns)
+    workflow_id = await engine.start(await seed(harness, "set_image", target,
+                                                {"container": "app", "image": "registry.local/pay:1.1"}))
+    assert await drive(engine, workflow_id, until=("awaiting_approval",)) == "awaiting_approval"
+    approval_id = await harness.db.pool.fetchval("SELECT id FROM approvals WHERE workflow_id = $1", workflow_id)
+
+    with pytest.raises(ApprovalError, match=r"not on execution\.image_registries") as refused:
+        await engine.decide(approval_id, True, ALICE, None, {"image": "ghcr.io/evil/pay:1.1"})
+    assert refused.value.status == 422
+    assert await harness.db.pool.fetchval("SELECT status FROM approvals WHERE id = $1", approval_id) == "pending"
+    assert (await admin.get("Deployment", "pay", ns))["spec"]["template"]["spec"]["containers"][0]["image"] \
+        == "registry.local/pay:1.0"
+
+    await engine.decide(approval_id, True, ALICE, "the hotfix build", {"image": "registry.local/pay:1.2"})
+    assert await drive(engine, workflow_id) == "completed"
+    after = await wait_rollout(admin, "Deployment", ns, "pay")
+    assert after["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/pay:1.2"
 
 
 async def _count(admin: Any, ns: str, app: str, n: int) -> bool:
