@@ -62,7 +62,7 @@ class Gateway:
             connection = connect_cluster(config.kubernetes)
             cluster = ClusterAPI(connection.api_client) if connection.api_client is not None else None
             cluster_unavailable = connection.reason
-        auth = build_chain(gateway_cfg, serve_http_host(), cluster, cluster_unavailable)
+        auth = build_chain(gateway_cfg, serve_http_host(), cluster, cluster_unavailable, config.cluster_name)
         self.db = await Database.connect(config.storage, application_name="kubernaut-gateway")
         ingest_pool = await self.db.extra_pool(COMMIT_SLOTS, "kubernaut-gateway-ingest")
         ingest = WebhookIngest(gateway_cfg, auth, ingest_pool, processor)

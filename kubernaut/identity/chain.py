@@ -147,12 +147,14 @@ class AuthChain:
 
 
 def build_chain(config: GatewayConfig, host: str | None, cluster: ClusterAPI | None = None,
-                cluster_unavailable: str | None = None) -> AuthChain:
+                cluster_unavailable: str | None = None, cluster_name: str | None = None) -> AuthChain:
     """The chain for this gateway: static tokens, then OIDC, then Kubernetes, each when configured.
 
     ``cluster`` is the gateway's API server connection (Kubernetes method only; ``cluster_unavailable`` says
-    why there is none). Raises :class:`StartupRefused` where the gateway must not serve: a method enabled but
-    impossible to run, or no authentication off loopback (:func:`anonymous_principal`).
+    why there is none), the API server of the cluster Kubernaut manages: ``cluster_name`` (the permissions'
+    cluster) is its name unless ``gateway.kubernetes.cluster`` says otherwise. Raises :class:`StartupRefused`
+    where the gateway must not serve: a method enabled but impossible to run, or no authentication off loopback
+    (:func:`anonymous_principal`).
     """
     authenticators: list[Authenticator] = []
     authorizers: dict[str, Authorizer] = {}
@@ -171,8 +173,12 @@ def build_chain(config: GatewayConfig, host: str | None, cluster: ClusterAPI | N
             # Serving without it would turn every Kubernetes user away with 401s that look like bad tokens.
             raise StartupRefused("gateway.kubernetes.enabled is true but the gateway has no Kubernetes credentials"
                                  f" ({cluster_unavailable or 'no API server connection'})")
-        authenticators.append(KubernetesAuthenticator(cluster, config.kubernetes))
-        authorizers["kubernetes"] = KubernetesAuthorizer(cluster, config.kubernetes)
+        kube = config.kubernetes
+        if kube.cluster is None and cluster_name is not None:
+            # Approvals name the managed cluster; an authorizer without a name would refuse them all.
+            kube = kube.model_copy(update={"cluster": cluster_name})
+        authenticators.append(KubernetesAuthenticator(cluster, kube))
+        authorizers["kubernetes"] = KubernetesAuthorizer(cluster, kube)
         methods.append("kubernetes")
     return AuthChain(authenticators=authenticators, authorizers=authorizers, methods=tuple(methods),
                      anonymous=anonymous_principal(config, host, bool(authenticators)))

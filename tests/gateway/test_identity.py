@@ -264,6 +264,9 @@ def test_every_configured_method_is_in_the_chain_tokens_then_oidc_then_kubernete
     assert [type(a) for a in chain.authenticators] == [StaticTokenAuthenticator, OIDCAuthenticator,
                                                        KubernetesAuthenticator]
     assert isinstance(chain.authorizers["kubernetes"], KubernetesAuthorizer)
+    # The authorizer answers for the managed cluster: approvals name it (Permission.cluster).
+    named = build_chain(config, "0.0.0.0", ClusterAPI(kube_client.ApiClient()), cluster_name="prod-eu")
+    assert named.authorizers["kubernetes"].config.cluster == "prod-eu"  # type: ignore[attr-defined]
     # Kubernetes or OIDC alone is authentication: no anonymous access, any address.
     assert build_chain(GatewayConfig(oidc=config.oidc), "0.0.0.0").anonymous is None
 
