@@ -78,11 +78,13 @@ class OIDCAuthenticator:
             header = jwt.get_unverified_header(bearer)
         except jwt.PyJWTError:
             raise PermissionError(INVALID) from None
-        alg = header.get("alg")
+        alg, kid = header.get("alg"), header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise PermissionError(INVALID)
         if alg not in self.config.algorithms:
             logger.info("OIDC token refused: algorithm %r is not allowed", alg)
             raise PermissionError(INVALID)
-        jwk = await self._key(header.get("kid"))
+        jwk = await self._key(kid)
         key = _verification_key(jwk, alg)
         if key is None:
             raise PermissionError(INVALID)
@@ -106,14 +108,17 @@ class OIDCAuthenticator:
             raw_groups = [raw_groups]
         if not isinstance(raw_groups, list):
             raise PermissionError(INVALID)
-        groups = tuple(str(g) for g in raw_groups)
+        groups = tuple(g for g in raw_groups if isinstance(g, str))
         roles: set[Role] = set(self.config.default_roles)
         namespaces: list[str] = []
         for group in groups:
             roles.update(self.config.group_roles.get(group, ()))
             namespaces += [n for n in self.config.group_approve_namespaces.get(group, ()) if n not in namespaces]
+        name = claims[self.config.username_claim]
+        if not isinstance(name, str):
+            raise PermissionError(INVALID)
         try:
-            return Principal(name=str(claims[self.config.username_claim]), method="oidc", roles=frozenset(roles),
+            return Principal(name=name, method="oidc", roles=frozenset(roles),
                              groups=groups, approve_namespaces=tuple(namespaces))
         except ValidationError:
             raise PermissionError(INVALID) from None

@@ -156,6 +156,16 @@ async def test_username_and_groups_claims_and_default_roles_are_configurable(iss
     assert principal.roles == {Role.VIEWER, Role.ADMIN} and principal.groups == ("admins",)
     with pytest.raises(PermissionError):  # the username claim is required
         await auth.authenticate(issuer.token())
+    for odd in ({"email": {"name": "alice"}}, {"email": ""}, {"email": "a" * 300},
+                {"email": "alice@example.com", "roles": {"admins": True}}):
+        with pytest.raises(PermissionError):  # a 401, never a 500
+            await auth.authenticate(issuer.token(**odd))
+    mixed = await auth.authenticate(issuer.token(email="alice@example.com", roles=["admins", 7, ["x"]]))
+    assert mixed is not None and mixed.groups == ("admins",)
+    (kid,) = issuer.served
+    odd_kid = _forged({"alg": "RS256", "kid": [kid]}, {"iss": issuer.url, "aud": AUDIENCE, "email": "x"}, b"")
+    with pytest.raises(PermissionError):
+        await auth.authenticate(odd_kid)
 
 
 async def test_expired_and_not_yet_valid_tokens_are_refused_within_leeway_only(issuer: Issuer) -> None:
