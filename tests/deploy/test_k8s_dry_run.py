@@ -161,7 +161,9 @@ def _ray_pods(namespace: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_ray_pod_templates_pass_server_side_dry_run_as_pods(dyn, accounts_namespace: str) -> None:
     pods = _ray_pods(accounts_namespace)
-    assert {name for name, _ in pods} == {"cpu-head", "cpu-cpu", "llm-gpu"}
+    # One group per ServiceAccount since issue 12 (was head, cpu, gpu): each pod needs its account to exist.
+    assert {name for name, _ in pods} == {"cpu-head", "cpu-gateway", "cpu-core", "cpu-analysis", "cpu-executor",
+                                          "cpu-notifications", "llm-gpu"}
     for name, pod in pods:
         returned = _dry_run(dyn, pod)
         assert _pruned(pod, returned) == [], f"{name}: fields unknown to the API server"

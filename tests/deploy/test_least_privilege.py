@@ -216,6 +216,52 @@ def test_replica_config_comes_from_the_replica_environment(monkeypatch: pytest.M
     assert config.deployments["notifications"].config_from_replica_env is True
 
 
+@pytest.mark.ray
+def test_replicas_read_their_own_groups_environment_under_real_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real Ray Serve: a replica whose environment differs from the builder's (as a worker group's does,
+    here through its runtime_env) sees its own secret with config_from_replica_env, the builder's without."""
+    import ray
+    from ray import serve
+
+    from kubernaut.app import _ConfigFromReplicaEnv
+    from kubernaut.config import load_config
+
+    args = _kubernaut_args("cpu")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://builder:builder-pw@db.example:5432/kubernaut")
+    replica_env = {"DATABASE_URL": "postgresql://replica:replica-pw@db.example:5432/kubernaut",
+                   "KUBERNAUT_NOTIFICATIONS__URLS": '["json://hooks.example/replica"]'}
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": replica_env}})
+    class Probe:
+        def __init__(self, config: Any) -> None:
+            self.seen = {"dsn": config.storage.dsn.get_secret_value(),
+                         "urls": [u.get_secret_value() for u in config.notifications.urls],
+                         "type": type(config).__name__}
+
+        def __call__(self) -> dict[str, Any]:
+            return self.seen
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        lazy = serve.run(Probe.bind(_ConfigFromReplicaEnv(args)), name="lp-replica-env", route_prefix=None)
+        assert lazy.remote().result(timeout_s=120) == {
+            "dsn": replica_env["DATABASE_URL"], "urls": ["json://hooks.example/replica"], "type": "KubernautConfig"}
+        # The contrast: a configuration built in the builder carries the builder's secret into the replica.
+        eager = serve.run(Probe.bind(load_config(args)), name="lp-builder-env", route_prefix=None)
+        assert eager.remote().result(timeout_s=120)["dsn"].startswith("postgresql://builder:builder-pw@")
+    finally:
+        for name in ("lp-replica-env", "lp-builder-env"):
+            try:
+                serve.delete(name)
+            except Exception:  # best-effort cleanup of the test's own applications
+                pass
+        if started:
+            serve.shutdown()
+            ray.shutdown()
+
+
 def test_replica_env_without_serve_args_is_refused() -> None:
     """build_app(config) has no args to hand to the replicas: refuse rather than ship the builder's secrets."""
     from kubernaut.app import build_app
