@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -16,7 +16,9 @@ from kubernaut.gateway.errors import other_actor
 from kubernaut.gateway.routes.limits import MAX_ID
 from kubernaut.gateway.services import Authenticated, GatewayServices, Services, requires
 from kubernaut.models.principal import Permission, Principal
+from kubernaut.observability import metrics
 from kubernaut.storage import approvals as approval_store
+from kubernaut.storage import audit as audit_store
 
 router = APIRouter()
 
@@ -62,21 +64,44 @@ async def reject(request: Request, svc: Services, caller: Authenticated, decisio
 
 async def _decide(svc: GatewayServices, request: Request, approval_id: int, approve: bool,
                   decision: ApprovalDecision, caller: Principal) -> JSONResponse:
-    if (forged := other_actor(decision.by, caller)) is not None:
-        return forged
     approval = await approval_store.get(svc.db.pool, approval_id)
     if approval is None:
         return JSONResponse({"error": f"approval {approval_id} not found"}, status_code=404)
+    source = source_of(request, svc.config.gateway)
+    if (forged := other_actor(decision.by, caller)) is not None:
+        metrics.auth_denied("forged_by")
+        await _audit_refusal(svc, approval, caller, source, approve, 422, "forged_by",
+                             f"body.by {decision.by!r} is not the authenticated caller")
+        return forged
     # The grant is checked in the namespace of the approval's target (the incident's); no namespace (a
     # cluster-scoped target) needs a cluster-wide grant.
     namespace = approval.target.get("namespace") or None
-    await svc.check(caller, Permission(verb="approve", resource="approvals", namespace=namespace,
-                                       cluster=svc.config.cluster_name))
-    outcome = await decide_remote(svc.deployments.orchestrator, approval_id, approve, caller,
-                                  source_of(request, svc.config.gateway), decision.reason, decision.override)
+    permission = Permission(verb="approve", resource="approvals", namespace=namespace,
+                            cluster=svc.config.cluster_name)
+    try:
+        await svc.check(caller, permission)
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            await _audit_refusal(svc, approval, caller, source, approve, 403, "forbidden",
+                                 f"needs {permission.describe()}")
+        raise
+    outcome = await decide_remote(svc.deployments.orchestrator, approval_id, approve, caller, source,
+                                  decision.reason, decision.override)
     if "error" in outcome:
         return JSONResponse({"error": outcome["error"]}, status_code=outcome["status"])
     return JSONResponse(jsonable_encoder(outcome))
+
+
+async def _audit_refusal(svc: GatewayServices, approval: approval_store.ApprovalRecord, caller: Principal,
+                         source: dict[str, str | None], approve: bool, status: int, refusal: str, reason: str) -> None:
+    """A decision the gateway refused is audited as the orchestrator audits its own refusals (approval.refused):
+    who tried, how it authenticated, from where, and why."""
+    async with svc.db.pool.acquire() as conn, conn.transaction():
+        await audit_store.append(conn, caller.actor, "approval.refused", approval.incident_id, {
+            "approval_id": approval.id, "decision": "approve" if approve else "reject", "reason": reason,
+            "refusal": refusal, "status": status,
+            "principal": {"method": caller.method, "roles": sorted(r.value for r in caller.roles)},
+            "address": source["address"], "user_agent": source["user_agent"]})
 
 
 def source_of(request: Request, config: GatewayConfig) -> dict[str, str | None]:
