@@ -3,6 +3,7 @@ table, the refusal to start without authentication off loopback, and the permiss
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -361,3 +362,29 @@ def test_a_viewer_cannot_replay_jobs_nor_reach_docs_without_a_token(client: Test
     response = client.post("/api/v1/jobs/1/retry", headers={"Authorization": f"Bearer {VIEWER}"})
     assert response.status_code == 403 and "replay jobs.kubernaut.ai" in response.text
     assert client.get("/docs").status_code == 401 and client.get("/openapi.json").status_code == 401
+
+
+# -- kubernaut token -----------------------------------------------------------------------------------------
+
+def test_kubernaut_token_new_prints_a_token_and_the_entry_that_accepts_it(capsys: pytest.CaptureFixture[str],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+
+    from kubernaut.cli import main
+
+    assert main(["token", "new", "--name", "oncall", "--role", "viewer", "--role", "approver",
+                 "--approve-namespace", "payments"]) == 0
+    out, err = capsys.readouterr()
+    token = err.strip().rsplit(" ", 1)[-1]
+    entry = json.loads(out)
+    assert token not in out and entry["hash"] == hash_token(token)
+    # The printed entry is valid configuration, and it authenticates exactly that token.
+    config = load_config({"gateway": {"tokens": [entry]}}).gateway
+    principal = asyncio.run(StaticTokenAuthenticator(config.tokens).authenticate(token))
+    assert principal is not None and principal.roles == frozenset({Role.VIEWER, Role.APPROVER})
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["token", "hash"]) == 2 and "too short" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main(["token", "hash"]) == 2 and "empty" in capsys.readouterr().err
