@@ -94,7 +94,7 @@ def requires(verb: str, resource: str) -> Any:
     async def dependency(request: Request, svc: Services) -> Principal:
         return await svc.authorize(request, permission)
 
-    dependency.permission = permission  # type: ignore[attr-defined]  # read by tests/gateway/test_permissions.py
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by tests/gateway/test_identity.py
     return Annotated[Principal, Depends(dependency)]
 
 
@@ -106,5 +106,5 @@ async def _authenticated(request: Request, svc: Services) -> Principal:
 
 
 #: A route parameter that receives the authenticated caller, for routes whose permission depends on the object
-#: (its namespace): the route checks it with :meth:`GatewayServices.authorize` once it knows the object.
+#: (its namespace): the route checks it with :meth:`GatewayServices.check` once it knows the object.
 Authenticated = Annotated[Principal, Depends(_authenticated)]
