@@ -151,8 +151,25 @@ def test_groups_without_api_access_mount_no_kubernetes_token(variant: str) -> No
             assert accounts[spec["serviceAccountName"]]["automountServiceAccountToken"] is False, group
             volumes = json.dumps(spec.get("volumes", []))
             assert "serviceAccountToken" not in volumes and "secret" not in volumes, f"{group}: a token by hand"
-        else:
+        elif group != "head":  # the head's token goes to the autoscaler sidecar only (test below)
             assert spec.get("automountServiceAccountToken", True) is True, group
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_head_token_reaches_the_autoscaler_sidecar_only(variant: str) -> None:
+    """The head's Ray container (Serve controller, proxy, app builder) gets no Kubernetes token; the
+    autoscaler sidecar that KubeRay adds gets the head account's token at the in-cluster path."""
+    spec = rayservice(variant)["spec"]["rayClusterConfig"]
+    head = spec["headGroupSpec"]["template"]["spec"]
+    assert head["automountServiceAccountToken"] is False
+    assert "volumeMounts" not in ray_container(spec["headGroupSpec"]["template"])
+    (mount,) = spec["autoscalerOptions"]["volumeMounts"]
+    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount" and mount["readOnly"] is True
+    (volume,) = [v for v in head["volumes"] if v["name"] == mount["name"]]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token"
+    assert {"key": "ca.crt", "path": "ca.crt"} in sources[1]["configMap"]["items"]
+    assert sources[2]["downwardAPI"]["items"][0]["path"] == "namespace"
 
 
 def test_llm_group_has_no_token_no_database_and_no_kubernaut_secret() -> None:
