@@ -184,7 +184,7 @@ async def test_key_rotation_verifies_and_a_removed_key_fails_closed(fresh_dsn: s
         assert (report.intact, report.first_bad_event_id) == (False, 1)
         assert "'k1'" in (report.reason or "") and "not configured" in (report.reason or "")
         # The right id with another secret is a forgery, not a rotation.
-        wrong = audit.AuditKeyring({"k1": b"another-secret-0123456789", "k2": K2.encode()})
+        wrong = audit.AuditKeyring({"k1": b"another-secret-0123456789", "k2": K2.encode()}, "k2")
         assert (await audit.verify_report(rotated.pool, keyring=wrong)).first_bad_event_id == 1
     finally:
         await rotated.close()
