@@ -125,11 +125,11 @@ async def test_a_failing_notification_sink_delays_notifications_but_loses_none(
     chaos_app: tuple[str, str], admin: Kube, kube_namespace: str, flaky_sink: HttpSink
 ) -> None:
     refused_before = flaky_sink.refused
+    # Failing from the start: on a warm app the first incidents are notified within a second, before a fault
+    # injected mid-flow would begin. It refuses until it has refused a delivery, then a little longer.
+    flaky_sink.fail_next = 10**6
 
     async def fault() -> None:
-        # The sink refuses everything until it has refused at least one delivery, then a little longer.
-        flaky_sink.fail_next = 10**6
-
         async def refusing() -> bool:
             return flaky_sink.refused > refused_before
 
