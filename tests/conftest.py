@@ -144,7 +144,9 @@ async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_si
         "storage": {"data_dir": str(pg_data_dir)},
         "notifications": {"urls": [http_sink.apprise_url, smtp_sink.apprise_url], "timeout_s": 10},
         "work": {"poll_interval_s": 0.5, "lease_s": 30},
-        "gateway": {"tokens": gateway_tokens(), "max_body_bytes": 65536,
+        # Kubernetes identities too, checked against the test control plane with the app's (admin) credentials.
+        "gateway": {"tokens": gateway_tokens(), "kubernetes": {"enabled": Path(app_kubeconfig).exists()},
+                    "max_body_bytes": 65536,
                     "max_alerts_per_request": 500, "rate_limit_per_s": 20, "rate_limit_burst": 60},
         "kubernetes": {"kubeconfig": app_kubeconfig},
     })
