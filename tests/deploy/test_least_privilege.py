@@ -25,6 +25,7 @@ import yaml
 
 from tests.deploy.manifests import DEPLOY, REPO_ROOT, generator, load_docs, pod_templates, ray_container, rayservice
 from tests.plugins.kube_testenv import wait_until
+from tests.support.polling import eventually
 
 VARIANTS = ("cpu", "llm")
 NAMESPACE = "kubernaut"
@@ -253,7 +254,7 @@ def test_replicas_read_their_own_groups_environment_under_real_serve(monkeypatch
         def __init__(self, config: Any) -> None:
             self.seen = {"dsn": config.storage.dsn.get_secret_value(),
                          "urls": [u.get_secret_value() for u in config.notifications.urls],
-                         "type": type(config).__name__}
+                         "cluster": config.cluster_name}
 
         def __call__(self) -> dict[str, Any]:
             return self.seen
@@ -264,7 +265,7 @@ def test_replicas_read_their_own_groups_environment_under_real_serve(monkeypatch
     try:
         lazy = serve.run(Probe.bind(_ConfigFromReplicaEnv(args)), name="lp-replica-env", route_prefix=None)
         assert lazy.remote().result(timeout_s=120) == {
-            "dsn": replica_env["DATABASE_URL"], "urls": ["json://hooks.example/replica"], "type": "KubernautConfig"}
+            "dsn": replica_env["DATABASE_URL"], "urls": ["json://hooks.example/replica"], "cluster": "production"}
         # The contrast: a configuration built in the builder carries the builder's secret into the replica.
         eager = serve.run(Probe.bind(load_config(args)), name="lp-builder-env", route_prefix=None)
         assert eager.remote().result(timeout_s=120)["dsn"].startswith("postgresql://builder:builder-pw@")
@@ -487,3 +488,37 @@ def test_namespaced_executor_may_act_only_in_the_listed_namespaces(applied: _App
     assert applied.can(EXECUTOR_SA, home, "patch", "nodes", ns="")
     assert applied.can(EXECUTOR_SA, home, "get", "namespaces", ns="")
     assert not applied.can("kubernaut-reader", home, "patch", "deployments", "apps", ns=listed)
+
+
+async def test_the_whole_app_runs_with_every_config_built_in_its_replica(serve_app: Any, fresh_dsn: str,
+                                                                        app_kubeconfig: str) -> None:
+    """kubernaut.app:build with config_from_replica_env on every deployment, as the RayService runs it (less
+    the custom resources, which no local node offers): every replica builds its configuration from the args
+    and its own environment, the app comes up, and the gateway and the executor answer."""
+    import asyncio
+
+    import httpx
+    from ray import serve
+
+    from kubernaut.app import build
+    from kubernaut.config import load_config
+
+    name = "lp-replica-env-app"
+    args = {"cluster_name": name, "storage": {"dsn": fresh_dsn}, "kubernetes": {"kubeconfig": app_kubeconfig},
+            "deployments": {d: {"config_from_replica_env": True} for d in load_config({}).deployments}}
+    await asyncio.to_thread(serve.run, build(args), name=name, route_prefix=f"/{name}", blocking=False)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            async def ready() -> bool:
+                try:
+                    return (await client.get(f"{serve_app.base_url}/{name}/ready")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=180, what=f"{name} ready")
+        executor = serve.get_deployment_handle("executor", app_name=name)
+        status = await asyncio.wait_for(executor.status.remote(), timeout=30)
+        # Its pool reached the database and its Kubernetes client the control plane, both from the args.
+        assert status["mode"] == "dry-run" and "budget" in status, status
+    finally:
+        await asyncio.to_thread(serve.delete, name)
