@@ -144,8 +144,10 @@ async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_si
         "storage": {"data_dir": str(pg_data_dir)},
         "notifications": {"urls": [http_sink.apprise_url, smtp_sink.apprise_url], "timeout_s": 10},
         "work": {"poll_interval_s": 0.5, "lease_s": 30},
-        # Kubernetes identities too, checked against the test control plane with the app's (admin) credentials.
-        "gateway": {"tokens": gateway_tokens(), "kubernetes": {"enabled": Path(app_kubeconfig).exists()},
+        # Kubernetes identities too, checked against the test control plane with the app's (admin) credentials
+        # (not when the control plane is switched off: see app_kubeconfig).
+        "gateway": {"tokens": gateway_tokens(),
+                    "kubernetes": {"enabled": os.environ.get("KUBERNAUT_TESTENV_SKIP") != "1"},
                     "max_body_bytes": 65536,
                     "max_alerts_per_request": 500, "rate_limit_per_s": 20, "rate_limit_burst": 60},
         "kubernetes": {"kubeconfig": app_kubeconfig},
