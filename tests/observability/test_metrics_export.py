@@ -79,9 +79,11 @@ def _probe_deployment():
             m.job_dead_lettered("notify")
             m.job_replayed("notify")
             m.job_lease_lost("workflow")
+            m.auth_denied("invalid_credentials")
+            m.audit_head(7)
             request_id = serve_request_id()
             with log_context(request_id=request_id, incident_id=INCIDENT_ID):
-                logging.getLogger("kubernaut.probe").info("probe recorded %d metrics", 19)
+                logging.getLogger("kubernaut.probe").info("probe recorded %d metrics", 21)
             return {"action": action, "request_id": request_id}
 
     return MetricsProbe
@@ -312,7 +314,7 @@ def test_json_logs_in_rays_log_directory_carry_request_and_incident_ids(dev_clus
         return None
 
     entry = wait_until(record, timeout=60, interval=0.5, what="the probe's log line in Serve's replica log")
-    assert entry["message"] == "probe recorded 19 metrics"
+    assert entry["message"] == "probe recorded 21 metrics"
     assert entry["incident_id"] == INCIDENT_ID
     assert entry["request_id"] == "probe-1" == probed["request_id"]  # X-Request-ID, through Serve's proxy
     assert entry["deployment"] == f"{APP_NAME}_probe" and entry["levelname"] == "INFO"
