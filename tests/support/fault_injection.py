@@ -143,7 +143,15 @@ async def assert_invariants(db: asyncpg.Connection, ns: str, run: str, receipts:
 
     await eventually(at_rest, timeout=90, interval=0.5, what="every incident's workflow at rest")
     phase = await db.fetchval("SELECT phase FROM workflows WHERE incident_id = $1", live_incident)
-    assert phase == "completed", phase
+    if phase != "completed":  # say why: the steps, the actions and the jobs of the live workflow
+        steps = await db.fetch(
+            """SELECT s.name, s.status, s.detail::text AS detail FROM workflow_steps s
+               JOIN workflows w ON w.id = s.workflow_id WHERE w.incident_id = $1 ORDER BY s.id""", live_incident)
+        actions = await db.fetch("SELECT action, status, dry_run, error FROM actions WHERE incident_id = $1",
+                                 live_incident)
+        jobs = await db.fetch("SELECT kind, state, attempts, last_error FROM jobs WHERE kind = 'workflow'")
+        raise AssertionError(f"live workflow {phase}: steps {[tuple(r) for r in steps]}; "
+                             f"actions {[tuple(r) for r in actions]}; workflow jobs {[tuple(r) for r in jobs]}")
     executed = await db.fetch("SELECT * FROM actions WHERE incident_id = $1 AND NOT dry_run AND status = 'succeeded'",
                               live_incident)
     assert [a["action"] for a in executed] == ["scale_deployment"]  # exactly once
