@@ -61,19 +61,10 @@ class NewAssessment(BaseModel):
     expires_at: datetime
 
 
-class Assessment(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Assessment(NewAssessment):
+    """A stored assessment: what was scheduled (``NewAssessment``) and what has been measured since."""
 
     id: int
-    action_id: int
-    incident_id: int | None
-    workflow_id: int | None
-    action: str
-    target: dict[str, JsonValue]
-    target_key: str
-    target_kind: str
-    signature: str
-    alertname: str
     status: AssessmentStatus
     verdict: str | None
     score: float | None
@@ -86,9 +77,6 @@ class Assessment(BaseModel):
     baseline: dict[str, JsonValue] | None
     attempts: int
     last_error: str | None
-    action_at: datetime
-    due_at: datetime
-    expires_at: datetime
     assessed_at: datetime | None
     recovered_at: datetime | None
 
