@@ -55,12 +55,21 @@ def _print(response: httpx.Response) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Exactly `serve run <config>`: the README's run command, with Ray token auth off for local use."""
+    """Exactly `serve run <config>`: the README's run command, with Ray token auth off for local use and the
+    shipped ingress (kubernaut.ingress: HAProxy, throughput-optimized replicas) unless the environment says
+    otherwise."""
+    from kubernaut.ingress import UnsafeConfig, serve_env
+
     config = Path(args.config)
     if not config.exists():
         print(f"config file {config} not found", file=sys.stderr)
         return 2
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        os.environ.update(serve_env(os.environ))
+    except UnsafeConfig as error:  # fail closed: no HAProxy with its admin socket where others can reach it
+        print(f"not starting: {error}", file=sys.stderr)
+        return 2
     serve = Path(sys.executable).with_name("serve")
     os.execv(str(serve), [str(serve), "run", str(config)])
     return 0  # not reached
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", default=None, help="bearer token (or $KUBERNAUT_TOKEN)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the system locally (serve run serve_config.yaml)")
+    run = sub.add_parser("run", help="run the system locally (serve run serve_config.yaml, fast ingress)")
     run.add_argument("config", nargs="?", default="serve_config.yaml")
     run.set_defaults(func=cmd_run)
 

@@ -4,6 +4,7 @@ dry-run action within seconds."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -53,12 +54,19 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
     # named in /tmp/ray/ray_current_cluster (the last `ray start` on the machine), even a dead one.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_ADDRESS="local", RAY_AUTH_MODE="disabled", KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+    # The shipped ingress as the user gets it: nothing of it set here, only HAProxy's stats and Prometheus ports
+    # moved off their defaults (8404, 9101) so that another HAProxy on this machine cannot make the test fail.
+    for key in [k for k in env if k.startswith("RAY_SERVE_")]:
+        del env[key]
+    stats_port, metrics_port = free_port(), free_port()
+    env.update(RAY_SERVE_HAPROXY_STATS_PORT=str(stats_port), RAY_SERVE_HAPROXY_METRICS_PORT=str(metrics_port))
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(["bash", str(REPO / "scripts" / "run.sh"), str(config_file)], cwd=tmp_path,
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _run_loop(base, process)
+        _check_haproxy_is_private(port, stats_port, metrics_port)
     except AssertionError as error:
         # What serve run printed is the only account of why it did not come up (CI shows no files).
         log.flush()
@@ -94,3 +102,67 @@ def _run_loop(base: str, process: subprocess.Popen) -> None:
     detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
     assert detail["analysis"]["alternatives"][0]["action"] == "restart_pod"
     assert detail["actions"] and all(a["status"] == "dry_run" for a in detail["actions"])
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on, from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            address_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(address_hex)
+            # /proc prints each 32-bit word of the address in host (little-endian) order.
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, width // 2, 4))
+            address = ipaddress.ip_address(words)
+            found.add((str(address), int(port_hex, 16)))
+    return found
+
+
+def _check_haproxy_is_private(port: int, stats_port: int, metrics_port: int) -> None:
+    """The fast ingress is on by default, and HAProxy's stats page, Prometheus frontend and admin socket are not
+    reachable from other machines or other users (kubernaut/ingress.py)."""
+    from kubernaut.ingress import HARDENED_SUFFIX, runtime_dir
+
+    private = runtime_dir()
+    ours = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        if "-f" in args and args[args.index("-f") + 1].startswith(str(private)):
+            try:
+                listening = _listening(int(entry.name))
+            except OSError:
+                continue
+            if ("127.0.0.1", port) in listening:
+                ours[int(entry.name)] = (args, listening)
+    assert ours, f"no HAProxy serving 127.0.0.1:{port} from {private}: the fast ingress is not the default"
+    for pid, (args, listening) in ours.items():
+        config = Path(args[args.index("-f") + 1])
+        assert config.name.endswith(HARDENED_SUFFIX), f"HAProxy {pid} runs an unhardened configuration {config}"
+        off_loopback = {(a, p) for a, p in listening if not ipaddress.ip_address(a).is_loopback}
+        assert not off_loopback, f"HAProxy {pid} listens off loopback: {sorted(off_loopback)}"
+        assert {("127.0.0.1", stats_port), ("127.0.0.1", metrics_port)} <= listening, sorted(listening)
+        (socket_line,) = [line.split() for line in config.read_text().splitlines()
+                          if line.split()[:2] == ["stats", "socket"]]
+        admin = Path(socket_line[2])
+        assert admin.is_socket() and admin.stat().st_mode & 0o077 == 0, oct(admin.stat().st_mode)
+        assert private in admin.parents and private.stat().st_mode & 0o077 == 0
+    # The stats page answers on loopback only (nothing else listens on that port: checked above).
+    assert httpx.get(f"http://127.0.0.1:{stats_port}/stats", timeout=5).status_code == 200

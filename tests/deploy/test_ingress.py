@@ -1,0 +1,153 @@
+"""The shipped ingress (kubernaut/ingress.py): Serve's HAProxy ingress by default, its stats listeners on loopback,
+its admin socket private, and a configuration the guard cannot make safe is never started.
+
+The configurations hardened here are the ones Ray itself generates (ray.serve._private.haproxy), and the hardened
+ones are checked by the HAProxy binary Ray would run. On a running app: tests/system/test_serve_run.py."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubernaut import ingress
+
+SWITCHES = ("RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_ENABLE_HA_PROXY")
+
+
+def ray_config(tmp_path: Path, host: str) -> str:
+    """The configuration Ray 2.60's HAProxy manager writes for ``http_options.host``."""
+    from ray.serve._private.haproxy import HAProxyApi, HAProxyConfig
+    from ray.serve.config import HTTPOptions
+
+    cfg = HAProxyConfig(http_options=HTTPOptions(host=host, port=8123), socket_path=str(tmp_path / "admin.sock"),
+                        server_state_base=str(tmp_path), server_state_file=str(tmp_path / "server-state"),
+                        metrics_socket_path=str(tmp_path / "metrics.sock"))
+    api = HAProxyApi(cfg, config_file_path=str(tmp_path / "haproxy.cfg"))
+    api._generate_config_file_internal()
+    return (tmp_path / "haproxy.cfg").read_text()
+
+
+def binds(config: str) -> dict[str, list[str]]:
+    section, found = "", {}
+    for line in config.splitlines():
+        if line and not line[0].isspace():
+            section = " ".join(line.split()[:2])
+        if line.split()[:1] == ["bind"]:
+            found.setdefault(section, []).append(line.split()[1])
+    return found
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_rays_config_has_its_stats_listeners_moved_to_loopback_and_a_private_admin_socket(tmp_path: Path,
+                                                                                           host: str) -> None:
+    raw = ray_config(tmp_path, host)
+    # What Ray writes: the reason for the guard (if Ray stops doing this, the guard's docstring must change).
+    assert binds(raw)["listen stats"] == ["*:8404"] and binds(raw)["frontend prometheus"] == [":9101"]
+    assert "mode 666 level admin" in raw
+    hardened = ingress.harden(raw)
+    found = binds(hardened)
+    assert found["listen stats"] == ["127.0.0.1:8404"] and found["frontend prometheus"] == ["127.0.0.1:9101"]
+    # The ingress itself keeps Serve's http_options.host (clusters need it on every interface, with tokens).
+    assert found["frontend http_frontend"] == binds(raw)["frontend http_frontend"]
+    assert found["frontend http_frontend"] == [f"{'*' if host == '0.0.0.0' else host}:8123"]
+    (socket_line,) = [line for line in hardened.splitlines() if line.split()[:2] == ["stats", "socket"]]
+    assert " mode 600 " in socket_line and "666" not in socket_line
+    # Nothing else changed.
+    assert len(hardened.splitlines()) == len(raw.splitlines())
+
+
+def test_the_hardened_config_is_valid_for_the_haproxy_ray_runs(tmp_path: Path) -> None:
+    from ray.serve._private.haproxy import get_haproxy_binary
+
+    config = tmp_path / "hardened.cfg"
+    config.write_text(ingress.harden(ray_config(tmp_path, "127.0.0.1")))
+    check = subprocess.run([get_haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True,
+                           timeout=30, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("line", ["  bind unix@/tmp/x.sock", "  bind *:8404,*:8405", "  bind", "  bind *:stats",
+                                  "  stats socket /x mode"])
+def test_what_cannot_be_made_loopback_is_refused(line: str) -> None:
+    with pytest.raises(ingress.UnsafeConfig):
+        ingress.harden(f"global\n  maxconn 10\nlisten stats\n{line}\n")
+
+
+def test_a_stats_socket_without_a_mode_gets_600() -> None:
+    assert "stats socket /x/admin.sock mode 600 level admin" in ingress.harden(
+        "global\n    stats socket /x/admin.sock level admin\n")
+
+
+def test_the_fast_ingress_is_the_default_and_what_the_caller_set_wins(tmp_path: Path) -> None:
+    env = ingress.serve_env({}, directory=tmp_path)
+    assert {k: env[k] for k in SWITCHES} == ingress.FAST_INGRESS
+    guard = Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"])
+    assert guard.parent == tmp_path and os.access(guard, os.X_OK)
+    for key in ("RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC",
+                "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", "RAY_SERVE_HAPROXY_SERVER_STATE_FILE"):
+        assert Path(env[key]).parent == tmp_path, key
+    # Turned off by the caller: nothing of HAProxy is set.
+    assert ingress.serve_env(dict(ingress.DEFAULT_PROXY), directory=tmp_path) == {}
+    # The caller's own values stay, their HAProxy binary runs behind the guard.
+    env = ingress.serve_env({"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_HAPROXY_SOCKET_PATH": "/x/admin.sock",
+                             "RAY_SERVE_HAPROXY_BINARY_PATH": "/opt/haproxy"}, directory=tmp_path)
+    assert "RAY_SERVE_ENABLE_HA_PROXY" not in env and "RAY_SERVE_HAPROXY_SOCKET_PATH" not in env
+    assert env[ingress.REAL_BINARY_ENV] == "/opt/haproxy"
+    assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == str(tmp_path / ingress.GUARD_NAME)
+
+
+def test_the_private_directory_is_created_0700_and_refused_when_others_can_reach_it(tmp_path: Path) -> None:
+    uid = os.getuid()
+    made = ingress.runtime_dir(base=str(tmp_path))
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700 and made.stat().st_uid == uid
+    assert ingress.runtime_dir(base=str(tmp_path)) == made  # again: the same, accepted
+    made.chmod(0o755)
+    with pytest.raises(ingress.UnsafeConfig, match="0700"):
+        ingress.runtime_dir(base=str(tmp_path))
+    made.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    made.symlink_to(elsewhere)  # a link someone else could have planted
+    with pytest.raises(ingress.UnsafeConfig):
+        ingress.runtime_dir(base=str(tmp_path))
+    with pytest.raises(ingress.UnsafeConfig):
+        ingress.runtime_dir(uid=uid + 1, base=str(tmp_path / "elsewhere"))  # not this user's
+
+
+def _fake_haproxy(tmp_path: Path) -> Path:
+    """Stands in for HAProxy: records its arguments and the configuration it was given."""
+    fake = tmp_path / "fake-haproxy"
+    fake.write_text(f"#!{sys.executable}\nimport sys, pathlib\nargs = sys.argv[1:]\n"
+                    f"pathlib.Path({str(tmp_path / 'ran')!r}).write_text('\\n'.join(args))\n"
+                    f"pathlib.Path({str(tmp_path / 'ran.cfg')!r}).write_text("
+                    "pathlib.Path(args[args.index('-f') + 1]).read_text())\n")
+    fake.chmod(0o700)
+    return fake
+
+
+def test_the_guard_runs_haproxy_on_the_hardened_config_and_refuses_an_unsafe_one(tmp_path: Path) -> None:
+    env = {**os.environ, **ingress.serve_env({"RAY_SERVE_HAPROXY_BINARY_PATH": str(_fake_haproxy(tmp_path))},
+                                             directory=tmp_path)}
+    guard = env["RAY_SERVE_HAPROXY_BINARY_PATH"]
+    config = tmp_path / "node" / "haproxy.cfg"
+    config.parent.mkdir()
+    config.write_text(ray_config(tmp_path, "127.0.0.1"))
+    run = subprocess.run([guard, "-db", "-f", str(config), "-dR", "-sf", "123"], env=env, capture_output=True,
+                         text=True, timeout=30, check=False)
+    assert run.returncode == 0, run.stderr
+    hardened = config.with_name("haproxy.cfg" + ingress.HARDENED_SUFFIX)
+    assert (tmp_path / "ran").read_text().split("\n") == ["-db", "-f", str(hardened), "-dR", "-sf", "123"]
+    assert (tmp_path / "ran.cfg").read_text() == ingress.harden(config.read_text())
+    assert stat.S_IMODE(hardened.stat().st_mode) == 0o600
+    # Fail closed: a bind the guard cannot move to loopback means no HAProxy at all.
+    (tmp_path / "ran").unlink()
+    config.write_text("global\nlisten stats\n  bind unix@/tmp/stats.sock\n")
+    run = subprocess.run([guard, "-db", "-f", str(config)], env=env, capture_output=True, text=True, timeout=30,
+                         check=False)
+    assert run.returncode == 1 and "not starting HAProxy" in run.stderr
+    assert not (tmp_path / "ran").exists()
