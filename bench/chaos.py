@@ -147,8 +147,7 @@ def main() -> None:
     faults = [Fault(t, 10 + i * span / max(1, len(targets))) for i, t in enumerate(targets)]
     try:
         dsn = create_database(admin_dsn)
-        env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
-        with kubernaut_serve(dsn, workdir, env_extra=env) as url:
+        with kubernaut_serve(dsn, workdir) as url:  # the shipped configuration, ingress included
             host, port = url.removeprefix("http://").split(":")
             start = time.monotonic() + 2.0  # open_loop starts its clock 2 s from now
             injector = threading.Thread(target=schedule, args=(faults, url, run, pg_dir, start), daemon=True)

@@ -21,7 +21,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-SERVE = str(Path(sys.executable).with_name("serve"))
 
 
 def free_port() -> int:
@@ -102,7 +101,9 @@ def baseline_server(dsn: str, workdir: Path) -> Iterator[str]:
 @contextmanager
 def kubernaut_serve(dsn: str, workdir: Path, overrides: dict[str, Any] | None = None,
                     env_extra: dict[str, str] | None = None) -> Iterator[str]:
-    """`serve run` of the repository's serve_config.yaml against ``dsn``, with benchmark overrides."""
+    """`kubernaut run` (the shipped way to run: `serve run` with the shipped ingress, kubernaut/ingress.py) of the
+    repository's serve_config.yaml against ``dsn``, with benchmark overrides; ``env_extra`` is what a user could
+    set in the environment (e.g. kubernaut.ingress.DEFAULT_PROXY for Serve's default proxy)."""
     config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
@@ -117,10 +118,12 @@ def kubernaut_serve(dsn: str, workdir: Path, overrides: dict[str, Any] | None = 
     config_file = workdir / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # The shipped ingress comes from `kubernaut run` itself; only what the caller asks for is set here.
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_SERVE_")}
     env.update({"RAY_AUTH_MODE": "disabled", "DATABASE_URL": dsn, **(env_extra or {})})
     log = (workdir / "serve.log").open("w")
-    process = subprocess.Popen([SERVE, "run", str(config_file)], stdout=log, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True, cwd=workdir)
+    process = subprocess.Popen([PYTHON, "-m", "kubernaut.cli", "run", str(config_file)], stdout=log,
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir)
     try:
         wait_http(f"http://127.0.0.1:{port}/ready", 240)
         yield f"http://127.0.0.1:{port}"

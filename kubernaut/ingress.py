@@ -48,13 +48,10 @@ class UnsafeConfig(ValueError):
     """An HAProxy configuration the guard cannot make safe: it is not started."""
 
 
-def runtime_dir(uid: int | None = None, base: str = "/tmp") -> Path:
-    """This user's private directory for HAProxy's configuration and sockets: created 0700, refused when it exists
-    but is a link, another user's, or open to others (someone could swap the configuration or reach the socket).
-
-    Under /tmp because Ray nests a 56-character node id below it and a Unix socket path must fit in 107 bytes."""
+def private_dir(path: Path, uid: int | None = None) -> Path:
+    """``path`` created 0700, refused when it exists but is a link, another user's, or open to others (someone
+    could swap the configuration HAProxy loads or reach its admin socket)."""
     uid = os.getuid() if uid is None else uid
-    path = Path(base) / f"kubernaut-haproxy-{uid}"
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
@@ -64,6 +61,13 @@ def runtime_dir(uid: int | None = None, base: str = "/tmp") -> Path:
         raise UnsafeConfig(f"{path} must be a directory owned by uid {uid} with mode 0700 (it is "
                            f"{stat.filemode(info.st_mode)}, uid {info.st_uid}); remove it or fix it")
     return path
+
+
+def runtime_dir(uid: int | None = None, base: str = "/tmp") -> Path:
+    """This user's private directory for HAProxy's configuration and sockets (:func:`private_dir`). Under /tmp
+    because Ray nests a 56-character node id below it and a Unix socket path must fit in 107 bytes."""
+    uid = os.getuid() if uid is None else uid
+    return private_dir(Path(base) / f"kubernaut-haproxy-{uid}", uid)
 
 
 def serve_env(environ: Mapping[str, str], directory: Path | None = None) -> dict[str, str]:
@@ -177,11 +181,17 @@ def guard_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kubernaut.ingress`` prints the shipped ingress environment as ``export`` lines (for shells that
-    start Ray themselves: the cluster configs, the dev cluster)."""
-    del argv
+    """``python -m kubernaut.ingress [--dir DIR]`` prepares the shipped ingress (the private directory, the guard)
+    and prints its environment as ``export`` lines, for what starts Ray itself (the cluster configs, the dev cluster,
+    the image of the RayService)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kubernaut.ingress", description=main.__doc__)
+    parser.add_argument("--dir", type=Path, default=None, help="private directory for HAProxy's files "
+                        "(default /tmp/kubernaut-haproxy-<uid>)")
+    args = parser.parse_args(argv)
     try:
-        env = serve_env(os.environ)
+        env = serve_env(os.environ, None if args.dir is None else private_dir(args.dir))
     except UnsafeConfig as error:
         print(f"kubernaut.ingress: {error}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@
 #   RAY_DEV_SERVE_CONFIG   config for deploy/run                     [serve_config.yaml]
 #   RAY_BIN                the `ray` executable                      [.venv/bin/ray, else ray]
 #   RAY_AUTH_MODE          Ray token auth; `disabled` here unless set (local, loopback only)
+#   RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED  the shipped fast ingress unless set [1]
 #
 # `down` signals the process group of each `ray start --block` it started (recorded pids), never
 # `ray stop`, which would stop every Ray cluster of this user on the machine.
@@ -107,6 +108,15 @@ PY
 
 cmd_up() {
     mkdir -p "$PIDS" "$LOGS" "$TEMP"
+    # The shipped ingress on every node (kubernaut/ingress.py; README, "Ingress"): Serve's HAProxy ingress and
+    # throughput-optimized replicas unless RAY_SERVE_ENABLE_HA_PROXY / RAY_SERVE_THROUGHPUT_OPTIMIZED are set
+    # (0: Serve's default proxy), HAProxy's files in a private directory, its stats listeners on loopback.
+    local ingress
+    ingress="$("$(python_bin)" -m kubernaut.ingress)" || die "cannot prepare the ingress (python -m kubernaut.ingress)"
+    eval "$ingress"
+    # All nodes share this machine's Serve port, as Serve's own proxy does by default (SO_REUSEPORT,
+    # ray/serve/_private/proxy.py); Serve's HAProxy manager turns it off unless asked (haproxy.py).
+    export SERVE_SOCKET_REUSE_PORT_ENABLED="${SERVE_SOCKET_REUSE_PORT_ENABLED:-1}"
     # shellcheck disable=SC2046
     start_node head --head --port="$GCS_PORT" --num-cpus=0 --resources='{"dev_head": 1}' \
         --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" --ray-client-server-port=$((PORT_BASE + 5)) \
@@ -167,5 +177,5 @@ case "${1:-}" in
     run)
         alive head || die "not running: $0 up"
         RAY_ADDRESS="$ADDRESS" exec "$RAY_BIN_DIR/serve" run "$SERVE_CONFIG" ;;
-    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ ones are checked by the HAProxy binary Ray would run. On a running app: tests/sy
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import subprocess
@@ -13,8 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubernaut import ingress
+from tests.deploy.manifests import CLUSTER, REPO_ROOT, load_docs, pod_templates, ray_container, rayservice
 
 SWITCHES = ("RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_ENABLE_HA_PROXY")
 
@@ -151,3 +154,69 @@ def test_the_guard_runs_haproxy_on_the_hardened_config_and_refuses_an_unsafe_one
                          check=False)
     assert run.returncode == 1 and "not starting HAProxy" in run.stderr
     assert not (tmp_path / "ran").exists()
+
+
+IMAGE_DIR = Path("/home/ray/.kubernaut-haproxy")  # deploy/Dockerfile: python -m kubernaut.ingress --dir …
+
+
+def _image_env(tmp_path: Path) -> dict[str, str]:
+    """What `python -m kubernaut.ingress --dir IMAGE_DIR` sets, with the directory named as in the image."""
+    return {k: v.replace(str(tmp_path), str(IMAGE_DIR)) for k, v in ingress.serve_env({}, tmp_path).items()}
+
+
+@pytest.mark.parametrize("variant", ["cpu", "llm"])
+def test_every_ray_node_of_the_rayservice_runs_the_shipped_ingress(tmp_path: Path, variant: str) -> None:
+    expected = _image_env(tmp_path)
+    groups = list(pod_templates(rayservice(variant)))
+    assert groups[0][0] == "head" and len(groups) > 1
+    for group, template in groups:
+        env = {e["name"]: e.get("value") for e in ray_container(template).get("env", [])}
+        assert {k: env.get(k) for k in expected} == expected, group
+
+
+def test_the_image_prepares_the_directory_the_manifests_name() -> None:
+    lines = (REPO_ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+    user = lines.index("USER 1000")
+    (prepare,) = [i for i, line in enumerate(lines) if "kubernaut.ingress" in line]
+    # As the user the pods run as (runAsUser 1000): the directory must be theirs, 0700.
+    assert prepare > user and lines[prepare].split() == ["RUN", "python", "-m", "kubernaut.ingress", "--dir",
+                                                         str(IMAGE_DIR)]
+    (dev,) = load_docs(REPO_ROOT / "cluster" / "dev" / "raycluster.yaml")
+    container = dev["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == str(IMAGE_DIR / ingress.GUARD_NAME)
+    assert all(v.startswith(str(IMAGE_DIR)) for k, v in env.items() if k.startswith("RAY_SERVE_HAPROXY_"))
+
+
+@pytest.mark.parametrize("name", ["aws.yaml", "onprem.yaml"])
+def test_every_ray_up_node_starts_ray_with_the_shipped_ingress(name: str) -> None:
+    config = yaml.safe_load((CLUSTER / name).read_text())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        (start,) = [c for c in config[key] if "ray start" in c]
+        prepare = f'ingress="$(python -m kubernaut.ingress --dir {IMAGE_DIR})" && eval "$ingress" &&'
+        # Prepared before `ray start`, and no start when it cannot be prepared (&&).
+        assert prepare in start and start.index(prepare) < start.index("ray start"), start
+
+
+def test_the_dev_cluster_and_the_run_commands_use_the_shipped_ingress() -> None:
+    script = (REPO_ROOT / "cluster" / "dev" / "ray-dev-cluster.sh").read_text()
+    up = script[script.index("cmd_up() {"):]
+    assert up.index("-m kubernaut.ingress") < up.index("start_node head"), "prepared before the first node"
+    assert "exec .venv/bin/python -m kubernaut.cli run" in (REPO_ROOT / "scripts" / "run.sh").read_text()
+
+
+def test_benchmarks_measure_the_shipped_configuration() -> None:
+    """bench/ sets nothing of Serve's own: the harness starts `kubernaut run`; only bench/ingest.py's comparison
+    row turns the fast ingress off (kubernaut.ingress.DEFAULT_PROXY)."""
+    for path in sorted((REPO_ROOT / "bench").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        docs = {ast.get_docstring(node, clean=False) for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                   and isinstance(node.value, str) and node.value not in docs]
+        # The harness's one use: dropping the caller's RAY_SERVE_* so that `kubernaut run` decides.
+        assert not [v for v in strings if "RAY_SERVE_" in v and v != "RAY_SERVE_"], path.name
+    harness = (REPO_ROOT / "bench" / "harness.py").read_text()
+    assert '[PYTHON, "-m", "kubernaut.cli", "run", str(config_file)]' in harness
+    assert "DEFAULT_PROXY" in (REPO_ROOT / "bench" / "ingest.py").read_text()
