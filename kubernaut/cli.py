@@ -65,6 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"config file {config} not found", file=sys.stderr)
         return 2
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # RAY_SERVE_THROUGHPUT_OPTIMIZED also takes replica logs off stderr (ray/serve/_private/constants.py), and then
+    # `serve run` no longer prints why the app does not come up (e.g. the gateway's refusal to serve off loopback
+    # without authentication): locally they stay on stderr unless set. The RayService sets it to 0 (deploy/).
+    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "1")
     try:
         os.environ.update(serve_env(os.environ))
     except UnsafeConfig as error:  # fail closed: no HAProxy with its admin socket where others can reach it
