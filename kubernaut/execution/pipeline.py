@@ -34,7 +34,7 @@ from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.storage import audit
 from kubernaut.storage import execution as records
 from kubernaut.storage import execution_locks as lock_store
-from kubernaut.storage.database import Database
+from kubernaut.storage.database import Database, transient
 from kubernaut.storage.jobs import replica_identity
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,11 @@ class Executor:
         except Exception as exc:  # never leave a record running, never claim success
             logger.exception("executor error in action %s (%s)", action_id, request.action)
             unknown = " The change may or may not have been applied: verify the target." if state["sent"] else ""
+            # A database hiccup before anything was sent changed nothing: the workflow may try again
+            # (engine.py reschedules retryable failures) instead of failing the remediation for good.
+            again = transient(exc) and not state["sent"]
             stop = Stop("failed", state["stage"], f"executor error: {type(exc).__name__}: {exc}.{unknown}",
-                        error=f"{type(exc).__name__}: {exc}")
+                        error=f"{type(exc).__name__}: {exc}", retryable=again)
             return await self._finish(action_id, stop, state)
         finally:
             renewer.cancel()

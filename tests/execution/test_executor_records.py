@@ -152,3 +152,34 @@ async def test_an_expired_running_record_is_interrupted_never_rerun(db: Database
     assert "may or may not have been applied" in interrupted.result["message"]
     events = [r["event"] for r in await db.pool.fetch("SELECT event FROM audit_events")]
     assert events == ["action.interrupted"]
+
+
+async def test_a_database_hiccup_before_sending_is_retryable_and_a_bug_is_not(db: Database, monkeypatch) -> None:
+    """A transient storage error before anything reached an API server changed nothing: the result says
+    retryable, so the workflow reschedules the step instead of failing the remediation (engine.py). Any
+    other unexpected error stays a final failure."""
+    import asyncpg
+
+    from kubernaut.execution import pipeline
+
+    executor = pipeline.Executor(db, ExecutionConfig(mode="live"), None, cluster_reason="test: no cluster")
+    real_update = records.update
+
+    def failing_once(error: Exception):
+        calls = {"n": 0}
+
+        async def update(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise error
+            return await real_update(*args, **kwargs)
+        return update
+
+    monkeypatch.setattr(pipeline.records, "update", failing_once(asyncpg.PostgresConnectionError("connection lost")))
+    result = await executor.execute(request())
+    assert result.status == "failed" and result.retryable, result
+    assert "PostgresConnectionError" in (result.error or "")
+
+    monkeypatch.setattr(pipeline.records, "update", failing_once(KeyError("a bug")))
+    result = await executor.execute(request())
+    assert result.status == "failed" and not result.retryable, result
