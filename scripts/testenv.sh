@@ -8,6 +8,10 @@
 #   scripts/testenv.sh down     stop everything and remove the state dir (etcd data included)
 #   scripts/testenv.sh status   show components; exit 0 only when the apiserver is healthy
 #
+#   --name NAME (after the command) selects another instance, e.g. a second cluster of a fleet test:
+#   `scripts/testenv.sh up --name b`. Its state dir is /tmp/kubernaut-testenv-NAME and its ports are
+#   derived from NAME (unless the variables below are set), so it never touches the default instance.
+#
 # Environment:
 #   KUBERNAUT_CACHE              binary cache root            (default ~/.cache/kubernaut)
 #   KUBERNAUT_TESTENV_DIR        state dir: certs, kubeconfigs, logs, pids (default /tmp/kubernaut-testenv)
@@ -18,6 +22,26 @@
 #                                simulated nodes (default 2 x 8 CPU, 32Gi, 110 pods)
 #   KUBERNAUT_PYTHON             python with the `kubernetes` client for the simulated kubelet
 set -euo pipefail
+
+COMMAND="${1:-}"
+INSTANCE=""
+shift || true
+while (($#)); do
+    case "$1" in
+        --name) INSTANCE="${2:-}"; shift 2 || { echo "--name needs a value" >&2; exit 2; } ;;
+        --name=*) INSTANCE="${1#--name=}"; shift ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+if [[ -n "$INSTANCE" ]]; then
+    [[ "$INSTANCE" =~ ^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$ ]] || { echo "bad --name: $INSTANCE" >&2; exit 2; }
+    # A stable slot 1..40 per name: ports 6443+10*slot (apiserver) and 2379+10*slot (etcd, peer +1),
+    # away from the default instance's 6443 and 2379/2380.
+    SLOT=$((1 + $(printf '%s' "$INSTANCE" | cksum | cut -d' ' -f1) % 40))
+    : "${KUBERNAUT_TESTENV_DIR:=/tmp/kubernaut-testenv-$INSTANCE}"
+    : "${KUBERNAUT_TESTENV_PORT:=$((6443 + 10 * SLOT))}"
+    : "${KUBERNAUT_TESTENV_ETCD_PORT:=$((2379 + 10 * SLOT))}"
+fi
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -552,13 +576,13 @@ cmd_status() {
     return 1
 }
 
-case "${1:-}" in
+case "$COMMAND" in
     build) cmd_build ;;
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
     *)
-        echo "usage: $0 {build|up|down|status}" >&2
+        echo "usage: $0 {build|up|down|status} [--name NAME]" >&2
         exit 2
         ;;
 esac
