@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubernaut.config.auth import KubernetesAuthConfig, OIDCConfig
+from kubernaut.config.notifications import RoutingMixin
 from kubernaut.models.jobs import RETIRED, JobKind
 from kubernaut.models.principal import Role
 
@@ -580,7 +581,7 @@ class HolmesConfig(BaseModel):
         return self.url is not None
 
 
-class NotificationsConfig(BaseModel):
+class NotificationsConfig(RoutingMixin):  # receivers, route tree, Slack app, escalation: config/notifications.py
     # apprise URLs (slack://, msteams://, mailto://, json://, pagerduty:// ...); empty → log only.
     urls: list[SecretStr] = Field(default_factory=list)
     timeout_s: float = Field(default=15.0, gt=0)
