@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", default=None,
                         help="cluster to run on (default: $KUBECONFIG, else the checkout's test control plane, "
                              "started with scripts/testenv.sh up)")
-    parser.add_argument("--engine", choices=["rules", "llm"], default="rules",
-                        help="in-process analysis engine (llm needs KUBERNAUT_ANALYSIS__LLM_MODEL & co.)")
+    parser.add_argument("--engine", choices=["rules", "llm", "both"], default="rules",
+                        help="in-process analysis engine: llm asks any OpenAI-compatible endpoint "
+                             "(KUBERNAUT_ANALYSIS__LLM_MODEL, __LLM_BASE_URL, __LLM_PROVIDER, __LLM_API_KEY); "
+                             "both grades the rules and the LLM side by side on one setup per scenario")
     parser.add_argument("--scenario", default="*", metavar="GLOB", help="scenario ids to run (default: all)")
     parser.add_argument("--scenarios-dir", default=None, type=Path,
                         help=f"scenario directory (default {DEFAULT_SCENARIOS})")
@@ -143,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
     except EvalConfigError as exc:
         err.print(f"[red]cannot run: {exc}[/]", highlight=False)
         return 2
-    summary = print_report(result)
+    summaries = print_report(result)
     if args.json_path:
         write_json(result, args.json_path)
     if args.markdown_path:
         write_markdown(result, args.markdown_path)
-    failed = gate_failures(summary.rate, summary.harmful, args.min_rate, args.max_harmful)
+    # Every engine measured must pass the gates: the LLM never lowers the bar.
+    failed = [f"{engine}: {reason}" if len(summaries) > 1 else reason for engine, summary in summaries.items()
+              for reason in gate_failures(summary.rate, summary.harmful, args.min_rate, args.max_harmful)]
     for reason in failed:
         print(f"GATE FAILED: {reason}", file=sys.stderr)
     return 1 if failed else 0

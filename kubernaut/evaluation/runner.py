@@ -30,6 +30,8 @@ from kubernaut.models.alertmanager import label_fingerprint
 logger = logging.getLogger(__name__)
 
 Engine = Literal["rules", "llm"]
+# ``both``: one setup per scenario, the same alerts analysed by the rules and by the LLM, graded side by side.
+EngineChoice = Literal["rules", "llm", "both"]
 SETUP_TIMEOUT_S = 300.0
 ANALYSIS_TIMEOUT_S = 180.0
 
@@ -42,7 +44,7 @@ class RunOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kubeconfig: str
-    engine: Engine = "rules"
+    engine: EngineChoice = "rules"
     url: str | None = None
     token: str | None = None
     concurrency: int = Field(default=8, ge=1, le=64)
@@ -73,6 +75,14 @@ class ScenarioRecord(BaseModel):
     webhook: dict[str, Any] | None = None
     analysis: dict[str, Any] | None = None
     analyses: int = 0
+    run_engine: Engine = Field(default="rules", description="the engine asked (with --engine both, one record "
+                                                            "per engine and scenario)")
+
+    @property
+    def llm_usage(self) -> dict[str, Any] | None:
+        """The LLM usage the analysis recorded (also when the rules' fallback decided)."""
+        usage = (self.analysis or {}).get("llm")
+        return usage if isinstance(usage, dict) else None
 
     @property
     def recall_ratio(self) -> float | None:
@@ -183,10 +193,16 @@ class HttpAnalysis:
         await self._client.aclose()
 
 
-def make_backend(options: RunOptions) -> AnalysisBackend:
+def engines(options: RunOptions) -> list[Engine]:
+    return ["rules", "llm"] if options.engine == "both" else [options.engine]
+
+
+def make_backend(options: RunOptions, engine: Engine | None = None) -> AnalysisBackend:
     if options.url:
+        if options.engine == "both":
+            raise EvalConfigError("--engine both analyses in-process; a running Kubernaut (--url) has one engine")
         return HttpAnalysis(options.url, options.token, options.analysis_timeout_s)
-    return InProcessAnalysis(options.kubeconfig, options.engine)
+    return InProcessAnalysis(options.kubeconfig, engine or engines(options)[0])
 
 
 # -------------------------------------------------------------------------------------------------
@@ -246,10 +262,11 @@ def pick_analysis(analyses: list[dict[str, Any]], namespace: str) -> dict[str, A
 # the run
 # -------------------------------------------------------------------------------------------------
 class Runner:
-    def __init__(self, options: RunOptions, backend: AnalysisBackend | None = None,
+    def __init__(self, options: RunOptions, backend: AnalysisBackend | dict[Engine, AnalysisBackend] | None = None,
                  progress: Progress | None = None, run_id: str | None = None) -> None:
         self.options = options
-        self.backend = backend
+        self.backends: dict[Engine, AnalysisBackend] | None = (
+            backend if isinstance(backend, dict) or backend is None else {engines(options)[0]: backend})
         self.progress = progress
         self.run_id = run_id or secrets.token_hex(3)
 
@@ -261,13 +278,15 @@ class Runner:
         loop.set_default_executor(ThreadPoolExecutor(max_workers=max(32, 6 * self.options.concurrency),
                                                      thread_name_prefix="kubernaut-eval"))
         cluster = await in_thread(Cluster, self.options.kubeconfig)
-        backend = self.backend
-        owns_backend = backend is None
+        backends = self.backends
+        owns_backend = backends is None
         private = PrivateNodes(cluster, self.run_id)
         records: list[ScenarioRecord] = []
         try:
-            if backend is None:
-                backend = await in_thread(make_backend, self.options)
+            if backends is None:
+                backends = {}
+                for engine in engines(self.options):
+                    backends[engine] = await in_thread(make_backend, self.options, engine)
             await in_thread(lambda: cluster.dynamic)  # discovery once, before anything runs
             owners = [s.id for s in scenarios for _ in range(s.nodes)]
             node_error: str | None = None
@@ -281,35 +300,40 @@ class Runner:
                 assigned.setdefault(owner, []).append(name)
             limit = asyncio.Semaphore(self.options.concurrency)
 
-            async def one(scenario: Scenario) -> ScenarioRecord:
+            async def one(scenario: Scenario) -> list[ScenarioRecord]:
                 async with limit:
                     if self.progress is not None:
                         self.progress.started(scenario)
-                    record = await self.run_one(cluster, backend, scenario, assigned.get(scenario.id, []),
-                                                node_error if scenario.nodes else None)
+                    done = await self.run_one(cluster, backends, scenario, assigned.get(scenario.id, []),
+                                              node_error if scenario.nodes else None)
                     if self.progress is not None:
-                        self.progress.finished(record)
-                    return record
+                        for record in done:
+                            self.progress.finished(record)
+                    return done
 
-            records = list(await asyncio.gather(*(one(s) for s in scenarios)))
+            records = [r for done in await asyncio.gather(*(one(s) for s in scenarios)) for r in done]
         finally:
             try:
                 await finish(private.stop())
             finally:
-                if owns_backend and backend is not None:
-                    await backend.close()
+                if owns_backend and backends:
+                    for backend in backends.values():
+                        await backend.close()
                 await in_thread(cluster.close)
         return RunResult(
             run_id=self.run_id, started_at=started_at, seconds=round(time.monotonic() - started, 2),
-            engine=self.options.engine, mode=backend.description if backend else "?",
+            engine=self.options.engine,
+            mode="; ".join(b.description for b in backends.values()) if backends else "?",
             kubeconfig=self.options.kubeconfig, concurrency=self.options.concurrency, records=records)
 
-    async def run_one(self, cluster: Cluster, backend: AnalysisBackend, scenario: Scenario, nodes: list[str],
-                      node_error: str | None = None) -> ScenarioRecord:
+    async def run_one(self, cluster: Cluster, backends: dict[Engine, AnalysisBackend], scenario: Scenario,
+                      nodes: list[str], node_error: str | None = None) -> list[ScenarioRecord]:
+        """One setup, then the same alerts to each engine's analysis (graded separately), one teardown."""
         started = time.monotonic()
         env = ScenarioEnv(cluster, scenario, self.run_id, nodes)
-        record = ScenarioRecord(id=scenario.id, title=scenario.title, scenario_class=scenario.class_,
-                                namespace=env.namespace, nodes=nodes)
+        records = {engine: ScenarioRecord(id=scenario.id, title=scenario.title, scenario_class=scenario.class_,
+                                          namespace=env.namespace, nodes=nodes, run_engine=engine)
+                   for engine in backends}
         stage = "setup"
         try:
             if node_error is not None:
@@ -318,47 +342,73 @@ class Runner:
                 await asyncio.wait_for(env.setup(), self.options.setup_timeout_s)
             except asyncio.TimeoutError:
                 raise SetupError(f"not done after {self.options.setup_timeout_s:.0f}s") from None
-            record.setup_s = round(time.monotonic() - started, 2)
+            setup_s = round(time.monotonic() - started, 2)
             stage = "alert"
             alerts = await env.substitute_all([a.model_dump() for a in scenario.alerts])
-            record.webhook = webhook_body(alerts)
+            webhook = webhook_body(alerts)
+            for record in records.values():
+                record.setup_s, record.webhook = setup_s, webhook
             stage = "analysis"
-            analysis_started = time.monotonic()
+            expect = scenario.expect
+            resolved = False
+            for engine, backend in backends.items():
+                record = records[engine]
+                stage = "analysis"
+                await self._analyse(record, backend, env.namespace)
+                if record.error is None:
+                    stage = "grading"
+                    if not resolved:
+                        await env.resolve_pods(env.sub(expect.model_dump(), pods=False))
+                        resolved = True
+                    record.grade = grade(expect, str(record.action), record.target, env.name_variants)
+        except SetupError as exc:
+            for record in records.values():
+                record.grade, record.error = "error", f"{stage}: {exc}"
+        except Exception as exc:
+            logger.debug("scenario %s failed in %s", scenario.id, stage, exc_info=True)
+            for record in records.values():
+                if record.error is None:
+                    record.grade, record.error = "error", f"{stage}: {type(exc).__name__}: {exc}"
+        finally:
+            try:
+                problems = await finish(env.teardown())
+            except Exception as exc:
+                problems = [f"{type(exc).__name__}: {exc}"]
+            for record in records.values():
+                record.teardown_problems = problems
+        for record in records.values():
+            record.recall = recall(scenario.expect.root_cause, record.analysis) if scenario.expect.root_cause else None
+            record.seconds = round(time.monotonic() - started, 2)
+        return list(records.values())
+
+    async def _analyse(self, record: ScenarioRecord, backend: AnalysisBackend, namespace: str) -> None:
+        """One engine's answer into ``record``; a failure is that engine's error, not the scenario's."""
+        assert record.webhook is not None
+        analysis_started = time.monotonic()
+        try:
             try:
                 analyses = await asyncio.wait_for(backend.analyze(record.webhook), self.options.analysis_timeout_s)
             except asyncio.TimeoutError:
                 raise RuntimeError(f"no answer after {self.options.analysis_timeout_s:.0f}s") from None
             record.analysis_s = round(time.monotonic() - analysis_started, 2)
             record.analyses = len(analyses)
-            answer = pick_analysis(analyses, env.namespace)
+            answer = pick_analysis(analyses, namespace)
             if answer is None:
                 raise RuntimeError("the analysis returned no result")
-            stage = "grading"
-            record.analysis = answer
-            record.action = answer.get("action")
-            record.target = answer.get("target")
-            record.engine = answer.get("engine")
-            record.confidence = answer.get("confidence")
-            record.root_cause = answer.get("root_cause")
-            expect = scenario.expect
-            await env.resolve_pods(env.sub(expect.model_dump(), pods=False))
-            record.grade = grade(expect, str(record.action), record.target, env.name_variants)
-        except SetupError as exc:
-            record.grade, record.error = "error", f"{stage}: {exc}"
         except Exception as exc:
-            logger.debug("scenario %s failed in %s", scenario.id, stage, exc_info=True)
-            record.grade, record.error = "error", f"{stage}: {type(exc).__name__}: {exc}"
-        finally:
-            try:
-                record.teardown_problems = await finish(env.teardown())
-            except Exception as exc:
-                record.teardown_problems = [f"{type(exc).__name__}: {exc}"]
-        record.recall = recall(scenario.expect.root_cause, record.analysis) if scenario.expect.root_cause else None
-        record.seconds = round(time.monotonic() - started, 2)
-        return record
+            logger.debug("scenario %s: %s analysis failed", record.id, record.run_engine, exc_info=True)
+            record.grade, record.error = "error", f"analysis: {type(exc).__name__}: {exc}"
+            return
+        record.analysis = answer
+        record.action = answer.get("action")
+        record.target = answer.get("target")
+        record.engine = answer.get("engine")
+        record.confidence = answer.get("confidence")
+        record.root_cause = answer.get("root_cause")
 
 
 async def run_scenarios(scenarios: Sequence[Scenario], options: RunOptions, progress: Progress | None = None,
-                        backend: AnalysisBackend | None = None, run_id: str | None = None) -> RunResult:
+                        backend: AnalysisBackend | dict[Engine, AnalysisBackend] | None = None,
+                        run_id: str | None = None) -> RunResult:
     return await Runner(options, backend, progress, run_id).run(scenarios)
 
