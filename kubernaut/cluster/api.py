@@ -31,6 +31,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubernaut.breaker import CircuitBreaker
 from kubernaut.cluster.discovery import Doc, choose, discover_kind, eviction_version_from, group_version_path
 from kubernaut.cluster.errors import ApiError, ClusterError, NotFound, ServerError, TooManyRequests, Unreachable
 from kubernaut.cluster.kinds import KINDS, Resource
@@ -66,8 +67,13 @@ class ClusterAPI:
 
     def __init__(self, api_client: client.ApiClient, timeout_s: float = 10.0, *, discovery_ttl_s: float = 300.0,
                  field_manager: str = EXECUTOR_FIELD_MANAGER, read_retries: int = 1,
-                 retry_delay_s: float = 0.2) -> None:
+                 retry_delay_s: float = 0.2, cluster: str | None = None,
+                 circuit: CircuitBreaker | None = None) -> None:
         self.api = api_client
+        # In a fleet (kubernaut.cluster.fleet) each cluster's API has its name and a circuit: an unreachable
+        # API server then fails its callers at once, without a connection attempt, until the circuit resets.
+        self.cluster = cluster
+        self.circuit = circuit
         self.timeout_s = timeout_s
         self.field_manager = field_manager
         self.read_retries = read_retries
@@ -80,6 +86,29 @@ class ClusterAPI:
 
     def _send(self, method: str, path: str, query: list[tuple[str, Any]], body: Any, content_type: str,
               accept: str, timeout: float | tuple[float, float], stream: bool = False) -> Any:
+        """One HTTP exchange through the cluster's circuit (when it has one)."""
+        circuit = self.circuit
+        if circuit is None:
+            return self._exchange(method, path, query, body, content_type, accept, timeout, stream)
+        if not circuit.allow():
+            raise Unreachable(f"{method} {path}: cluster {self.cluster} unreachable (circuit open, retry in "
+                              f"{circuit.retry_in_s() or 0:.0f}s; last error: {circuit.last_error})")
+        try:
+            result = self._exchange(method, path, query, body, content_type, accept, timeout, stream)
+        except Unreachable as exc:
+            circuit.record_failure(str(exc)[:300])
+            raise
+        except ApiError:
+            circuit.record_success()  # it answered: the server is reachable
+            raise
+        except BaseException:
+            circuit.release()
+            raise
+        circuit.record_success()
+        return result
+
+    def _exchange(self, method: str, path: str, query: list[tuple[str, Any]], body: Any, content_type: str,
+                  accept: str, timeout: float | tuple[float, float], stream: bool = False) -> Any:
         """One HTTP exchange: the payload (bytes), or the open response when ``stream``; errors mapped."""
         headers = {"Accept": accept, "Content-Type": content_type}
         try:

@@ -429,6 +429,74 @@ class ExecutionConfig(BaseModel):
         default_factory=list, max_length=100)
 
 
+_CLUSTER_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ClusterConfig(BaseModel):
+    """One cluster of the fleet: how to reach it and how far Kubernaut may act on it (issue 16).
+
+    Credentials: ``in_cluster`` (the home cluster's ServiceAccount), a ``kubeconfig`` file, a kubeconfig
+    kept in a Secret of the home cluster (``kubeconfig_secret: namespace/name``, key ``kubeconfig_secret_key``),
+    or only a ``context`` of the default kubeconfig. The execution fields left unset take ``execution``'s.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=63, pattern=_CLUSTER_NAME)
+    in_cluster: bool = False
+    kubeconfig: Path | None = None
+    kubeconfig_secret: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+    kubeconfig_secret_key: str = Field(default="kubeconfig", min_length=1, max_length=253)
+    context: str | None = None
+    request_timeout_s: float | None = Field(default=None, gt=0)
+    mode: ExecutionMode | None = None
+    managed_namespaces: list[str] | None = None
+    max_mutations_per_window: int | None = Field(default=None, ge=0, le=100_000)
+    max_mutations_per_namespace: int | None = Field(default=None, ge=0, le=100_000)
+    max_nodes_unavailable: int | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ClusterConfig:
+        given = [n for n, v in (("in_cluster", self.in_cluster), ("kubeconfig", self.kubeconfig),
+                                ("kubeconfig_secret", self.kubeconfig_secret)) if v]
+        if len(given) > 1:
+            raise ValueError(f"cluster {self.name}: give one of in_cluster, kubeconfig, kubeconfig_secret, not {given}")
+        return self
+
+    def execution_for(self, base: ExecutionConfig) -> ExecutionConfig:
+        fields = ("mode", "managed_namespaces", "max_mutations_per_window", "max_mutations_per_namespace",
+                  "max_nodes_unavailable")
+        return base.model_copy(update={f: getattr(self, f) for f in fields if getattr(self, f) is not None})
+
+
+class FleetConfig(BaseModel):
+    """Many clusters from one Kubernaut. Empty ``clusters``: one cluster named ``cluster_name``, reached with
+    ``kubernetes`` and acted on with ``execution`` (a single-cluster install is unchanged)."""
+
+    model_config = {"extra": "forbid"}
+
+    # The alert label naming the cluster (AlertManager's usual external label); alerts without it belong
+    # to default_cluster (None: cluster_name). An alert naming a cluster not listed is never acted on.
+    cluster_label: str = Field(default="cluster", min_length=1, max_length=63)
+    default_cluster: str | None = Field(default=None, max_length=63, pattern=_CLUSTER_NAME)
+    clusters: list[ClusterConfig] = Field(default_factory=list, max_length=500)
+    # A cluster whose API server failed this many calls in a row is skipped for circuit_reset_s.
+    circuit_failures: int = Field(default=3, ge=1, le=100)
+    circuit_reset_s: float = Field(default=30.0, gt=0, le=3600)
+    # How often a kubeconfig file or Secret is checked for changes (hot reload of credentials).
+    reload_interval_s: float = Field(default=15.0, gt=0, le=3600)
+
+    @field_validator("clusters")
+    @classmethod
+    def _unique(cls, value: list[ClusterConfig]) -> list[ClusterConfig]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"fleet.clusters: duplicate name(s) {dupes}")
+        return value
+
+
 class ApprovalRulesConfig(BaseModel):
     """Who must agree before a remediation runs (kubernaut/orchestration/approvals.py)."""
 
@@ -693,6 +761,7 @@ class KubernautConfig(BaseSettings):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
@@ -716,6 +785,19 @@ class KubernautConfig(BaseSettings):
     def dry_run(self) -> bool:
         return self.execution.mode is ExecutionMode.DRY_RUN
 
+    @property
+    def home_cluster(self) -> str:
+        """The cluster of alerts without the fleet's cluster label."""
+        return self.fleet.default_cluster or self.cluster_name
+
+    def clusters(self) -> list[ClusterConfig]:
+        """The fleet (``fleet.clusters``), or the one cluster of a single-cluster config."""
+        if self.fleet.clusters:
+            return list(self.fleet.clusters)
+        # model_construct: cluster_name predates the name pattern of fleet entries and keeps its own rules.
+        return [ClusterConfig.model_construct(name=self.cluster_name, kubeconfig=self.kubernetes.kubeconfig,
+                              context=self.kubernetes.context)]
+
 
 def load_config(args: dict[str, Any] | None = None) -> KubernautConfig:
     """Build the config from serve_config args and the environment, resolving local paths once.
@@ -731,4 +813,7 @@ def load_config(args: dict[str, Any] | None = None) -> KubernautConfig:
         config.analysis.rules_file = config.analysis.rules_file.expanduser().resolve()
     if config.kubernetes.kubeconfig is not None:
         config.kubernetes.kubeconfig = config.kubernetes.kubeconfig.expanduser().resolve()
+    for cluster in config.fleet.clusters:
+        if cluster.kubeconfig is not None:
+            cluster.kubeconfig = cluster.kubeconfig.expanduser().resolve()
     return config

@@ -48,6 +48,7 @@ async def admit(
     unavailable_nodes: set[str] | None = None,
     node: str | None = None,
     reserve: bool = True,
+    cluster: str | None = None,
 ) -> Verdict:
     """Admit one live mutation, or say which budget it would exceed.
 
@@ -58,7 +59,7 @@ async def admit(
     async with pool.acquire() as conn, conn.transaction():
         await records.lock_budget(conn)
         window = config.budget_window_s
-        total = await records.mutations_since(conn, window, except_id=action_id)
+        total = await records.mutations_since(conn, window, except_id=action_id, cluster=cluster)
         usage = {"mutations_in_window": total}
         if total >= config.max_mutations_per_window:
             return Verdict(False, (
@@ -66,7 +67,8 @@ async def admit(
                 f"execution.max_mutations_per_window={config.max_mutations_per_window}; retry when the window moves"
             ), usage)
         if namespace is not None:
-            in_ns = await records.mutations_since(conn, window, except_id=action_id, namespace=namespace)
+            in_ns = await records.mutations_since(conn, window, except_id=action_id, namespace=namespace,
+                                                  cluster=cluster)
             usage["mutations_in_namespace"] = in_ns
             if in_ns >= config.max_mutations_per_namespace:
                 return Verdict(False, (
@@ -74,7 +76,8 @@ async def admit(
                     f"reached execution.max_mutations_per_namespace={config.max_mutations_per_namespace}"
                 ), usage)
         if action in NODE_OUTAGE_ACTIONS and node is not None:
-            in_flight = await records.nodes_in_flight(conn, sorted(NODE_OUTAGE_ACTIONS), except_id=action_id)
+            in_flight = await records.nodes_in_flight(conn, sorted(NODE_OUTAGE_ACTIONS), except_id=action_id,
+                                                      cluster=cluster)
             out = (set(unavailable_nodes or ()) | in_flight) - {node}
             usage["nodes_unavailable"] = len(out)
             if len(out) >= config.max_nodes_unavailable:
@@ -92,6 +95,6 @@ async def give_back(pool: asyncpg.Pool, action_id: int) -> None:
     await records.release_mutation(pool, action_id)
 
 
-async def usage(pool: asyncpg.Pool, config: ExecutionConfig) -> dict[str, int]:
-    total = await records.mutations_since(pool, config.budget_window_s)
+async def usage(pool: asyncpg.Pool, config: ExecutionConfig, cluster: str | None = None) -> dict[str, int]:
+    total = await records.mutations_since(pool, config.budget_window_s, cluster=cluster)
     return {"mutations_in_window": total, "max_mutations_per_window": config.max_mutations_per_window}

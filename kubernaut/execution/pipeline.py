@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from kubernaut.cluster.fleet import target_key
 from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import ExecutionConfig, ExecutionMode, RedactionConfig
 from kubernaut.execution import budget, locks, scope
@@ -70,6 +71,9 @@ class Executor:
         owner: str | None = None,
         clock: Callable[[], datetime] | None = None,
         redaction: RedactionConfig | None = None,
+        cluster: str | None = None,
+        fleet_home: str | None = None,
+        refuse_all: str | None = None,
     ) -> None:
         self.db = db
         # Every state, diff and bundle is redacted before it is recorded (None: the default patterns).
@@ -80,6 +84,21 @@ class Executor:
         self.cluster_source = cluster_source
         self.owner = owner or replica_identity("executor")
         self._clock = clock or (lambda: datetime.now(timezone.utc))
+        # The cluster this executor acts on (recorded on each action). In a fleet (``fleet_home`` set) its
+        # locks, cooldowns and budget are its own; a cluster that is not configured gets an executor that
+        # refuses everything (``refuse_all``), so its requests are recorded and explained, never run elsewhere.
+        self.cluster = cluster
+        self.fleet_home = fleet_home
+        self.refuse_all = refuse_all
+
+    def _key(self, target: ResourceRef) -> str:
+        if self.fleet_home is None:
+            return target.key
+        return target_key(target.key, self.cluster, self.fleet_home)
+
+    @property
+    def _budget_cluster(self) -> str | None:
+        return self.cluster if self.fleet_home is not None else None
 
     @property
     def pool(self) -> Any:
@@ -101,13 +120,14 @@ class Executor:
             "cluster_reason": self.cluster_reason,
             "effective_dry_run": self.config.mode is ExecutionMode.DRY_RUN or self.kube is None,
             "locks": [{k: str(v) for k, v in lock.model_dump().items()} for lock in await lock_store.held(self.pool)],
-            "budget": await budget.usage(self.pool, self.config),
+            "budget": await budget.usage(self.pool, self.config, self._budget_cluster),
         }
 
     async def execute(self, request: ActionRequest) -> ActionResult:
         dry_run = request.dry_run or self.config.mode is ExecutionMode.DRY_RUN
         row, new = await records.claim(self.pool, request, dry_run=dry_run, owner=self.owner,
-                                       lease_s=self.config.lock_ttl_s, plan=[])
+                                       lease_s=self.config.lock_ttl_s, plan=[], target_key=self._key(request.target),
+                                       cluster=self.cluster)
         if not new:
             return await self._recorded(row)
         action_id = row.id
@@ -159,6 +179,8 @@ class Executor:
         except CatalogError as exc:
             raise _refuse("validation", str(exc)) from None
         state["spec"] = spec
+        if self.refuse_all is not None:
+            raise _refuse("scope", self.refuse_all)
 
         if spec.name == "notify_only":  # no Kubernetes call at all, hence no scope or cluster needed
             self._params(spec, target, request)
@@ -209,7 +231,7 @@ class Executor:
         state["stage"] = "cooldown"
         left = 0.0
         if undo is None:
-            left = await budget.cooldown_left(self.pool, target.key, spec.name, self.config.cooldown_s)
+            left = await budget.cooldown_left(self.pool, self._key(target), spec.name, self.config.cooldown_s)
         if left > 0:
             raise _refuse("cooldown", (
                 f"{spec.name} ran on {target} less than {self.config.cooldown_s:.0f}s ago (execution.cooldown_s); "
@@ -219,7 +241,7 @@ class Executor:
         state["stage"] = "lock"
         try:
             async with locks.target_lock(
-                self.pool, target.key, action_id=action_id, action=spec.name, owner=self.owner,
+                self.pool, self._key(target), action_id=action_id, action=spec.name, owner=self.owner,
                 ttl_s=self.config.lock_ttl_s, wait_s=self.config.lock_wait_s,
             ):
                 return await self._locked(action_id, request, spec, params, undo, dry_run, state)
@@ -240,7 +262,7 @@ class Executor:
             unavailable = {n["metadata"]["name"] for n in await ctx.kube.list("Node")
                            if (n.get("spec") or {}).get("unschedulable")}
         verdict = await budget.admit(
-            self.pool, action_id, action=spec.name, target_key=target.key,
+            self.pool, action_id, action=spec.name, target_key=self._key(target), cluster=self._budget_cluster,
             namespace=target.name if target.kind == "Namespace" else target.namespace, config=self.config,
             unavailable_nodes=unavailable, node=target.name if target.kind == "Node" else None, reserve=not dry_run,
         )

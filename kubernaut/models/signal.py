@@ -26,6 +26,8 @@ class Signal(BaseModel):
     starts_at: datetime
     ends_at: datetime | None = None
     am_fingerprint: str
+    # The cluster the alert is about (the fleet's cluster label, else the home cluster); None: not yet known.
+    cluster: str | None = None
 
 
 class TargetResolution(BaseModel):

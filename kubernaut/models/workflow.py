@@ -24,6 +24,8 @@ class ActionRequest(BaseModel):
     # ordinary request may not do (e.g. lower a limit, tighten a PDB); cooldown does not count it
     # as a repeat. Every other safety check applies.
     inverse_of: int | None = None
+    # The cluster of the incident (issue 16); None: the home cluster. The executor acts there or nowhere.
+    cluster: str | None = Field(default=None, max_length=63)
 
 
 class ActionResult(BaseModel):

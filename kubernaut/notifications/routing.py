@@ -26,6 +26,7 @@ _EVENT_TYPES = {
     "workflow.review": "escalated",
     "workflow.cancelled": "cancelled",
     "incident.resolved": "resolved",
+    "incident.escalated": "escalated",  # an alert from a cluster the fleet does not know (processing/intake)
     "action.ineffective": "ineffective",
 }
 #: Incident phases a completed workflow can leave (kubernaut.orchestration.engine, ``_finish``).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from kubernaut.cluster.fleet import target_key
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.execution.catalog import CatalogError, get_action, validate_request
 from kubernaut.models.jobs import ActionRef, JobKind
@@ -94,6 +95,10 @@ class WorkflowEngine:
         self.policy = load_policy(self.cfg.policy_file)
         self._on_notification = on_notification
 
+    def _key(self, target: ResourceRef, incident: IncidentFacts) -> str:
+        """Blocking rules and one-workflow-per-target are per cluster (the home cluster's keys are unchanged)."""
+        return target_key(target.key, incident.cluster, self.config.home_cluster)
+
     # --- creation ------------------------------------------------------------------------------
 
     async def start(self, analysis_id: int) -> int | None:
@@ -109,7 +114,7 @@ class WorkflowEngine:
         async with pool.acquire() as conn, conn.transaction():
             workflow_id, created = await workflows.create(
                 conn, incident_id=incident.id, analysis_id=analysis_id, dry_run=self.config.dry_run,
-                target_key=proposal.target.key, plan=[p.model_dump(mode="json") for p in planned],
+                target_key=self._key(proposal.target, incident), plan=[p.model_dump(mode="json") for p in planned],
                 signature=signature)
             if created:
                 await audit.append(conn, "orchestrator", "workflow.created", incident.id, {
@@ -184,7 +189,8 @@ class WorkflowEngine:
         proposal, wf = run.proposal, run.workflow
         ruling = await self._ruling(proposal, run.incident, wf)
         if ruling.block is not None:
-            await workflows.record_block(self.db.pool, target_key=proposal.target.key, action=ruling.facts.action,
+            await workflows.record_block(self.db.pool, target_key=self._key(proposal.target, run.incident),
+                                         action=ruling.facts.action,
                                          rule=ruling.block.rule, reason=ruling.block.reason,
                                          until=ruling.block.until, workflow_id=wf.id)
         return ruling
@@ -199,7 +205,7 @@ class WorkflowEngine:
         if facts.mutates:
             async with self.db.pool.acquire() as conn:
                 since = now - timedelta(seconds=blocking.window_s(self.cfg))
-                history = await workflows.recent_outcomes(conn, proposal.target.key, since)
+                history = await workflows.recent_outcomes(conn, self._key(proposal.target, incident), since)
                 block = blocking.check(self.cfg, history, facts.action, proposal.parameters, now)
                 evidence = await autonomy.measure(conn, wf.signature or "", facts.action, self.cfg.autonomy_min_cases,
                                                   self.cfg.autonomy_min_lower_bound)
@@ -217,7 +223,7 @@ class WorkflowEngine:
             workflow_id=run.id, incident_id=run.incident_id, action=planned.action, target=planned.target,
             parameters=planned.parameters,
             idempotency_key=f"workflow-{run.id}-{name}" + (f"-a{attempt}" if attempt else ""),
-            dry_run=dry_run, inverse_of=planned.inverse_of,
+            dry_run=dry_run, inverse_of=planned.inverse_of, cluster=run.incident.cluster,
         )
         try:
             result = await asyncio.wait_for(self.executor.execute(request), timeout=self.cfg.step_timeout_s)
@@ -487,7 +493,7 @@ class WorkflowEngine:
                                 reason=f"override_{ruling.outcome}")
         request = ActionRequest(
             workflow_id=wf.id, incident_id=wf.incident_id, action=pending.action, target=proposal.target,
-            parameters=parameters, dry_run=True,
+            parameters=parameters, dry_run=True, cluster=subject.incident.cluster,
             # A fresh dry-run for each decision: the cluster may have changed since the last one.
             idempotency_key=f"workflow-{wf.id}-approval-{pending.id}-override-{uuid.uuid4().hex[:12]}")
         try:

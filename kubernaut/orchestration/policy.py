@@ -52,6 +52,7 @@ class Conditions(BaseModel):
     action: list[str] = Field(default_factory=list)
     namespace: list[str] = Field(default_factory=list)
     engine: list[Literal["rules", "llm"]] = Field(default_factory=list)
+    cluster: list[str] = Field(default_factory=list)  # the incident's cluster (fleet), shell wildcards
     mutates: bool | None = None
     sensitive: bool | None = None
     min_confidence: float | None = Field(default=None, ge=0, le=1)
@@ -95,6 +96,7 @@ class PolicyInput(BaseModel):
     sensitive: bool
     confidence: float
     parameters: dict[str, Any] = Field(default_factory=dict)
+    cluster: str | None = None
 
 
 class PolicyVerdict(BaseModel):
@@ -130,6 +132,7 @@ def _holds(when: Conditions, facts: PolicyInput, now: datetime) -> bool:
         not when.action or _any(when.action, facts.action),
         not when.namespace or _any(when.namespace, facts.namespace),
         not when.engine or engine in when.engine,
+        not when.cluster or _any(when.cluster, facts.cluster),
         when.mutates is None or when.mutates == facts.mutates,
         when.sensitive is None or when.sensitive == facts.sensitive,
         when.min_confidence is None or facts.confidence >= when.min_confidence,

@@ -51,7 +51,7 @@ def policy_facts(proposal: Proposal, incident: IncidentFacts) -> PolicyInput:
         environment=incident.environment, priority=incident.priority, severity=incident.severity,
         risk=plan.risk.value, target_kind=proposal.target.kind, action=spec.name, namespace=proposal.target.namespace,
         engine=proposal.engine, mutates=spec.mutates, sensitive=plan.sensitive, confidence=proposal.confidence,
-        parameters=plan.parameters,
+        parameters=plan.parameters, cluster=incident.cluster,
     )
 
 

@@ -31,6 +31,9 @@ class Enriched:
     resolution: TargetResolution
     classification: Classification
     request_id: str
+    # The fleet does not know the alert's cluster: the incident is stored and shown, a human is told, and
+    # nothing is analysed or acted on (no other cluster's client may stand in for it).
+    unknown_cluster: str | None = None
 
 
 @dataclass
@@ -42,8 +45,26 @@ class BatchOutcome:
 
 
 def _decision(item: Enriched, why: str) -> dict[str, Any]:
-    return {"filter": why, "target": item.resolution.target.model_dump(), "target_source": item.resolution.source,
-            "chain": item.resolution.chain, "classification": item.classification.model_dump()}
+    decision = {"filter": why, "target": item.resolution.target.model_dump(), "target_source": item.resolution.source,
+                "chain": item.resolution.chain, "classification": item.classification.model_dump()}
+    if item.signal.cluster is not None:
+        decision["cluster"] = item.signal.cluster
+    return decision
+
+
+async def _escalate_unknown_cluster(conn: asyncpg.Connection, incident_id: int, item: Enriched,
+                                   audit_events: list[tuple[str, int, dict[str, Any]]]) -> None:
+    await incidents.set_phase(conn, incident_id, "escalated")
+    audit_events.append(("incident.escalated", incident_id, {
+        "alert_id": item.signal.alert_id, "alertname": item.signal.alertname, "cluster": item.signal.cluster,
+        "reason": item.unknown_cluster}))
+    await notifications.create(
+        conn, incident_id, "incident.escalated",
+        title=f"[unknown cluster] {item.signal.alertname} on {item.resolution.target}",
+        body=(f"Incident #{incident_id} comes from cluster {item.signal.cluster!r}, which Kubernaut does not manage "
+              f"({item.unknown_cluster}). Nothing is analysed or changed: a human must look at it."),
+        severity="warning",
+    )
 
 
 async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: list[FilterRule],
@@ -82,7 +103,7 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
             known = await incidents.open_signals(conn, fingerprint)
             incident_id, opened = await incidents.join_or_open(
                 conn, strongest.resolution, strongest.classification, names, max(i.signal.starts_at for i in group),
-                count=len(group),
+                count=len(group), cluster=strongest.signal.cluster,
             )
             touched.add(incident_id)
             first = group[0]
@@ -90,7 +111,13 @@ async def process_batch(conn: asyncpg.Connection, items: list[Enriched], rules: 
                 decisions[i.signal.alert_id]["outcome"] = "opened incident" if opened and i is first \
                     else "joined open incident"
                 outcome.incident_by_alert[i.signal.alert_id] = incident_id
-            if opened:
+            if opened and first.unknown_cluster is not None:
+                await _escalate_unknown_cluster(conn, incident_id, first, audit_events)
+                outcome.opened.append(incident_id)
+                outcome.notified = True
+            elif first.unknown_cluster is not None:
+                pass  # joined an escalated incident of an unknown cluster: still nothing to analyse
+            elif opened:
                 await jobs.enqueue(conn, JobKind.ANALYZE, IncidentRef(incident_id=incident_id))
                 audit_events.append(("incident.opened", incident_id, {
                     "alert_id": first.signal.alert_id, "alertname": first.signal.alertname,

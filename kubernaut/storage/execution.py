@@ -42,6 +42,7 @@ class ActionRecord(BaseModel):
     finished_at: datetime | None
     target_key: str | None
     namespace: str | None
+    cluster: str | None = None
     stage: str | None
     mutating: bool
     retryable: bool
@@ -64,20 +65,22 @@ _COLUMNS = ", ".join(ActionRecord.model_fields)
 
 async def claim(
     pool: asyncpg.Pool, request: ActionRequest, *, dry_run: bool, owner: str, lease_s: float, plan: list[str],
+    target_key: str | None = None, cluster: str | None = None,
 ) -> tuple[ActionRecord, bool]:
-    """Insert the running record for this key; (row, True) when new, (existing row, False) otherwise."""
+    """Insert the running record for this key; (row, True) when new, (existing row, False) otherwise.
+    ``target_key``/``cluster``: the fleet's key and cluster of the target (default: the target's own key)."""
     target = request.target
     row = await pool.fetchrow(
         """INSERT INTO actions (workflow_id, incident_id, action, target, parameters, idempotency_key, dry_run,
                                 status, plan, target_key, namespace, stage, inverse_of, started_at,
-                                lease_owner, lease_until)
+                                lease_owner, lease_until, cluster)
            VALUES ($1,$2,$3,$4,$5,$6,$7,'running',$8,$9,$10,'validation',$11, now(), $12,
-                   now() + make_interval(secs => $13))
+                   now() + make_interval(secs => $13), $14)
            ON CONFLICT (idempotency_key) DO NOTHING RETURNING """ + _COLUMNS,
         request.workflow_id, request.incident_id, request.action, target.model_dump(), request.parameters,
-        request.idempotency_key, dry_run, plan, target.key, target.namespace or (
+        request.idempotency_key, dry_run, plan, target_key or target.key, target.namespace or (
             target.name if target.kind == "Namespace" else None),
-        request.inverse_of, owner, lease_s,
+        request.inverse_of, owner, lease_s, cluster,
     )
     if row is not None:
         return ActionRecord.model_validate(dict(row)), True
@@ -222,29 +225,32 @@ async def lock_budget(conn: asyncpg.Connection) -> None:
 
 
 async def mutations_since(conn: asyncpg.Connection | asyncpg.Pool, window_s: float, *,
-                          except_id: int | None = None, namespace: str | None = None) -> int:
-    """Live mutations started in the last ``window_s`` (in ``namespace`` when given), ``except_id`` left out."""
+                          except_id: int | None = None, namespace: str | None = None,
+                          cluster: str | None = None) -> int:
+    """Live mutations started in the last ``window_s`` (in ``namespace`` when given, on ``cluster`` when given:
+    each cluster of a fleet has its own budget), ``except_id`` left out."""
     if namespace is None:
         total = await conn.fetchval(
             "SELECT count(*) FROM actions WHERE mutating AND id IS DISTINCT FROM $1 "
-            "AND started_at > now() - make_interval(secs => $2)",
-            except_id, window_s,
+            "AND started_at > now() - make_interval(secs => $2) AND ($3::text IS NULL OR cluster = $3)",
+            except_id, window_s, cluster,
         )
     else:
         total = await conn.fetchval(
             "SELECT count(*) FROM actions WHERE mutating AND id IS DISTINCT FROM $1 AND namespace = $2 "
-            "AND started_at > now() - make_interval(secs => $3)",
-            except_id, namespace, window_s,
+            "AND started_at > now() - make_interval(secs => $3) AND ($4::text IS NULL OR cluster = $4)",
+            except_id, namespace, window_s, cluster,
         )
     return int(total)
 
 
-async def nodes_in_flight(conn: asyncpg.Connection, actions: Sequence[str], *, except_id: int) -> set[str]:
+async def nodes_in_flight(conn: asyncpg.Connection, actions: Sequence[str], *, except_id: int,
+                          cluster: str | None = None) -> set[str]:
     """Nodes that running live ``actions`` (other than ``except_id``) are taking out of scheduling."""
     rows = await conn.fetch(
         "SELECT target ->> 'name' AS node FROM actions WHERE status = 'running' AND mutating AND id <> $1 "
-        "AND action = ANY($2::text[])",
-        except_id, list(actions),
+        "AND action = ANY($2::text[]) AND ($3::text IS NULL OR cluster = $3)",
+        except_id, list(actions), cluster,
     )
     return {r["node"] for r in rows}
 

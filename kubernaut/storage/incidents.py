@@ -23,6 +23,7 @@ async def join_or_open(
     alertnames: str | list[str],
     seen_at: Any,
     count: int = 1,
+    cluster: str | None = None,
 ) -> tuple[int, bool]:
     """Add ``count`` firing signals to the open incident of their workload, or open one. Returns (id, opened).
 
@@ -34,8 +35,8 @@ async def join_or_open(
     row = await conn.fetchrow(
         f"""INSERT INTO incidents (fingerprint, target_kind, target_name, target_namespace, target_source,
                                    target_chain, signals, severity, environment, priority, classification,
-                                   first_seen, last_seen, firing_alerts, occurrence_count)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $12, 0, $13)
+                                   first_seen, last_seen, firing_alerts, occurrence_count, cluster)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $12, 0, $13, $14)
             ON CONFLICT (fingerprint) WHERE status = 'open' DO UPDATE SET
                 occurrence_count = incidents.occurrence_count + $13,
                 last_seen = GREATEST(incidents.last_seen, EXCLUDED.last_seen),
@@ -51,7 +52,7 @@ async def join_or_open(
             RETURNING id, (xmax = 0) AS opened""",
         resolution.fingerprint, target.kind, target.name, target.namespace, resolution.source,
         resolution.chain, names, classification.severity, classification.environment,
-        classification.priority, classification.model_dump(), seen_at, count,
+        classification.priority, classification.model_dump(), seen_at, count, cluster,
     )
     if row["opened"]:
         metrics.incident_transition("new")

@@ -97,6 +97,7 @@ class IncidentFacts(BaseModel):
     severity: str
     signals: list[str]
     target_kind: str
+    cluster: str | None = None  # None: an incident from before the fleet (the home cluster)
 
 
 class Subject(BaseModel):
@@ -254,7 +255,7 @@ async def subject(conn: Connection, analysis_id: int) -> Subject | None:
     """The analysis a workflow carries out, with its incident's facts (one statement, one snapshot)."""
     row = await conn.fetchrow(
         """SELECT a.id, a.incident_id, a.engine, a.action, a.parameters, a.target, a.confidence, a.root_cause,
-                  a.reasoning, i.environment, i.priority, i.severity, i.signals, i.target_kind
+                  a.reasoning, i.environment, i.priority, i.severity, i.signals, i.target_kind, i.cluster
            FROM analyses a JOIN incidents i ON i.id = a.incident_id WHERE a.id = $1""",
         analysis_id,
     )
@@ -267,7 +268,7 @@ async def subject(conn: Connection, analysis_id: int) -> Subject | None:
                           reasoning=list(row["reasoning"] or [])),
         incident=IncidentFacts(id=row["incident_id"], environment=row["environment"], priority=row["priority"],
                                severity=row["severity"], signals=list(row["signals"] or []),
-                               target_kind=row["target_kind"]),
+                               target_kind=row["target_kind"], cluster=row["cluster"]),
     )
 
 
