@@ -192,7 +192,8 @@ class Diagnosis:
         if not self.live:
             return
         if traits.gitops_managed:
-            self.add(K.GITOPS_MANAGED, f"{self.workload} is managed by {traits.gitops_tool or 'GitOps'}: a live change "
+            owner = self.ctx.gitops.summary() if self.ctx.gitops is not None else traits.gitops_tool or "GitOps"
+            self.add(K.GITOPS_MANAGED, f"{self.workload} is managed by {owner}: a live change "
                      "is reverted or drifts from Git; the fix belongs in the repository.", cause=self.workload,
                      tool=traits.gitops_tool)
         if traits.helm_managed:

@@ -116,6 +116,11 @@ def observe(signals: Sequence[Signal], ctx: ResourceContext, *, rollout_window_s
     traits = ctx.traits
     for name in ("gitops_managed", "helm_managed", "stateful", "has_hpa", "has_pdb", "has_pvc", "single_replica"):
         facts[f"traits.{name.removeprefix('has_').removesuffix('_managed')}"] = getattr(traits, name) if live else None
+    # Who owns the desired state (issue 15): the orchestrator's GitOps mode and proposal read these.
+    gitops = ctx.gitops if live else None
+    for name in ("tool", "app", "app_namespace", "repo", "path", "revision", "auto_sync", "self_heal"):
+        facts[f"gitops.{name}"] = getattr(gitops, name) if gitops is not None else None
+    facts["gitops.value_files"] = list(gitops.value_files) if gitops is not None else None
     facts["hpa.at_max"] = ctx.hpa.at_max if ctx.hpa else (False if live and workload else None)
     facts["pdb.blocking"] = any((p.disruptions_allowed or 0) == 0 for p in ctx.pdbs) if live else None
     facts["pvc.expandable"] = (all(p.expandable for p in ctx.pvcs) if all(p.expandable is not None for p in ctx.pvcs)

@@ -75,6 +75,11 @@ KINDS: dict[str, Kind] = {
     "NetworkPolicy": Kind("networking.k8s.io", "networkpolicies", True, ("v1",)),
     "Ingress": Kind("networking.k8s.io", "ingresses", True, ("v1",)),
     "StorageClass": Kind("storage.k8s.io", "storageclasses", False, ("v1",)),
+    # GitOps owners, read (never written) to know where a workload's desired state lives (kubernaut/gitops/).
+    "Application": Kind("argoproj.io", "applications", True, ("v1alpha1",)),
+    "Kustomization": Kind("kustomize.toolkit.fluxcd.io", "kustomizations", True, ("v1", "v1beta2", "v1beta1")),
+    "HelmRelease": Kind("helm.toolkit.fluxcd.io", "helmreleases", True, ("v2", "v2beta2", "v2beta1")),
+    "GitRepository": Kind("source.toolkit.fluxcd.io", "gitrepositories", True, ("v1", "v1beta2", "v1beta1")),
 }
 
 # The kinds the action catalog acts on or reads: the executor reads a target's own labels (scope)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubernaut.config.auth import KubernetesAuthConfig, OIDCConfig
+from kubernaut.config.gitops import GitOpsConfig
 from kubernaut.config.notifications import RoutingMixin
 from kubernaut.models.jobs import RETIRED, JobKind
 from kubernaut.models.principal import Role
@@ -767,6 +768,7 @@ class KubernautConfig(BaseSettings):
     effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
     intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
     holmes: HolmesConfig = Field(default_factory=HolmesConfig)
+    gitops: GitOpsConfig = Field(default_factory=GitOpsConfig)  # GitOps-aware remediation (issue 15)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     work: WorkConfig = Field(default_factory=WorkConfig)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=_default_deployments)

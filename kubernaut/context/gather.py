@@ -32,6 +32,8 @@ from kubernaut.context.models import (
     ServiceSummary,
 )
 from kubernaut.context.traits import detect
+from kubernaut.gitops import detect as gitops_detect
+from kubernaut.gitops.models import GitOpsInfo
 from kubernaut.models.resource import ResourceRef
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,9 @@ class _Resolved:
 class ContextGatherer:
     def __init__(self, reader: KubeReader | None, unavailable_reason: str | None = None, *,
                  time_budget_s: float = 3.0, event_limit: int = 20, managed_label: str | None = None,
-                 managed_namespaces: list[str] | None = None, redact: Redactor | None = None) -> None:
+                 managed_namespaces: list[str] | None = None, redact: Redactor | None = None,
+                 gitops_detect_owners: bool = True, argocd_instance_label: str = gitops_detect.DEFAULT_INSTANCE_LABEL,
+                 argocd_namespaces: list[str] | None = None) -> None:
         self._reader = reader
         self._unavailable = unavailable_reason or "no Kubernetes credentials"
         self._budget = time_budget_s
@@ -86,6 +90,10 @@ class ContextGatherer:
         self._managed_namespaces = list(managed_namespaces or [])
         # Log tails and event messages go into findings, prompts and stored analyses: secrets out first.
         self._redact = redact or redactor()
+        # Who owns the desired state (issue 15): Argo CD / Flux owners are read when the markers say so.
+        self._gitops_owners = gitops_detect_owners
+        self._argo_label = argocd_instance_label
+        self._argo_namespaces = list(argocd_namespaces or ["argocd"])
 
     @property
     def available(self) -> bool:
@@ -237,6 +245,9 @@ class ContextGatherer:
             sections["quotas"] = lambda: self._quotas(ctx.target.name, deadline)
         if ns or ctx.target.kind in ("Node", "Namespace"):
             sections["events"] = lambda: self._events(ctx, resolved, deadline)
+        owner_meta = (workload or resolved.target_obj or {}).get("metadata") or {}
+        if self._gitops_owners and gitops_detect.markers(owner_meta, self._argo_label):
+            sections["gitops"] = lambda: self._gitops(owner_meta, ns, deadline)
 
         names = list(sections)
         tasks = {asyncio.ensure_future(asyncio.to_thread(sections[n])): n for n in names}
@@ -267,6 +278,8 @@ class ContextGatherer:
         ctx.traits = detect(resolved.workload_kind or ctx.target.kind, meta, has_hpa=ctx.hpa is not None,
                             has_pdb=bool(ctx.pdbs), has_pvc=bool(ctx.pvcs),
                             replicas=ctx.workload.replicas if ctx.workload else None)
+        if ctx.gitops is not None and ctx.gitops.tool != "helm":  # the configured instance label counts too
+            ctx.traits = ctx.traits.model_copy(update={"gitops_managed": True, "gitops_tool": ctx.gitops.tool})
 
     async def _phase_three(self, ctx: ResourceContext, deadline: _Deadline) -> None:
         sections: dict[str, Callable[[], Any]] = {}
@@ -430,8 +443,19 @@ class ContextGatherer:
         ctx.network_policies = results.get("network_policies", [])
         ctx.quotas = results.get("quotas", [])
         ctx.events = results.get("events", [])
+        ctx.gitops = results.get("gitops")
 
     # -- sections (blocking; run in threads) -------------------------------------------------------
+
+    def _gitops(self, meta: dict[str, Any], ns: str | None, deadline: _Deadline) -> GitOpsInfo | None:
+        reader = self._reader
+        assert reader is not None
+
+        def get(kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+            return reader.get(kind, name, namespace, timeout=deadline.call_timeout())
+
+        return gitops_detect.detect(meta, ns, get,
+                                    instance_label=self._argo_label, argocd_namespaces=self._argo_namespaces)
 
     def _pods(self, ns: str | None, selector: dict[str, Any] | None, deadline: _Deadline) -> list[PodSummary]:
         query = selectors.to_query(selector)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kubernaut.gitops.models import GitOpsInfo
 from kubernaut.models.resource import ResourceRef
 
 
@@ -305,6 +306,7 @@ class ResourceContext(BaseModel):
     services: list[ServiceSummary] = Field(default_factory=list)
     scope: ScopeSummary | None = None
     traits: Traits = Field(default_factory=Traits)
+    gitops: GitOpsInfo | None = Field(default=None, description="who owns the desired state (Argo CD, Flux, Helm)")
     history: list[IncidentRecord] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list, description="actions on this target, newest first")
     similar: list[IncidentRecord] = Field(default_factory=list, description="same signals on other targets")

@@ -32,7 +32,10 @@ class ContextProvider:
                                          event_limit=config.analysis.context_event_limit,
                                          managed_label=config.execution.managed_label,
                                          managed_namespaces=config.execution.managed_namespaces,
-                                         redact=redactor(config.redaction))
+                                         redact=redactor(config.redaction),
+                                         gitops_detect_owners=config.gitops.detect,
+                                         argocd_instance_label=config.gitops.argocd_instance_label,
+                                         argocd_namespaces=config.gitops.argocd_namespaces)
         self._pool = pool
         self._budget = config.analysis.context_time_budget_s
 

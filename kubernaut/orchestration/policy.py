@@ -74,11 +74,51 @@ class PolicyRule(BaseModel):
     reason: str = ""
 
 
+GitOpsMode = Literal["live", "propose", "live-and-propose"]
+
+
+class GitOpsConditions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    environment: list[str] = Field(default_factory=list)
+    action: list[str] = Field(default_factory=list)
+    namespace: list[str] = Field(default_factory=list)
+    tool: list[Literal["argocd", "flux", "helm"]] = Field(default_factory=list)
+
+
+class GitOpsModeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    when: GitOpsConditions = Field(default_factory=GitOpsConditions)
+    mode: GitOpsMode
+
+
+def _default_gitops_rules() -> list[GitOpsModeRule]:
+    return [GitOpsModeRule(name="gitops-production-propose", when=GitOpsConditions(environment=["production"]),
+                           mode="propose"),
+            GitOpsModeRule(name="gitops-elsewhere-live-and-propose", mode="live-and-propose")]
+
+
+class GitOpsPolicy(BaseModel):
+    """How a spec-changing action on a GitOps-managed target is carried out (kubernaut/orchestration/gitops_mode.py).
+
+    ``fallback_mode`` applies when the change cannot be made in Git (no repository configured for the owner,
+    manifest not found): ``approval`` (a live change, only with a human's approval), ``escalate`` (nothing is
+    changed, a human is told) or ``live``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[GitOpsModeRule] = Field(default_factory=_default_gitops_rules)
+    fallback_mode: Literal["approval", "escalate", "live"] = "approval"
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1]
     rules: list[PolicyRule]
+    gitops: GitOpsPolicy = Field(default_factory=GitOpsPolicy)
 
 
 class PolicyInput(BaseModel):
