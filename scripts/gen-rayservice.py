@@ -248,6 +248,44 @@ def render_rbac(root: Path = REPO_ROOT, executor_namespaces: list[str] | None = 
 _NAMESPACE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
+def render_spoke_rbac(root: Path = REPO_ROOT, namespace: str = "kubernaut") -> str:
+    """What to apply on a spoke cluster of a fleet (issue 16): one ServiceAccount ``kubernaut-spoke`` with the
+    executor's and the reader's ClusterRoles (the same rules as deploy/10-rbac.yaml) and a token Secret, from
+    which the kubeconfig Secret on the hub is made (deploy/README.md, "Hub and spoke")."""
+    import re
+
+    if not re.fullmatch(_NAMESPACE, namespace):
+        raise ValueError(f"--spoke-namespace: {namespace!r} is not a namespace name")
+    docs = [d for d in yaml.safe_load_all(render_rbac(root)) if d is not None]
+    roles = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] in
+             ("kubernaut-executor", "kubernaut-reader")]
+    labels = {"app.kubernetes.io/name": "kubernaut", "app.kubernetes.io/part-of": "kubernaut",
+              "app.kubernetes.io/component": "spoke"}
+    subject = {"kind": "ServiceAccount", "name": "kubernaut-spoke", "namespace": namespace}
+    out: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "kubernaut-spoke", "namespace": namespace, "labels": labels}},
+        # A long-lived token for the hub's kubeconfig (rotate it by deleting the Secret: the token controller
+        # issues a new one, and the hub reloads the kubeconfig Secret you update with it).
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+         "metadata": {"name": "kubernaut-spoke-token", "namespace": namespace, "labels": labels,
+                      "annotations": {"kubernetes.io/service-account.name": "kubernaut-spoke"}}},
+    ]
+    for role in roles:
+        name = role["metadata"]["name"]
+        out.append({**role, "metadata": {**role["metadata"], "labels": {**role["metadata"]["labels"], **labels}}})
+        out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": f"{name}-spoke", "labels": labels},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                    "subjects": [subject]})
+    note = ("# Spoke cluster RBAC (scripts/gen-rayservice.py --spoke-rbac): apply on each spoke of a fleet, then\n"
+            "# put a kubeconfig with the token of Secret " + namespace + "/kubernaut-spoke-token into a Secret\n"
+            "# on the hub and name it in fleet.clusters[].kubeconfig_secret (deploy/README.md, \"Hub and spoke\").\n")
+    body = "---\n".join(yaml.safe_dump(d, sort_keys=False, default_flow_style=None, width=110) for d in out)
+    return _header("deploy/src/rbac.yaml.in and kubernaut.execution.catalog.rbac_rules()") + note + body
+
+
 def _namespaced_executor(text: str, namespaces: list[str]) -> str:
     import re
 
@@ -416,8 +454,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="print deploy/10-rbac.yaml (with --executor-namespaces: its namespaced variant)")
     parser.add_argument("--executor-namespaces", metavar="NS[,NS...]",
                         help="with --print-rbac: the executor's rights as Roles in these namespaces only")
+    parser.add_argument("--spoke-rbac", action="store_true",
+                        help="print the RBAC to apply on a spoke cluster of a fleet (executor and reader rights)")
+    parser.add_argument("--spoke-namespace", default="kubernaut", help="with --spoke-rbac: its namespace")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
+    if args.spoke_rbac:
+        try:
+            sys.stdout.write(render_spoke_rbac(args.root, args.spoke_namespace))
+        except ValueError as exc:
+            parser.error(str(exc))
+        return 0
     if args.print_dashboard:
         sys.stdout.write(render_dashboard_json())
         return 0
