@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from kubernaut.cluster.credentials import NoBearerToken, kubeconfig_bearer
+
 DEFAULT_URL = os.environ.get("KUBERNAUT_URL", "http://127.0.0.1:8000")
 
 SAMPLE_ALERT: dict[str, Any] = {
@@ -41,6 +43,10 @@ SAMPLE_ALERT: dict[str, Any] = {
 def _client(args: argparse.Namespace) -> httpx.Client:
     headers = {}
     token = args.token or os.environ.get("KUBERNAUT_TOKEN")
+    if not token and (args.kube or args.kubeconfig_auth or args.kube_context):
+        # Only when asked: a cluster credential goes to --url, whatever it points at, only by the user's choice.
+        path = Path(args.kubeconfig_auth).expanduser() if args.kubeconfig_auth else None
+        token = kubeconfig_bearer(path, args.kube_context)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.Client(base_url=args.url, headers=headers, timeout=30)
@@ -60,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     otherwise."""
     from kubernaut.ingress import UnsafeConfig, serve_env
 
-    config = Path(args.config)
+    config = Path(args.config) if args.config else shipped_config()
     if not config.exists():
         print(f"config file {config} not found", file=sys.stderr)
         return 2
@@ -79,6 +85,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def shipped_config() -> Path:
+    """The serve_config.yaml inside the installed package (package data): `kubernaut run` without a file."""
+    from importlib import resources
+
+    return Path(str(resources.files("kubernaut").joinpath("serve_config.yaml")))
+
+
 def cmd_send_alert(args: argparse.Namespace) -> int:
     body = json.loads(Path(args.file).read_text()) if args.file else SAMPLE_ALERT
     with _client(args) as client:
@@ -86,10 +99,10 @@ def cmd_send_alert(args: argparse.Namespace) -> int:
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
+    from kubernaut.terminal import views
+
     with _client(args) as client:
-        if args.id is not None:
-            return _print(client.get(f"/api/v1/incidents/{args.id}"))
-        return _print(client.get("/api/v1/incidents", params={"limit": args.limit}))
+        return views.incidents(client, args)
 
 
 def cmd_actions(args: argparse.Namespace) -> int:
@@ -105,7 +118,9 @@ def cmd_actions(args: argparse.Namespace) -> int:
 def cmd_approvals(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.decision is None:
-            return _print(client.get("/api/v1/approvals", params={"status": args.status} if args.status else {}))
+            from kubernaut.terminal import views
+
+            return views.approvals(client, args)
         if args.id is None:
             print("an approval id is required", file=sys.stderr)
             return 2
@@ -177,14 +192,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _view_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="the API's JSON (with --watch: one line per poll)")
+    parser.add_argument("--watch", "-w", action="store_true", help="follow: refresh every --interval seconds")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubernaut", description=__doc__)
     parser.add_argument("--url", default=DEFAULT_URL, help="Kubernaut API (default %(default)s)")
     parser.add_argument("--token", default=None, help="bearer token (or $KUBERNAUT_TOKEN)")
+    parser.add_argument("--kube", action="store_true",
+                        help="authenticate as your kubeconfig user ($KUBECONFIG or ~/.kube/config): its token, which "
+                             "the gateway checks with a TokenReview (gateway.kubernetes)")
+    parser.add_argument("--kubeconfig", dest="kubeconfig_auth", default=None, metavar="PATH",
+                        help="--kube with this kubeconfig")
+    parser.add_argument("--kube-context", default=None, metavar="NAME", help="--kube with this context")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the system locally (serve run serve_config.yaml, fast ingress)")
-    run.add_argument("config", nargs="?", default="serve_config.yaml")
+    run.add_argument("config", nargs="?", default=None, help="default: the serve_config.yaml shipped in the package")
     run.set_defaults(func=cmd_run)
 
     send = sub.add_parser("send-alert", help="post an AlertManager webhook body (a sample when no file)")
@@ -194,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     inc = sub.add_parser("incidents", help="list incidents, or show one")
     inc.add_argument("id", nargs="?", type=int)
     inc.add_argument("--limit", type=int, default=20)
+    inc.add_argument("--status", choices=["open", "resolved", "closed"])
+    inc.add_argument("--namespace")
+    _view_arguments(inc)
     inc.set_defaults(func=cmd_incidents)
 
     actions = sub.add_parser("actions", help="show the action catalog")
@@ -206,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     appr.add_argument("--status", choices=["pending", "approved", "rejected", "expired", "used", "cancelled"])
     appr.add_argument("--reason")
     appr.add_argument("--override", help='JSON object of parameters to change, e.g. \'{"replicas": 3}\'')
+    _view_arguments(appr)
     appr.set_defaults(func=cmd_approvals)
 
     jobs = sub.add_parser("jobs", help="list jobs of the work queue (--state dead: dead letters), or retry one")
@@ -245,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     except httpx.HTTPError as exc:
         print(f"cannot reach Kubernaut at {args.url}: {exc}", file=sys.stderr)
         return 1
+    except NoBearerToken as exc:
+        print(f"kubernaut: {exc}", file=sys.stderr)
+        return 2
 
 
 
