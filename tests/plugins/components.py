@@ -47,7 +47,8 @@ COMPONENT_FIXTURES: dict[str, frozenset[str]] = {
     "vllm_app": frozenset({"ray", "llm"}),                 # tests/analysis/test_llm_vllm.py
 }
 # Fixtures that start a real server process outside the four components: slow, with no component marker.
-SLOW_FIXTURES = frozenset({"alertmanager_for", "prometheus_stack"})  # tests/plugins/{alertmanager,prometheus}.py
+SLOW_FIXTURES = frozenset({"alertmanager_for", "prometheus_stack",  # tests/plugins/{alertmanager,prometheus}.py
+                           "git_server"})  # tests/gitops: git daemon
 
 # Executables (or scripts run by a shell or Python) that are a component's processes.
 _PROCESSES = {
