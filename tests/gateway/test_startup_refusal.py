@@ -29,7 +29,7 @@ def test_serve_run_on_all_interfaces_without_authentication_refuses_to_serve(tmp
     port = free_port()
     config["http_options"] = {"host": "0.0.0.0", "port": port}
     data_dir = tmp_path / "data"
-    config["applications"][0]["args"]["storage"]["data_dir"] = str(data_dir)
+    config["applications"][0]["args"].setdefault("storage", {})["data_dir"] = str(data_dir)
     config_file = tmp_path / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("KUBERNAUT_GATEWAY__")}
