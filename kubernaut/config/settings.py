@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubernaut.config.auth import KubernetesAuthConfig, OIDCConfig
+from kubernaut.config.console import ConsoleConfig
 from kubernaut.config.gitops import GitOpsConfig
 from kubernaut.config.notifications import RoutingMixin
 from kubernaut.models.jobs import RETIRED, JobKind
@@ -758,6 +759,7 @@ class KubernautConfig(BaseSettings):
     cluster_name: str = Field(default="local", max_length=63)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)  # the web console (issue 13)
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)

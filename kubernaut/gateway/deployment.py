@@ -17,6 +17,7 @@ from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.client import connect as connect_cluster
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway import services as gateway_services
+from kubernaut.gateway.console import ROUTERS as CONSOLE_ROUTERS
 from kubernaut.gateway.errors import invalid_request
 from kubernaut.gateway.fastpath import WebhookFastPath
 from kubernaut.gateway.ingest import COMMIT_SLOTS, WebhookIngest
@@ -35,7 +36,7 @@ app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTIO
               openapi_url=None)
 app.add_middleware(WebhookFastPath)
 app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
-for _router in ROUTERS:
+for _router in (*ROUTERS, *CONSOLE_ROUTERS):  # the REST API, then the web console (issue 13)
     app.include_router(_router)
 
 

@@ -140,6 +140,14 @@ class AuthChain:
         if not allowed:
             raise deny(403, "forbidden", f"forbidden: {principal.actor} needs {permission.describe()}")
 
+    async def allows(self, principal: Principal, permission: Permission) -> bool:
+        """Whether ``principal`` holds ``permission``, for what a page offers (the console's approve button):
+        not a refusal, so nothing is counted; an authority that cannot answer means no."""
+        try:
+            return await self.authorizers.get(principal.method, self.roles).allowed(principal, permission)
+        except AuthUnavailable:
+            return False
+
     async def require(self, authorization: str | None, permission: Permission) -> Principal:
         principal = await self.authenticate(authorization)
         await self.authorize(principal, permission)

@@ -9,20 +9,28 @@ import asyncpg
 _INCIDENT_COLUMNS = """id, fingerprint, status, phase, signals, severity, environment, priority, classification,
     occurrence_count, firing_alerts, first_seen, last_seen, resolved_at, created_at, updated_at,
     json_build_object('kind', target_kind, 'name', target_name, 'namespace', target_namespace) AS target,
-    target_source, target_chain"""
+    target_source, target_chain, cluster"""
 
 
 async def list_incidents(
-    pool: asyncpg.Pool, *, status: str | None, namespace: str | None, limit: int, offset: int
+    pool: asyncpg.Pool, *, status: str | None, namespace: str | None, limit: int, offset: int,
+    phase: str | None = None, severity: str | None = None, text: str | None = None,
+    cluster: str | None = None
 ) -> list[dict[str, Any]]:
+    """Newest first. ``text`` (the console's search) matches, case-insensitively, a part of the target's name,
+    kind or namespace or of an alert name (plain text, no wildcards)."""
     rows = await pool.fetch(
         f"""SELECT {_INCIDENT_COLUMNS},
                    (SELECT json_build_object('action', a.action, 'engine', a.engine, 'confidence', a.confidence)
                       FROM analyses a WHERE a.incident_id = incidents.id ORDER BY a.id DESC LIMIT 1) AS analysis
             FROM incidents
             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR target_namespace = $2)
+              AND ($8::text IS NULL OR cluster = $8)
+              AND ($5::text IS NULL OR phase = $5) AND ($6::text IS NULL OR severity = $6)
+              AND ($7::text IS NULL OR strpos(lower(concat_ws(' ', target_kind, target_name, target_namespace,
+                                                              array_to_string(signals, ' '))), lower($7)) > 0)
             ORDER BY id DESC LIMIT $3 OFFSET $4""",
-        status, namespace, limit, offset,
+        status, namespace, limit, offset, phase, severity, text, cluster,
     )
     return [dict(r) for r in rows]
 

@@ -52,18 +52,19 @@ async def list_approvals(
 async def approve(request: Request, svc: Services, caller: Authenticated, decision: ApprovalDecision,
                   approval_id: int = FastApiPath(ge=1, le=MAX_ID)) -> JSONResponse:
     """Needs ``approve approvals.kubernaut.ai`` in the namespace of the approval's target."""
-    return await _decide(svc, request, approval_id, True, decision, caller)
+    return await decide(svc, request, approval_id, True, decision, caller)
 
 
 @router.post("/api/v1/approvals/{approval_id}/reject", summary="Reject: the workflow ends without acting")
 async def reject(request: Request, svc: Services, caller: Authenticated, decision: ApprovalDecision,
                  approval_id: int = FastApiPath(ge=1, le=MAX_ID)) -> JSONResponse:
     """Needs ``approve approvals.kubernaut.ai`` in the namespace of the approval's target, as approving does."""
-    return await _decide(svc, request, approval_id, False, decision, caller)
+    return await decide(svc, request, approval_id, False, decision, caller)
 
 
-async def _decide(svc: GatewayServices, request: Request, approval_id: int, approve: bool,
-                  decision: ApprovalDecision, caller: Principal) -> JSONResponse:
+async def decide(svc: GatewayServices, request: Request, approval_id: int, approve: bool,
+                 decision: ApprovalDecision, caller: Principal) -> JSONResponse:
+    """The one decision path of people: this route and the web console (kubernaut/gateway/console) call it."""
     approval = await approval_store.get(svc.db.pool, approval_id)
     if approval is None:
         return JSONResponse({"error": f"approval {approval_id} not found"}, status_code=404)
