@@ -18,6 +18,8 @@ from kubernaut.analysis.learning import HandleIntelligence, Learner
 from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.llm.providers import ProviderConfigError
 from kubernaut.analysis.rules import load_rules
+from kubernaut.analysis.tools.builtin import default_registry, scope_factory
+from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
@@ -47,7 +49,11 @@ class AnalysisService(ReplicaBase):
         self._llm_error: str | None = None
         if cfg.llm_enabled:
             try:
-                self._llm = LLMAnalyzer(cfg, budget_pool=self.db.pool)
+                # The investigation's read-only tools (analysis.llm_tools) read through this replica's ClusterAPI.
+                api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s, read_retries=0) \
+                    if cluster.available else None
+                self._llm = LLMAnalyzer(cfg, budget_pool=self.db.pool, tools=default_registry(),
+                                        tool_scope=scope_factory(config, api))
             except (ProviderConfigError, ValueError) as exc:
                 # Misconfigured LLM: run on the rules and say so in llm_status() rather than crash-loop.
                 self._llm_error = str(exc)

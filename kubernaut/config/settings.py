@@ -357,6 +357,15 @@ class AnalysisConfig(BaseModel):
     llm_action_scope: str = Field(default="rule_candidates", pattern="^(rule_candidates|catalog)$")
     # USD per 1,000 tokens per model: {"gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006}}.
     llm_prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # -- tool-using investigation before the decision (kubernaut/analysis/tools) -----------------------------
+    # off: single-shot; on: always; auto: unless the provider refused tool calls for this model before.
+    llm_tools: str = Field(default="off", pattern="^(auto|on|off)$")
+    llm_investigate_model: str | None = None  # a cheaper model for the tool calls; default llm_model
+    llm_tool_max_calls: int = Field(default=6, ge=1, le=50)
+    llm_tool_time_budget_s: float = Field(default=20.0, gt=0, le=600)  # within llm_incident_time_budget_s
+    llm_tool_token_budget: int = Field(default=6000, ge=100, le=1_000_000)  # within llm_incident_token_budget
+    llm_tool_call_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    llm_tool_output_chars: int = Field(default=3000, ge=200, le=50_000)
     # -- context --------------------------------------------------------------------------------------------
     context_time_budget_s: float = Field(default=3.0, gt=0, le=60)
     context_event_limit: int = Field(default=20, ge=0, le=500)

@@ -126,6 +126,8 @@ class InProcessAnalysis:
         from kubernaut.analysis.llm.analyzer import LLMAnalyzer
         from kubernaut.analysis.llm.providers import ProviderConfigError
         from kubernaut.analysis.rules import load_rules
+        from kubernaut.analysis.tools.builtin import default_registry, scope_factory
+        from kubernaut.cluster.api import ClusterAPI
         from kubernaut.cluster.client import connect
         from kubernaut.config.settings import KubernautConfig, KubernetesConfig
         from kubernaut.context.provider import ContextProvider
@@ -139,13 +141,16 @@ class InProcessAnalysis:
                     "--engine llm needs an LLM: set KUBERNAUT_ANALYSIS__LLM_MODEL (and, as the provider needs, "
                     "KUBERNAUT_ANALYSIS__LLM_BASE_URL, KUBERNAUT_ANALYSIS__LLM_API_KEY, "
                     "KUBERNAUT_ANALYSIS__LLM_PROVIDER)")
-            try:
-                llm = LLMAnalyzer(config.analysis)
-            except (ProviderConfigError, ValueError) as exc:
-                raise EvalConfigError(f"LLM misconfigured: {exc}") from exc
         cluster = connect(config.kubernetes)
         if not cluster.available:
             raise EvalConfigError(f"analysis cannot reach the cluster: {cluster.reason}")
+        if engine == "llm":
+            # As the analysis deployment builds it: the investigation's tools when analysis.llm_tools allows.
+            api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s, read_retries=0)
+            try:
+                llm = LLMAnalyzer(config.analysis, tools=default_registry(), tool_scope=scope_factory(config, api))
+            except (ProviderConfigError, ValueError) as exc:
+                raise EvalConfigError(f"LLM misconfigured: {exc}") from exc
         self._cluster = cluster
         self._llm = llm
         rules = load_rules(*config.analysis.all_rules_files)

@@ -16,6 +16,18 @@ class Alternative(BaseModel):
     score: float = Field(ge=0, le=1)
 
 
+class ToolCallRecord(BaseModel):
+    """One read-only tool call of the LLM's investigation (kubernaut/analysis/tools), as recorded."""
+
+    tool: str
+    arguments: dict[str, Any] | str = Field(description="as the model sent them (clipped; a string if not JSON)")
+    outcome: str = Field(description="ok | error | refused | unknown | repeated | timeout")
+    size: int = Field(default=0, description="characters of output before the cap")
+    truncated: bool = False
+    latency_ms: float = 0.0
+    detail: str | None = None
+
+
 class LLMUsage(BaseModel):
     """What the LLM path cost for one analysis (recorded whether or not the LLM's answer was used)."""
 
@@ -29,6 +41,9 @@ class LLMUsage(BaseModel):
     cost_usd: float | None = Field(default=None, description="estimate from configured prices; None if unknown")
     escalated: bool = False
     response_format: str | None = None
+    # The tool-using investigation before the decision (analysis.llm_tools), when it ran.
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    investigation: str | None = Field(default=None, description="how the investigation ended, or why it did not run")
 
 
 class AnalysisResult(BaseModel):

@@ -10,19 +10,23 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from openai import AsyncOpenAI
 
 from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.facts import Situation
-from kubernaut.analysis.llm.client import ProviderError, complete
+from kubernaut.analysis.llm.client import ProviderError, ToolTurn, chat_with_tools, complete
+from kubernaut.analysis.llm.investigation import Investigation, investigate
 from kubernaut.analysis.llm.metrics import LLMMetrics
 from kubernaut.analysis.llm.providers import bounded_strings, estimate_cost, make_client, response_format
 from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
 from kubernaut.analysis.prompt import build_messages, repair_message
 from kubernaut.analysis.rules import RuleOutcome
+from kubernaut.analysis.tools.registry import ToolRegistry
 from kubernaut.breaker import BreakerState, CircuitBreaker
 from kubernaut.config.settings import AnalysisConfig
 from kubernaut.execution.catalog import ACTION_NAMES, get_action
@@ -60,6 +64,10 @@ class _Budget:
 
 class _Stop(Exception):
     """The whole LLM phase ends now (budget spent, breaker open): no further model is tried."""
+
+
+class _NoTools(Exception):
+    """The provider refused a request with tools (HTTP 4xx): this model answers single-shot."""
 
 
 class GlobalBudget:
@@ -131,7 +139,8 @@ def allowed_actions(cfg: AnalysisConfig, outcome: RuleOutcome, targets: list[Res
 class LLMAnalyzer:
     def __init__(self, cfg: AnalysisConfig, client: AsyncOpenAI | None = None,
                  breaker: CircuitBreaker | None = None, metrics: LLMMetrics | None = None,
-                 budget_pool: asyncpg.Pool | None = None) -> None:
+                 budget_pool: asyncpg.Pool | None = None, tools: ToolRegistry | None = None,
+                 tool_scope: Callable[[Situation], Any] | None = None) -> None:
         if not cfg.llm_model:
             raise ValueError("LLMAnalyzer needs analysis.llm_model")
         self.cfg = cfg
@@ -141,14 +150,27 @@ class LLMAnalyzer:
         self.mode = response_format(cfg)
         self.models = [cfg.llm_model] + ([cfg.llm_escalation_model] if cfg.llm_escalation_model else [])
         self.global_budget = GlobalBudget(cfg, budget_pool)
+        # The investigation's tools and, per incident, what they may see (kubernaut/analysis/tools).
+        self.tools = tools
+        self.tool_scope = tool_scope
+        self.investigate_model = cfg.llm_investigate_model or cfg.llm_model
+        self._no_tools: dict[str, str] = {}  # model → why the provider refused tool calls (auto mode)
 
     def status(self) -> dict[str, object]:
         return {
             "enabled": True, "provider": self.cfg.llm_provider, "base_url": self.cfg.llm_base_url,
             "models": self.models, "response_format": self.mode, "circuit": self.breaker.snapshot(),
             "available": self.breaker.state is not BreakerState.OPEN, "global_budget": self.global_budget.snapshot(),
+            "tools": {"mode": self.cfg.llm_tools, "enabled": self._tools_wanted(),
+                      "available": sorted(self.tools.tools) if self.tools else [],
+                      "investigate_model": self.investigate_model, "refused_by": dict(self._no_tools)},
             **self.metrics.snapshot(),
         }
+
+    def _tools_wanted(self) -> bool:
+        if self.tools is None or self.tool_scope is None or self.cfg.llm_tools == "off":
+            return False
+        return self.cfg.llm_tools == "on" or self.investigate_model not in self._no_tools
 
     async def analyze(self, situation: Situation, outcome: RuleOutcome) -> LLMOutcome:
         cfg = self.cfg
@@ -161,6 +183,17 @@ class LLMAnalyzer:
         messages = build_messages(situation, outcome, actions, targets)
         budget = _Budget(cfg.llm_incident_token_budget, time.monotonic() + cfg.llm_incident_time_budget_s)
         try:
+            if self._tools_wanted():
+                investigation = await self._investigate(situation, messages, budget, result)
+                if investigation is not None and investigation.misbehaved:
+                    # Possibly steered by hostile data: this model does not decide this incident.
+                    result.flags.append(f"llm:{self.investigate_model} investigation: {investigation.misbehaved}")
+                    raise _Stop(f"investigation ended: {investigation.misbehaved}")
+                if investigation is not None and (investigation.outputs or investigation.summary):
+                    user = messages[-1]["content"]
+                    head, _, tail = user.rpartition("\n\n")
+                    messages = [*messages[:-1], {"role": "user",
+                                                 "content": f"{head}\n\n{investigation.evidence_block()}\n\n{tail}"}]
             for index, model in enumerate(self.models):
                 if index > 0:
                     usage.escalated = True
@@ -188,6 +221,80 @@ class LLMAnalyzer:
             self.metrics.breaker_open(self.breaker.state is BreakerState.OPEN)
         usage.cost_usd = estimate_cost(cfg, usage.model, usage.prompt_tokens, usage.completion_tokens)
         return result
+
+    async def _investigate(self, situation: Situation, messages: list[dict[str, str]], budget: _Budget,
+                           out: LLMOutcome) -> Investigation | None:
+        """The tool loop; its calls and tokens are recorded in ``out.usage``. None when the provider refused
+        tools (this model then answers single-shot)."""
+        assert self.tools is not None and self.tool_scope is not None
+        usage, model = out.usage, self.investigate_model
+
+        async def chat(model: str, conversation: list[dict[str, Any]], tools: list[dict[str, Any]],
+                       max_tokens: int, time_left: float) -> ToolTurn:
+            return await self._tool_turn(model, conversation, tools, max_tokens, time_left, budget)
+
+        def tokens_left() -> int:
+            return budget.tokens_left - int(len(json.dumps(messages)) / _CHARS_PER_TOKEN) - MIN_COMPLETION_TOKENS
+
+        investigation = Investigation()
+        try:
+            investigation = await investigate(self.cfg, chat, model, self.tools, self.tool_scope(situation),
+                                              messages, time_left=budget.time_left, tokens_left=tokens_left)
+        except _NoTools as refused:
+            if self.cfg.llm_tools == "auto":
+                self._no_tools[model] = str(refused)
+            usage.investigation = f"the provider refused tool calls for {model} ({refused}); single-shot"
+            return None
+        finally:
+            usage.calls += investigation.calls
+            usage.prompt_tokens += investigation.prompt_tokens
+            usage.completion_tokens += investigation.completion_tokens
+            usage.latency_ms += investigation.latency_ms
+            usage.tool_calls = investigation.records
+        usage.investigation = investigation.ended
+        out.notes.append(f"investigation by {model}: {len(investigation.records)} tool call(s), {investigation.ended}")
+        return investigation
+
+    async def _tool_turn(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                         max_tokens: int, time_left: float, budget: _Budget) -> ToolTurn:
+        """One investigation call under the same budgets, global budget and breaker as a decision call."""
+        prompt_estimate = int(len(json.dumps(messages, default=str)) / _CHARS_PER_TOKEN)
+        reservation = await self.global_budget.reserve(prompt_estimate + max_tokens, prompt_estimate + 32, time_left)
+        if reservation is not None:
+            max_tokens = max(16, reservation.tokens - prompt_estimate)
+        if not self.breaker.allow():
+            await self.global_budget.settle(reservation, 0)
+            snap = self.breaker.snapshot()
+            raise _Stop(f"circuit breaker open after {snap['consecutive_failures']} provider failures "
+                        f"({snap['last_error']}); retry in {snap['retry_in_s'] or 0:.0f}s")
+        try:
+            turn = await asyncio.wait_for(
+                chat_with_tools(self.client, model=model, messages=messages, tools=tools, max_tokens=max_tokens,
+                                timeout_s=min(self.cfg.llm_request_timeout_s, time_left),
+                                temperature=self.cfg.llm_temperature), timeout=time_left)
+        except asyncio.TimeoutError:
+            self.breaker.record_failure("timeout: slower than the time budget")
+            self.metrics.call(model, "timeout")
+            raise _Stop(f"{model} did not answer within the time budget of "
+                        f"{self.cfg.llm_incident_time_budget_s:g}s") from None
+        except ProviderError as exc:
+            await self.global_budget.settle(reservation, 0)
+            if exc.kind == "rejected":
+                self.breaker.record_success()  # it answered: the request, not the provider, is the problem
+                self.metrics.call(model, "rejected")
+                raise _NoTools(str(exc)) from None
+            self.breaker.record_failure(str(exc))
+            self.metrics.call(model, exc.kind)
+            raise _Stop(f"provider error from {model}: {exc}") from None
+        except BaseException:
+            self.breaker.release()
+            raise
+        self.breaker.record_success()
+        used = turn.prompt_tokens + turn.completion_tokens
+        await self.global_budget.settle(reservation, used)
+        budget.tokens_left -= used
+        self.metrics.call(model, "tool_turn", turn.prompt_tokens, turn.completion_tokens, turn.latency_ms)
+        return turn
 
     async def _ask(self, model: str, messages: list[dict[str, str]], schema: dict[str, object], actions: list[str],
                    targets: list[ResourceRef], forbidden: dict[str, str], budget: _Budget, out: LLMOutcome

@@ -87,5 +87,56 @@ async def complete(client: AsyncOpenAI, *, model: str, messages: list[dict[str, 
     )
 
 
+@dataclass(frozen=True)
+class ToolRequest:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """One investigation turn: the model's text and the tools it asked for."""
+
+    content: str
+    tool_calls: list[ToolRequest]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    finish_reason: str | None
+
+
+async def chat_with_tools(client: AsyncOpenAI, *, model: str, messages: list[dict[str, Any]],
+                          tools: list[dict[str, Any]], max_tokens: int, timeout_s: float, temperature: float
+                          ) -> ToolTurn:
+    """A chat completion that may answer with tool calls (``tool_choice: auto``); errors as in :func:`complete`."""
+    started = time.perf_counter()
+    try:
+        response = await client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, timeout=timeout_s,
+            tools=tools, tool_choice="auto")
+    except openai.APITimeoutError as exc:
+        raise ProviderError("timeout", str(exc) or "request timed out") from None
+    except openai.APIConnectionError as exc:
+        raise ProviderError("connection", str(exc) or "connection failed") from None
+    except openai.RateLimitError as exc:
+        raise ProviderError("rate_limited", _status_message(exc)) from None
+    except openai.APIStatusError as exc:
+        raise ProviderError("server_error" if exc.status_code >= 500 else "rejected", _status_message(exc)) from None
+    except openai.APIError as exc:
+        raise ProviderError("bad_response", str(exc)[:300]) from None
+    latency_ms = (time.perf_counter() - started) * 1000
+    usage = getattr(response, "usage", None)
+    choices = getattr(response, "choices", None) or []
+    message = choices[0].message if choices else None
+    calls = [ToolRequest(id=str(call.id or f"call_{i}"), name=str(call.function.name or ""),
+                         arguments=str(call.function.arguments or ""))
+             for i, call in enumerate(getattr(message, "tool_calls", None) or []) if getattr(call, "function", None)]
+    return ToolTurn(content=(getattr(message, "content", None) or "") if message else "", tool_calls=calls,
+                    prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                    completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                    latency_ms=latency_ms, finish_reason=choices[0].finish_reason if choices else None)
+
+
 def _status_message(exc: openai.APIStatusError) -> str:
     return f"HTTP {exc.status_code}: {str(exc.message)[:300]}"
