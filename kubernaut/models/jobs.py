@@ -25,6 +25,7 @@ class JobKind(str, Enum):
     SECOND_OPINION = "second_opinion"
     WORKFLOW = "workflow"
     NOTIFY = "notify"
+    ESCALATE = "escalate"
     ASSESS = "assess"
     EMBED = "embed"
     MINE = "mine"
@@ -76,6 +77,11 @@ class NotificationRef(JobPayload):
     notification_id: int = Field(ge=0)
 
 
+class ApprovalRef(JobPayload):
+    _ref: ClassVar[str | None] = "approval_id"
+    approval_id: int = Field(ge=0)
+
+
 class ActionRef(JobPayload):
     _ref: ClassVar[str | None] = "action_id"
     action_id: int = Field(ge=0)
@@ -121,6 +127,9 @@ _SPECS = (
             ("kubernaut.analysis.deployment", "kubernaut.orchestration.workflow_job"), "orchestrator", AnalysisRef),
     JobSpec(JobKind.NOTIFY, "deliver a recorded notification to every configured URL",
             ("kubernaut.storage.notifications",), "notifications", NotificationRef),
+    # One job per approval request: it waits (reschedules) until notifications.escalation says to notify again.
+    JobSpec(JobKind.ESCALATE, "notify again about an approval nobody decided (escalation, reminder before expiry)",
+            ("kubernaut.storage.notifications",), "notifications", ApprovalRef),
     JobSpec(JobKind.ASSESS, "score an executed mutating action after its stabilization window",
             ("kubernaut.orchestration.engine", "kubernaut.effectiveness.monitor"), "effectiveness", ActionRef),
     JobSpec(JobKind.EMBED, "embed an incident whose assessment completed, for similarity search",

@@ -160,6 +160,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("kubernaut_notifications", "counter",
                "Notification deliveries by outcome.",
                ("outcome",), label_values=(("outcome", "sent | failed"),)),
+    MetricSpec("kubernaut_notification_receiver_failures", "gauge",
+               "Failed deliveries in a row of each notification receiver (0 after a success; failing from "
+               "notifications.receiver_health.failing_after, also on /ready for admins).",
+               ("receiver",), aggregation="max"),
     # -- durable work queue ------------------------------------------------------------------------------
     MetricSpec("kubernaut_jobs_dead_lettered", "counter",
                "Jobs that used up their attempts and became dead letters (GET /api/v1/jobs?state=dead), by kind.",
@@ -486,6 +490,11 @@ def assessment_recorded(action: str, score: float) -> None:
 def notification_sent(ok: bool) -> None:
     """One notification delivery attempt finished."""
     _record("kubernaut_notifications", 1, {"outcome": "sent" if ok else "failed"})
+
+
+def notification_receiver_failures(receiver: str, failures: int) -> None:
+    """A delivery to ``receiver`` finished: its failed deliveries in a row (0 after a success)."""
+    _record("kubernaut_notification_receiver_failures", float(failures), {"receiver": receiver})
 
 
 def job_dead_lettered(kind: str) -> None:

@@ -301,7 +301,9 @@ ROUTE_PERMISSIONS = {
 }
 #: The webhook authorizes in kubernaut.gateway.ingest (create alerts.kubernaut.ai); these are open.
 UNGUARDED = {("POST", "/api/v1/alerts"), ("POST", "/alerts"), ("GET", "/health"), ("GET", "/ready"),
-             ("GET", "/metrics")}
+             ("GET", "/metrics"),
+             # No bearer token: Slack's request signature, and the presser's grant per approval (routes/slack.py).
+             ("POST", "/api/v1/integrations/slack/interactions")}
 
 
 def declared() -> dict[tuple[str, str], str | None]:

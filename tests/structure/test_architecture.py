@@ -148,6 +148,7 @@ DECLARED = {
     ("analysis", "kubernaut.execution.catalog"): "the menu, parameters and do-no-harm facts of actions",
     ("effectiveness", "kubernaut.execution.catalog"): "the health kinds an action is judged by",
     ("orchestration", "kubernaut.execution.catalog"): "risk, inverse and preludes of the planned action",
+    ("notifications", "kubernaut.execution.catalog"): "the risk of the action a notification is routed by",
     ("gateway", "kubernaut.execution.catalog"): "the console's override form (parameter schema) and RBAC of actions",
     ("evaluation", "kubernaut.execution.catalog"): "grading names catalog actions",
     # The analysis gathers its context in-process through the Context API's provider (no second hop).

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kubernaut.gateway.routes import analysis, approvals, audit, catalog, incidents, jobs, learning, operations, webhook
+from kubernaut.gateway.routes import (
+    analysis,
+    approvals,
+    audit,
+    catalog,
+    incidents,
+    jobs,
+    learning,
+    operations,
+    slack,
+    webhook,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (webhook.router, incidents.router, catalog.router, analysis.router, learning.router,
-                                  approvals.router, jobs.router, audit.router, operations.router)
+                                  approvals.router, slack.router, jobs.router, audit.router, operations.router)

@@ -13,7 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from kubernaut import __version__
 from kubernaut.gateway import metrics as gateway_metrics
+from kubernaut.gateway.fleet_health import fleet_health
 from kubernaut.gateway.services import Services, requires
+from kubernaut.identity.chain import Denied
+from kubernaut.models.principal import Permission
+from kubernaut.storage import notifications as notification_store
 
 router = APIRouter()
 
@@ -27,18 +31,37 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", summary="Readiness: storage reachable")
-async def ready(svc: Services) -> JSONResponse:
+async def ready(request: Request, svc: Services) -> JSONResponse:
     """Open to anyone (probes carry no credentials), so it says only ok/degraded: no URLs, model names, paths or
-    error texts (they name hosts); /api/v1/info has the detail for viewers."""
+    error texts (they name hosts); /api/v1/info has the detail for viewers. Notification receivers that keep
+    failing add ``notifications: degraded``, and for an admin (``get receivers``) which ones and why."""
     storage_ok = await svc.db.ping()
     body: dict[str, Any] = {"ready": storage_ok, "storage": "ok" if storage_ok else "unreachable"}
+    if storage_ok:
+        body.update(await notification_health(request, svc))
     try:
         # An open LLM circuit degrades the analysis (the rules decide) but does not make us unready.
         llm = await asyncio.wait_for(svc.deployments.analysis.llm_status.remote(), timeout=2)
         body["analysis"] = "degraded" if llm.get("degraded") else "ok"
     except Exception:
         body["analysis"] = "unknown"
+    body.update(await fleet_health(svc, request.headers.get("authorization")))  # a fleet: each cluster's circuit
     return JSONResponse(body, status_code=200 if storage_ok else 503)
+
+
+async def notification_health(request: Request, svc: Services) -> dict[str, Any]:
+    failing = await notification_store.failing_receivers(svc.db.pool,
+                                                         svc.config.notifications.receiver_health.failing_after)
+    if not failing:
+        return {}
+    try:
+        await svc.auth.require(request.headers.get("authorization"), Permission(verb="get", resource="receivers"))
+    except Denied:
+        return {"notifications": "degraded"}
+    return {"notifications": "degraded", "detail": {"failing_receivers": [
+        {"receiver": r.receiver, "failures_in_a_row": r.consecutive_failures, "last_error": r.last_error,
+         "last_failure_at": r.last_failure_at.isoformat() if r.last_failure_at else None,
+         "last_success_at": r.last_success_at.isoformat() if r.last_success_at else None} for r in failing]}}
 
 
 @router.get("/api/v1/info", summary="Version, configuration summary and execution mode")
