@@ -1,0 +1,66 @@
+"""CI plumbing of ``kubernaut eval --engine both`` with the small local model (llama-server, SmolLM2-135M) on two
+corpus scenarios: both engines answer every scenario on one setup, the LLM itself decides (a rules fallback fails
+this test), its usage reaches the report, and a mutating LLM answer is still held to the findings' preconditions.
+What the 135M model decides is not graded here: the corpus measures models, this test the path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubernaut.execution.catalog.registry import CATALOG
+from tests.plugins.kube_testenv import KubeTestEnv
+
+pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ("h-esc-cronjob-bad-args", "f-oom-crashloop-pricing-engine")
+
+
+def test_eval_both_engines_with_the_local_model(kube_testenv: KubeTestEnv, llm_server: Any, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    subset = tmp_path / "scenarios"
+    subset.mkdir()
+    for scenario in SCENARIOS:
+        shutil.copy(ROOT / "evals" / "scenarios" / f"{scenario}.yaml", subset)
+    env = {**os.environ,
+           "KUBERNAUT_ANALYSIS__LLM_PROVIDER": "compatible", "KUBERNAUT_ANALYSIS__LLM_BASE_URL": llm_server.base_url,
+           "KUBERNAUT_ANALYSIS__LLM_MODEL": llm_server.model,
+           # Budgets for 2 shared cores (tests/analysis/test_llm_path.py); no SDK retries.
+           "KUBERNAUT_ANALYSIS__LLM_MAX_COMPLETION_TOKENS": "256",
+           "KUBERNAUT_ANALYSIS__LLM_INCIDENT_TIME_BUDGET_S": "300",
+           "KUBERNAUT_ANALYSIS__LLM_REQUEST_TIMEOUT_S": "240", "KUBERNAUT_ANALYSIS__LLM_MAX_RETRIES": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubernaut.cli", "eval", "--kubeconfig", kube_testenv.admin_kubeconfig,
+         "--engine", "both", "--scenarios-dir", str(subset), "--concurrency", "2",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=800, env=env)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert out.exists(), tail
+    run = json.loads(out.read_text())
+    records = run["records"]
+    assert sorted((r["id"], r["run_engine"]) for r in records) == sorted(
+        (s, e) for s in SCENARIOS for e in ("rules", "llm")), tail
+    assert [r["id"] for r in records if r["grade"] == "error"] == [], tail
+    for record in records:
+        analysis = record["analysis"]
+        if record["run_engine"] == "rules":
+            assert record["engine"] == "rules" and analysis.get("llm") is None
+            continue
+        assert record["engine"] == f"llm:{llm_server.model}", analysis.get("fallback_reason")
+        usage = analysis["llm"]
+        assert usage["prompt_tokens"] > 100 and usage["completion_tokens"] > 0 and usage["cost_usd"] == 0.0
+        if CATALOG[record["action"]].mutates:  # the LLM never lowers the bar
+            assert analysis["justified_by"], record
+    llm = run["engines"]["llm"]
+    assert llm["llm_decided"] == llm["llm_asked"] == len(SCENARIOS)
+    assert llm["tokens_per_incident"] > 100 and llm["latency_p50_s"] > 0 and llm["cost_per_incident"] == 0.0
+    assert run["engines"]["rules"]["llm_asked"] == 0
+    assert "FIGURES engine=llm p50=" in proc.stdout and "RESULT engine=rules scenarios=2" in proc.stdout, tail
