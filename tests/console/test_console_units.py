@@ -211,3 +211,63 @@ def test_diff_and_time_filters() -> None:
     assert render.utc_iso(moment) == "2026-12-05T18:00:00Z" and render.utc_text(moment) == "2026-12-05 18:00:00 UTC"
     assert render.time_left(moment + timedelta(minutes=12, seconds=5), now=moment) == "12m 5s"
     assert render.time_left(moment - timedelta(seconds=1), now=moment) == "expired"
+
+
+def _page(template: str, **values: Any) -> str:
+    from kubernaut.identity.chain import ANONYMOUS
+
+    common = {"base": "/ui", "principal": ANONYMOUS, "csrf": "c" * 43, "version": "0", "cluster": "test",
+              "dry_run": False, "refresh_ms": 3000, "signed_in": True, "flash": None}
+    return render.environment().get_template(template).render(**{**common, **values})
+
+
+def test_the_catalog_page_shows_every_action_with_risk_inverse_and_rbac() -> None:
+    from kubernaut.execution.catalog.registry import CATALOG, catalog_document
+
+    html = _page("actions.html", nav="actions", actions=catalog_document(),
+                 rbac={name: [rule._asdict() for rule in spec.rbac] for name, spec in CATALOG.items()})
+    for name, spec in CATALOG.items():
+        assert f'id="action-{name}"' in html
+        for rule in spec.rbac:
+            assert f"{','.join(rule.verbs)} {rule.resource}" in html
+    assert "scale_deployment" in html and "risk-" in html
+
+
+def test_the_approval_page_offers_the_override_form_only_to_who_may_decide() -> None:
+    from kubernaut.execution.catalog.registry import CATALOG
+    from kubernaut.storage.approvals import ApprovalRecord
+
+    now = datetime.now(timezone.utc)
+    approval = ApprovalRecord(
+        id=3, workflow_id=1, incident_id=2, status="pending", action="scale_deployment",
+        target={"kind": "Deployment", "name": "shop", "namespace": "team-a"}, parameters={"replicas": 3},
+        reason="production needs confidence of at least 0.8", dry_run_diff="-  replicas: 2\n+  replicas: 3",
+        requested_at=now, expires_at=now + timedelta(minutes=15), decided_by=None, decided_at=None,
+        decision_reason=None, override_parameters=None, used_at=None)
+    spec = CATALOG["scale_deployment"].document()
+    fields = overrides.fields(spec["parameters_schema"], approval.parameters)
+    allowed = _page("approval.html", nav="approvals", approval=approval, spec=spec, may_decide=True, fields=fields)
+    assert 'id="approve-button"' in allowed and 'name="override.replicas"' in allowed and 'value="3"' in allowed
+    assert allowed.count('name="csrf" value="' + "c" * 43) == 3  # approve, reject, sign out
+    assert '<span class="diff-add">+  replicas: 3</span>' in allowed and "14m" in allowed
+    denied = _page("approval.html", nav="approvals", approval=approval, spec=spec, may_decide=False, fields=[])
+    assert "approve-button" not in denied and "reject-form" not in denied
+    assert "needs approve approvals.kubernaut.ai in ns/team-a" in denied
+
+
+def test_learning_and_system_pages_render() -> None:
+    stats = {"signature": "abc" * 10, "alertname": "KubePodCrashLooping", "target_kind": "Deployment",
+             "action": "restart_pod", "executions": 9, "effective": 8, "ineffective": 1, "success_rate": 0.89,
+             "lower_bound": 0.565, "last_at": datetime.now(timezone.utc)}
+    html = _page("learning.html", nav="learning", min_cases=5, min_lower_bound=0.8,
+                 patterns={"action_stats": [stats], "recurring": [{"summary": "<i>x</i>"}], "oscillation": [],
+                           "ineffective_chain": [], "harmful": [], "incident_embeddings": 4},
+                 effectiveness={"executed_actions": 9, "simulated_actions": 2, "mean_score": 0.8,
+                                "per_action": [{"action": "restart_pod", "n": 9}], "note": "n"})
+    assert "0.565" in html and "needs approval" in html and "&lt;i&gt;x&lt;/i&gt;" in html
+    html = _page("system.html", nav="system", execution_mode="live", executor={"effective_dry_run": False},
+                 llm={"engine": "rules", "degraded": False}, deployments=[
+                     {"name": "gateway", "status": "HEALTHY", "running": 2, "replicas": {"RUNNING": 2},
+                      "message": ""}], serve_error=None, ray_dashboard_url="http://127.0.0.1:8265",
+                 storage_kind="embedded", auth_methods=["token"], anonymous=False, notification_urls=1)
+    assert "gateway" in html and "http://127.0.0.1:8265" in html and "running: 2" in html

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -42,6 +43,9 @@ PHASES = ("new", "analyzed", "analysis_failed", "awaiting_approval", "dry_run_co
           "escalated", "workflow_failed")
 SEVERITIES = ("critical", "high", "warning", "info", "unknown")
 APPROVAL_ORDER = {"pending": 0}  # pending first, then the others, newest first
+# What the page says after a decision (the orchestrator's answer: still pending means another approver is needed).
+DECIDED = {"approved": "You approved: the workflow goes on.", "rejected": "You rejected: the workflow ends.",
+           "pending": "Your approval is recorded; this one needs another approver (two-person rule)."}
 
 
 def digest(value: Any) -> str:
@@ -151,7 +155,7 @@ async def _incident(v: Visit, incident_id: int) -> dict[str, Any]:
         if approval is not None:
             approvals.append(approval)
     return {"incident": view, "approvals": approvals, "timeline": timeline(view, approvals),
-            "digest": digest([view, [a.model_dump() for a in approvals]])}
+            "digest": digest([view, [a.model_dump() for a in approvals], int(time.time() // 30)])}
 
 
 def timeline(view: dict[str, Any], approvals: list[approval_store.ApprovalRecord]) -> list[dict[str, Any]]:
@@ -207,7 +211,8 @@ async def _approval_rows(v: Visit, status: str | None) -> dict[str, Any]:
     await v.require("list", "approvals")
     items = await v.svc.deployments.orchestrator.list_approvals.remote(status, 200)
     items.sort(key=lambda a: (APPROVAL_ORDER.get(a["status"], 1), -a["id"]))
-    return {"approvals": items, "status_filter": status, "digest": digest(items)}
+    # Time left changes by itself: the digest moves every half minute so the column stays near the truth.
+    return {"approvals": items, "status_filter": status, "digest": digest([items, int(time.time() // 30)])}
 
 
 @router.get("/console/approvals")
@@ -243,7 +248,7 @@ async def _approval(v: Visit, approval_id: int) -> dict[str, Any]:
 @router.get("/console/approvals/{approval_id}")
 async def approval_page(request: Request, svc: Services, approval_id: int = FastApiPath(ge=1, le=MAX_ID)) -> Response:
     async def build(v: Visit) -> Response:
-        v.flash = request.query_params.get("decided")
+        v.flash = DECIDED.get(request.query_params.get("decided", ""))
         return v.render("approval.html", nav="approvals", **await _approval(v, approval_id))
     return await guarded(request, svc, build)
 
@@ -275,7 +280,8 @@ async def approval_decide(request: Request, svc: Services, approval_id: int = Fa
             raise Refused(exc.status_code, str(exc.detail), dict(exc.headers or {})) from None
         if outcome.status_code != 200:
             raise Refused(outcome.status_code, f"refused: {_error_text(outcome)}")
-        target = f"{v.base}/console/approvals/{approval_id}?{urlencode({'decided': verdict + 'd'})}"
+        decided = json.loads(bytes(outcome.body)).get("approval") or {}
+        target = f"{v.base}/console/approvals/{approval_id}?{urlencode({'decided': decided.get('status', '')})}"
         return secure_headers(RedirectResponse(target, status_code=303))
     return await guarded(request, svc, build)
 
