@@ -168,3 +168,15 @@ def test_provider_defaults() -> None:
     assert str(ollama.client.base_url).startswith("http://127.0.0.1:11434/v1")
     with pytest.raises(ValueError, match="llm_base_url"):
         LLMAnalyzer(AnalysisConfig(llm_provider="vllm", llm_model="m"))
+
+
+async def test_the_llm_never_lowers_the_bar_an_unsupported_mutation_is_refused() -> None:
+    """A valid, in-policy answer the findings do not support (a rollback with no rollout to blame) is screened
+    like the rules' own: not proposed, the recommendation kept for the human."""
+    provider = Provider({"small": [decision("rollback_deployment", "Deployment/shop/web", 95)]})
+    engine, _ = analyzer(provider, rollout=False)
+    result = await engine.analyze(crashloop(), DEPLOY)
+    assert result.engine == "llm:small" and result.rule_id == "llm:small+harm", result
+    assert result.action in ("notify_only", "collect_diagnostics")
+    assert result.alternatives[0].action == "rollback_deployment"
+    assert "not proposed: no evidence that it helps here" in result.alternatives[0].reason
