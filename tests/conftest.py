@@ -151,6 +151,7 @@ async def serve_app(pg_data_dir: Path, pg_dsn: str, http_sink: HttpSink, smtp_si
                     "max_body_bytes": 65536,
                     "max_alerts_per_request": 500, "rate_limit_per_s": 20, "rate_limit_burst": 60},
         "kubernetes": {"kubeconfig": app_kubeconfig},
+        "mcp": {"allow_decisions": True},  # decide_approval is tested over /mcp (tests/gateway/test_mcp_serve.py)
     })
     ray.init(include_dashboard=False, num_cpus=2, log_to_driver=os.environ.get("KUBERNAUT_TEST_RAY_LOGS") == "1")
     harness = ServeHarness(config, free_port())

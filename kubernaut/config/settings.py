@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kubernaut.config.auth import KubernetesAuthConfig, OIDCConfig
 from kubernaut.config.console import ConsoleConfig
 from kubernaut.config.gitops import GitOpsConfig
+from kubernaut.config.mcp import McpConfig
 from kubernaut.config.notifications import RoutingMixin
 from kubernaut.models.jobs import RETIRED, JobKind
 from kubernaut.models.principal import Role
@@ -769,6 +770,7 @@ class KubernautConfig(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)  # the web console (issue 13)
+    mcp: McpConfig = Field(default_factory=McpConfig)  # the MCP server at /mcp (issue 16)
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from starlette.routing import Route
 
 from kubernaut import __version__
 from kubernaut.cluster.api import ClusterAPI
@@ -21,6 +22,8 @@ from kubernaut.gateway.console import ROUTERS as CONSOLE_ROUTERS
 from kubernaut.gateway.errors import invalid_request
 from kubernaut.gateway.fastpath import WebhookFastPath
 from kubernaut.gateway.ingest import COMMIT_SLOTS, WebhookIngest
+from kubernaut.gateway.mcp.endpoint import PATH as MCP_PATH
+from kubernaut.gateway.mcp.endpoint import endpoint as mcp_endpoint
 from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.gateway.routes import ROUTERS
 from kubernaut.gateway.services import Deployments, GatewayServices
@@ -33,11 +36,12 @@ remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/
 
 # /docs and /openapi.json are routes of their own (kubernaut.gateway.routes.operations) that need viewer.
 app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION, docs_url=None, redoc_url=None,
-              openapi_url=None)
+              openapi_url=None, lifespan=mcp_endpoint.lifespan)  # the lifespan runs the MCP SDK's task group
 app.add_middleware(WebhookFastPath)
 app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 for _router in (*ROUTERS, *CONSOLE_ROUTERS):  # the REST API, then the web console (issue 13)
     app.include_router(_router)
+app.router.routes.append(Route(MCP_PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
 
 
 @serve.deployment(name="gateway")
@@ -75,6 +79,7 @@ class Gateway:
             analyze_limiter=RateLimiter(gateway_cfg.rate_limit_per_s, gateway_cfg.rate_limit_burst),
         ))
         WebhookFastPath.handler = ingest.receive
+        mcp_endpoint.install(config, auth)
 
     async def check_health(self) -> None:
         if not await self.db.ping():
