@@ -47,7 +47,7 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
     data_dir = tmp_path / "data"
-    config["applications"][0]["args"]["storage"]["data_dir"] = str(data_dir)
+    config["applications"][0]["args"].setdefault("storage", {})["data_dir"] = str(data_dir)
     config_file = tmp_path / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     # RAY_ADDRESS=local: a Ray of its own, as on a fresh laptop. Without an address `serve run` joins the cluster
