@@ -56,23 +56,47 @@ async def test_llm_decides_with_schema_constrained_output(llm_server: Any, recor
     record_property("llm_tokens", f"{usage.prompt_tokens}+{usage.completion_tokens}")
 
 
-async def test_llm_answer_for_a_workload_incident_is_valid_in_scope_or_the_rules_decide(
-        llm_server: Any, record_property: Any) -> None:
+async def test_llm_decides_a_workload_incident_within_policy(llm_server: Any, record_property: Any) -> None:
+    """The LLM must decide (a rules fallback fails this test); a 135M model reasons poorly, so what must hold is
+    that the grammar-constrained answer is one the policy allows."""
     cfg = llm_config(llm_server.base_url)
     engine = Analyzer(cfg, RULES, None, LLMAnalyzer(cfg))
     target = ResourceRef(kind="Deployment", name="web", namespace="shop")
     signals = [signal("KubePodCrashLooping", namespace="shop", pod="web-5f6d7c8b9-xyz12", container="web")]
     situation = await engine.situation(signals, target)
-    outcome, by_rules = rules_decision(RULES, situation)
+    outcome, _ = rules_decision(RULES, situation)
     result = await engine.decide(situation)
+    assert result.engine == "llm:smollm2-135m", f"the rules decided: {result.fallback_reason}"
+    assert result.fallback_reason is None
     assert result.llm is not None and result.llm.calls >= 1
-    if result.engine == "llm:smollm2-135m":
-        # A 135M model reasons poorly; what must hold is that its choice is one the policy allows.
-        assert result.action in outcome.candidates
-        assert result.target in allowed_targets(situation)
-        validate_request(result.action, result.target, result.parameters)
-    else:
-        assert (result.engine, result.action, result.target) == ("rules", by_rules.action, by_rules.target)
-        assert result.fallback_reason and result.fallback_reason.startswith("llm:smollm2-135m:")
-    record_property("engine", result.engine)
+    # The do-no-harm screen may turn an unsupported mutation into notify_only (rule_id '<engine>+harm').
+    assert result.action in outcome.candidates or (result.rule_id or "").endswith("+harm")
+    assert result.target in allowed_targets(situation)
+    validate_request(result.action, result.target, result.parameters)
     record_property("llm_calls", result.llm.calls)
+
+
+async def test_the_investigation_runs_against_the_real_server(llm_server: Any, record_property: Any) -> None:
+    """Plumbing with the real small model: llama-server (--jinja) accepts the tool definitions, the loop runs within
+    its budgets and is recorded, and the outcome is a validated decision or the rules with the reason. What a 135M
+    model investigates is not judged; the scripted tests (test_llm_tools.py) check the behaviour."""
+    from kubernaut.analysis.tools.builtin import ToolScope, default_registry
+    from kubernaut.cluster.redaction import redactor
+
+    cfg = llm_config(llm_server.base_url, llm_tools="on", llm_tool_max_calls=2, llm_tool_time_budget_s=200)
+    llm = LLMAnalyzer(cfg, tools=default_registry(),
+                      tool_scope=lambda s: ToolScope(situation=s, cluster=None, redactor=redactor()))
+    engine = Analyzer(cfg, RULES, None, llm)
+    target = ResourceRef(kind="Deployment", name="web", namespace="shop")
+    result = await engine.analyze([signal("KubePodCrashLooping", namespace="shop", pod="web-5f6d7c8b9-xyz12")],
+                                  target)
+    usage = result.llm
+    assert usage is not None and usage.investigation is not None, result.fallback_reason
+    # The server took the tools (a refusal would read "the provider refused tool calls").
+    assert "refused tool calls" not in usage.investigation and llm.status()["tools"]["refused_by"] == {}
+    assert usage.calls >= 1 and usage.prompt_tokens > 100 and len(usage.tool_calls) <= 2
+    if result.engine == "rules":
+        assert (result.fallback_reason or "").startswith("llm:smollm2-135m: "), result.fallback_reason
+    else:
+        validate_request(result.action, result.target, result.parameters)
+    record_property("investigation", f"{usage.investigation}; {[c.tool for c in usage.tool_calls]}")

@@ -219,3 +219,13 @@ def test_scope_refuses_objects_of_a_cluster_scoped_incident() -> None:
     with pytest.raises(ToolRefused, match="no namespace"):
         scope.in_scope("Pod", None)
     assert scope.in_scope("Node", None) is None
+
+
+async def test_a_provider_failure_mid_investigation_keeps_the_record_and_the_rules_decide(
+        peer: ToolCallingLLM) -> None:
+    peer.script(calls(("context_summary", {})), Turn(status=503, content="overloaded"))
+    analyzer, llm = engine(peer)
+    result = await analyzer.analyze(crashloop(), DEPLOY)
+    assert result.engine == "rules" and "provider error from small: server_error: HTTP 503" in result.fallback_reason
+    assert [c.tool for c in result.llm.tool_calls] == ["context_summary"] and result.llm.calls == 1
+    assert llm.breaker.consecutive_failures == 1

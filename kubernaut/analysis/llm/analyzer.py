@@ -238,8 +238,8 @@ class LLMAnalyzer:
 
         investigation = Investigation()
         try:
-            investigation = await investigate(self.cfg, chat, model, self.tools, self.tool_scope(situation),
-                                              messages, time_left=budget.time_left, tokens_left=tokens_left)
+            await investigate(self.cfg, chat, model, self.tools, self.tool_scope(situation), messages,
+                              time_left=budget.time_left, tokens_left=tokens_left, out=investigation)
         except _NoTools as refused:
             if self.cfg.llm_tools == "auto":
                 self._no_tools[model] = str(refused)

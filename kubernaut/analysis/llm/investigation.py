@@ -77,9 +77,10 @@ def _key(name: str, arguments: str) -> str:
 
 async def investigate(cfg: AnalysisConfig, chat: Chat, model: str, registry: ToolRegistry, scope: Any,
                       decision_messages: list[dict[str, str]], *, time_left: Callable[[], float],
-                      tokens_left: Callable[[], int]) -> Investigation:
-    """Runs the loop; ``decision_messages`` are the single-shot prompt (its data block is reused)."""
-    out = Investigation()
+                      tokens_left: Callable[[], int], out: Investigation | None = None) -> Investigation:
+    """Runs the loop; ``decision_messages`` are the single-shot prompt (its data block is reused). ``out`` is
+    filled as the loop goes, so the caller keeps the record when a provider failure ends it."""
+    out = out if out is not None else Investigation()
     deadline = time.monotonic() + cfg.llm_tool_time_budget_s
     incident = decision_messages[-1]["content"].rsplit("\n\n", 1)[0]  # without "Answer with the JSON object only."
     messages: list[dict[str, Any]] = [
