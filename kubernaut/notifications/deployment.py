@@ -70,7 +70,7 @@ class NotificationService(ReplicaBase):
 
     async def _deliver(self, job: Job) -> None:
         note = await store.get(self.db.pool, job.payload(NotificationRef).notification_id)
-        if note is None or note.status in ("sent", "logged"):
+        if note is None or note.status in ("sent", "logged", "suppressed"):
             return
         facts = await store.incident_facts(self.db.pool, note.incident_id) if note.incident_id else None
         kind = event_type(note.event, facts.phase if facts else None)
@@ -90,7 +90,8 @@ class NotificationService(ReplicaBase):
         deliveries = dict(note.deliveries)
         failed: list[str] = []
         targets = 0
-        for chosen in route(self._cfg.route, routing):
+        routed = route(self._cfg.route, routing)
+        for chosen in routed:
             receiver = self._receivers.get(chosen.receiver)
             if receiver is None or not receiver.targets:
                 continue
@@ -111,6 +112,10 @@ class NotificationService(ReplicaBase):
         if targets == 0:
             logger.info("notification %s (no receiver with a target): %s", note.id, note.title)
             await self._save(note.id, "logged", deliveries, job.attempts, 0, None)
+            return
+        if all(deliveries.get(c.receiver) == "suppressed" for c in routed if c.receiver in self._receivers
+               and self._receivers[c.receiver].targets):
+            await self._save(note.id, "suppressed", deliveries, job.attempts, targets, None)
             return
         if failed:
             error = f"delivery failed for {len(failed)} receiver(s): {'; '.join(failed)}"

@@ -124,7 +124,8 @@ async def _handle(svc: GatewayServices, request: Request, press: Interaction) ->
         told = str(outcome["error"])
         if now is not None and now.decided_by:
             when = now.decided_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if now.decided_at else ""
-            told = f"approval {now.id} was already {now.status} by {now.decided_by} {when}".rstrip()
+            outcome_word = "approved" if now.status == "used" else now.status
+            told = f"approval {now.id} was already {outcome_word} by {now.decided_by} {when}".rstrip()
         await _tell(app, press, told)
         return
     decided = outcome.get("approval") or {}
