@@ -82,6 +82,10 @@ KINDS: dict[str, Kind] = {
     "GitRepository": Kind("source.toolkit.fluxcd.io", "gitrepositories", True, ("v1", "v1beta2", "v1beta1")),
 }
 
+# Kinds served by CustomResourceDefinitions that another project installs (Argo CD, Flux): present on some
+# servers only, whatever their version.
+CUSTOM_RESOURCE_KINDS: frozenset[str] = frozenset({"Application", "Kustomization", "HelmRelease", "GitRepository"})
+
 # The kinds the action catalog acts on or reads: the executor reads a target's own labels (scope)
 # only for these, never for a Secret or ConfigMap that a hostile alert names.
 EXECUTOR_KINDS: frozenset[str] = frozenset({

@@ -9,7 +9,10 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.client import connect
 from kubernaut.config.settings import KubernautConfig
+from kubernaut.gitops.service import GitOpsService
 from kubernaut.models.jobs import JobKind
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
@@ -44,6 +47,15 @@ class HandleExecutor:
         return await self._handle.verify.remote(action_id)
 
 
+def gitops_service(config: KubernautConfig) -> GitOpsService | None:
+    """Git, forges and the synced state (read-only cluster access) when repositories are configured."""
+    if not config.gitops.repositories:
+        return None
+    cluster = connect(config.kubernetes)
+    api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s) if cluster.available else None
+    return GitOpsService(config.gitops, api)
+
+
 @serve.deployment(name="orchestrator")
 class WorkflowOrchestrator(ReplicaBase):
     service_name = "orchestrator"
@@ -54,7 +66,8 @@ class WorkflowOrchestrator(ReplicaBase):
         self._notifications = notifications_handle
         self.engine = WorkflowEngine(self.db, HandleExecutor(executor), config,
                                      on_notification=lambda: wake(self._notifications),
-                                     assessments=HandleAssessments(effectiveness) if effectiveness else None)
+                                     assessments=HandleAssessments(effectiveness) if effectiveness else None,
+                                     gitops=gitops_service(config))
         # Up to max_concurrent_workflows steps run at once in one replica; each is short (waits reschedule).
         self._start_worker({JobKind.WORKFLOW: self._drive}, on_give_up=self._gave_up,
                            batch_size=config.orchestration.max_concurrent_workflows)

@@ -27,7 +27,7 @@ from kubernaut.models.signature import signature_of
 from kubernaut.models.workflow import ActionRequest, ActionResult
 from kubernaut.observability import metrics
 from kubernaut.orchestration import approvals as approval_rules
-from kubernaut.orchestration import autonomy, blocking, messages, verdict
+from kubernaut.orchestration import autonomy, blocking, gitops_flow, messages, verdict
 from kubernaut.orchestration.approvals import ApprovalError as ApprovalError
 from kubernaut.orchestration.approvals import DecisionSource
 from kubernaut.orchestration.plans import plan_for
@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["TERMINAL", "ApprovalError", "AssessmentPort", "ExecutorPort", "WorkflowEngine"]
 
 _INCIDENT_PHASE = {"failed": "action_failed", "rolled_back": "rolled_back", "blocked": "blocked",
-                   "cancelled": "cancelled", "timed_out": "escalated", "denied": "denied", "review": "human_review"}
+                   "cancelled": "cancelled", "timed_out": "escalated", "denied": "denied", "review": "human_review",
+                   "declined": "declined"}
 
 
 class ExecutorPort(Protocol):
@@ -86,8 +87,9 @@ def _now() -> datetime:
 class WorkflowEngine:
     def __init__(self, db: Database, executor: ExecutorPort, config: KubernautConfig,
                  on_notification: Callable[[], None] = lambda: None,
-                 assessments: AssessmentPort | None = None) -> None:
+                 assessments: AssessmentPort | None = None, gitops: gitops_flow.GitOpsPort | None = None) -> None:
         self.db = db
+        self.gitops = gitops  # Git, forges and synced state for GitOps-managed targets (issue 15)
         self.executor = executor
         self.assessments = assessments
         self.config = config
@@ -154,13 +156,23 @@ class WorkflowEngine:
 
         if decision.outcome in ("denied", "review", "blocked"):
             return await self._finish(run, decision.outcome, decision.reason)
+        # GitOps-managed targets: live, propose (a change in Git, never a live one) or live-and-propose.
+        gitops = await gitops_flow.route(self, run)
         if wf.dry_run:
             note = "execution mode is dry-run: nothing was changed"
             if decision.outcome == "require_approval":
                 note += f" (live, this would wait for approval: {decision.reason})"
+            if gitops["mode"] != "live":
+                note += f" (GitOps: {gitops['mode']}: {gitops['reason']})"
             return await self._finish(run, "completed", note)
+        if gitops["mode"] != "live":
+            # The PR's review is the human decision in propose mode; a fallback may still need an approval.
+            if await gitops_flow.drive(self, run, gitops) == "ended":
+                return
+            gitops = run.steps["gitops"].detail
 
-        if decision.outcome == "require_approval" and "approval" not in run.steps:
+        needs_approval = decision.outcome == "require_approval" or gitops.get("fallback") == "approval"
+        if needs_approval and "approval" not in run.steps:
             if not await self._approval(run):
                 return
 
@@ -288,6 +300,10 @@ class WorkflowEngine:
         ended."""
         main = run.plan[-1]
         why_approval = run.verdict().reason
+        gitops = run.steps["gitops"].detail if "gitops" in run.steps else {}
+        if gitops.get("fallback") == "approval":
+            why_approval = (f"{gitops.get('gitops', {}).get('tool')} owns the target and the change cannot be made "
+                            f"in Git ({gitops.get('fallback_reason')}): a live change needs approval; {why_approval}")
         async with self.db.pool.acquire() as conn, conn.transaction():
             await jobs.fence(conn)
             approval = await approvals.for_workflow(conn, run.id)
@@ -311,7 +327,7 @@ class WorkflowEngine:
                 message = messages.approval_requested(run.incident_id, run.proposal, main, approval_id=approval_id,
                                                       why=why_approval, diff=diff, ttl_s=self.cfg.approval_ttl_s)
                 await notifications.create(conn, run.incident_id, message.event, title=message.title,
-                                           body=message.body, severity=message.severity, approval_id=approval_id)
+                                           body=message.body, severity=message.severity)
                 wait_s = min(5.0, self.cfg.approval_ttl_s)
             elif approval.status == "pending":
                 remaining = (approval.expires_at - _now()).total_seconds()

@@ -17,7 +17,8 @@ from kubernaut.storage import jobs
 
 Connection = asyncpg.Connection | asyncpg.Pool
 
-TERMINAL = ("completed", "failed", "rolled_back", "blocked", "cancelled", "timed_out", "denied", "review")
+TERMINAL = ("completed", "failed", "rolled_back", "blocked", "cancelled", "timed_out", "denied", "review",
+            "declined")  # declined: a proposed change's PR was closed unmerged (issue 15)
 # Live outcomes that count as evidence for a (signature, action): the workflow ended and acted.
 TERMINAL_LIVE_OUTCOMES = ("completed", "failed", "rolled_back", "timed_out")
 _NOT_TERMINAL = f"phase NOT IN ({', '.join(repr(p) for p in TERMINAL)})"

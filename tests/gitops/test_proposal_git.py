@@ -4,7 +4,6 @@ person, base moved (conflict → re-proposed), refused credentials (nothing push
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from kubernaut.gitops.changes import changes_for
 from kubernaut.gitops.forge import ForgeError
 from kubernaut.gitops.models import GitOpsInfo
 from tests.support.forge_peer import ForgePeer
-from tests.support.git_server import GitServer, git, start_git_daemon
+from tests.support.git_server import GitServer, git
 
 DEPLOYMENT = """\
 # Shop, deployed by Argo CD from this directory.
@@ -37,13 +36,6 @@ spec:
               memory: 64Mi  # sized for the old cache
 """
 TOKEN = "forge-token-1"
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
-    server = start_git_daemon(tmp_path_factory.mktemp("git"))
-    yield server
-    server.stop()
 
 
 def setup(server: GitServer, name: str, forge: str, token: str = TOKEN) -> tuple[ForgePeer, GitOpsConfig,

@@ -1,0 +1,79 @@
+"""The orchestrator's door to Git, the forges and the synced state: the proposal functions in worker threads,
+and whether the live objects carry the values a merged change declares (read through ``ClusterAPI``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.cluster.errors import ClusterError
+from kubernaut.config.gitops import GitOpsConfig, RepositoryConfig
+from kubernaut.gitops import proposal
+from kubernaut.gitops.changes import FieldChange
+from kubernaut.gitops.forge import PullRequest
+from kubernaut.gitops.models import GitOpsInfo
+from kubernaut.gitops.proposal import ProposalRequest, Proposed
+
+_TEMPLATE = {"CronJob": ("spec", "jobTemplate", "spec", "template", "spec")}
+
+
+def live_value(obj: dict[str, Any], change: FieldChange) -> Any:
+    """The live value of a change's field (None when absent)."""
+    if change.container is not None:
+        node: Any = obj
+        for key in (*_TEMPLATE.get(change.kind, ("spec", "template", "spec")), "containers"):
+            node = (node or {}).get(key) if isinstance(node, dict) else None
+        container = next((c for c in node or [] if isinstance(c, dict) and c.get("name") == change.container), None)
+        node = container
+        for key in change.field.split(".", 2)[2].split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+    return ((obj.get("spec") or {}).get(change.field))
+
+
+def _same(live: Any, wanted: Any) -> bool:
+    if wanted is None:
+        return live is None
+    if isinstance(wanted, bool) or isinstance(live, bool):
+        return live is wanted
+    return str(live) == str(wanted)
+
+
+class GitOpsService:
+    def __init__(self, config: GitOpsConfig, cluster: ClusterAPI | None) -> None:
+        self.config = config
+        self._cluster = cluster
+
+    def repository(self, info: GitOpsInfo) -> RepositoryConfig | None:
+        return proposal.find_repository(self.config, info)
+
+    async def propose(self, repo: RepositoryConfig, req: ProposalRequest) -> Proposed:
+        return await asyncio.to_thread(proposal.propose, self.config, repo, req)
+
+    async def state(self, repo: RepositoryConfig, number: int) -> PullRequest:
+        return await asyncio.to_thread(proposal.state, self.config, repo, number)
+
+    async def repropose(self, repo: RepositoryConfig, req: ProposalRequest, proposed: Proposed) -> Proposed:
+        return await asyncio.to_thread(proposal.repropose, self.config, repo, req, proposed)
+
+    async def revert(self, repo: RepositoryConfig, proposed: Proposed, why: str) -> PullRequest:
+        return await asyncio.to_thread(proposal.revert, self.config, repo, proposed, why)
+
+    async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]:
+        """(True: every field has its Git value live; False: not yet; None: cannot tell) and what was seen."""
+        if self._cluster is None:
+            return None, ["no Kubernetes access to see the synced state"]
+        seen, done = [], True
+        for change in changes:
+            try:
+                obj = await self._cluster.get_or_none(change.kind, change.name, change.namespace)
+            except ClusterError as exc:
+                return None, [f"{change.kind}/{change.name}: {exc}"]
+            if obj is None:
+                return False, [f"{change.kind}/{change.name} not found"]
+            value = live_value(obj, change)
+            ok = _same(value, change.value)
+            done = done and ok
+            seen.append(f"{change.kind}/{change.name} {change.field}: live {value!r}, Git {change.value!r}")
+        return done, seen

@@ -1,0 +1,189 @@
+"""The workflow's GitOps steps (issue 15): the mode (step ``gitops``), then for ``propose`` the change in Git
+(step ``propose:opened``), its review followed on the forge (open → merged, or closed → ``declined``; a base
+that moved is re-proposed), the sync seen on the cluster (step ``synced``) and completion. Nothing here changes
+the cluster: in ``propose`` mode no executor call other than the dry-runs is ever made.
+
+Every wait is a ``Reschedule`` of the workflow job (the durable job mechanism), every transition a step row, so
+a replica that dies anywhere leaves a workflow another resumes without opening a second PR.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from kubernaut.config.gitops import RepositoryConfig
+from kubernaut.gitops.changes import FieldChange, NoGitForm, changes_for
+from kubernaut.gitops.forge import ForgeError, PullRequest
+from kubernaut.gitops.manifests import ManifestNotFound
+from kubernaut.gitops.models import GitOpsInfo
+from kubernaut.gitops.proposal import ProposalRequest, Proposed
+from kubernaut.gitops.repository import GitError
+from kubernaut.orchestration.gitops_mode import decide_mode
+from kubernaut.storage import gitops as gitops_store
+from kubernaut.storage.jobs import Reschedule
+
+# The engine and its run (kubernaut/orchestration/engine.py) are passed in, not imported: no import cycle.
+WorkflowEngine = Any
+_Run = Any
+
+
+class GitOpsPort(Protocol):
+    def repository(self, info: GitOpsInfo) -> RepositoryConfig | None: ...
+    async def propose(self, repo: RepositoryConfig, req: ProposalRequest) -> Proposed: ...
+    async def state(self, repo: RepositoryConfig, number: int) -> PullRequest: ...
+    async def repropose(self, repo: RepositoryConfig, req: ProposalRequest, proposed: Proposed) -> Proposed: ...
+    async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]: ...
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def route(engine: WorkflowEngine, run: _Run) -> dict[str, Any]:
+    """The ``gitops`` step: the mode of this workflow's main action, decided once and recorded."""
+    if "gitops" in run.steps:
+        return run.steps["gitops"].detail
+    facts = await gitops_store.owner_facts(engine.db.pool, run.workflow.analysis_id)
+    info = GitOpsInfo.model_validate({**facts, "via": "analysis facts"}) if facts else None
+    main = run.plan[-1]
+    decision = decide_mode(engine.policy.gitops, action=main.action, environment=run.incident.environment,
+                           namespace=main.target.namespace, gitops=info,
+                           unknown_environment=engine.cfg.unknown_environment)
+    detail: dict[str, Any] = {**decision.model_dump(), "gitops": info.model_dump(mode="json") if info else None,
+                              "fallback": None}
+    if info is not None:  # unmanaged targets get no step: their workflows read as before
+        await engine._record(run, "gitops", "succeeded", detail)
+    return detail
+
+
+def _request(run: _Run, info: GitOpsInfo) -> ProposalRequest:
+    main = run.plan[-1]
+    dry = run.steps.get(f"dry_run:{len(run.plan) - 1}")
+    after = (dry.detail.get("after") if dry is not None else None) or {}
+    changes = changes_for(main.action, main.target.kind, main.target.name, main.target.namespace, main.parameters,
+                          after)
+    return ProposalRequest(
+        incident_id=run.incident_id, workflow_id=run.id, action=main.action, target=str(main.target),
+        changes=changes, gitops=info, reason=run.proposal.root_cause[:2000],
+        evidence=[str(r)[:300] for r in run.proposal.reasoning[:10]],
+        dry_run_diff=(dry.detail.get("diff") if dry is not None else None))
+
+
+async def _fall_back(engine: WorkflowEngine, run: _Run, detail: dict[str, Any], why: str) -> str:
+    """The change cannot be made in Git: the policy's fallback_mode, recorded on the ``gitops`` step."""
+    fallback = engine.policy.gitops.fallback_mode
+    await engine._record(run, "gitops", "succeeded", {**detail, "fallback": fallback, "fallback_reason": why})
+    if fallback == "escalate":
+        await engine._finish(run, "review", f"the change cannot be proposed in Git ({why}); fallback_mode "
+                             "escalate: nothing was changed, a human decides")
+        return "ended"
+    return "live"
+
+
+async def drive(engine: WorkflowEngine, run: _Run, detail: dict[str, Any]) -> str:
+    """Carry a non-live mode forward. Returns ``ended`` (the workflow finished) or ``live`` (go on with the live
+    change: live-and-propose once its PR is open, or a fallback); raises Reschedule while it waits."""
+    port = engine.gitops
+    info = GitOpsInfo.model_validate(detail["gitops"])
+    if detail.get("fallback"):
+        return "live"
+    if port is None:
+        return await _fall_back(engine, run, detail, "no GitOps service in this orchestrator")
+    repo = port.repository(info)
+    if repo is None:
+        where = info.repo or "an unknown repository"
+        return await _fall_back(engine, run, detail, f"no repository configured for {where} (gitops.repositories)")
+    try:
+        req = _request(run, info)
+    except NoGitForm as exc:
+        return await _fall_back(engine, run, detail, str(exc))
+    opened = run.steps.get("propose:opened")
+    if opened is None:
+        opened = await _open(engine, run, port, repo, req, detail)
+        if opened is None:
+            return await _after_open_failure(engine, run, detail)
+    if detail["mode"] == "live-and-propose":
+        return "live"
+    return await _follow(engine, run, port, repo, req, Proposed.model_validate(opened.detail["proposed"]))
+
+
+async def _after_open_failure(engine: WorkflowEngine, run: _Run, detail: dict[str, Any]) -> str:
+    failure = run.steps.get("propose")
+    if failure is not None and failure.detail.get("fallback"):
+        return await _fall_back(engine, run, detail, failure.detail.get("error", "manifest not found"))
+    return "ended"
+
+
+async def _open(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: RepositoryConfig, req: ProposalRequest,
+                detail: dict[str, Any]) -> Any:
+    """Open the PR once (``propose:opened``); a failure ends the workflow clearly, or falls back (layout)."""
+    attempts = int((run.steps.get("propose:retry").detail.get("attempts", 0)) if "propose:retry" in run.steps else 0)
+    try:
+        proposed = await port.propose(repo, req)
+    except ManifestNotFound as exc:
+        await engine._record(run, "propose", "failed", {"error": str(exc), "fallback": True})
+        return None
+    except (ForgeError, GitError) as exc:
+        transient = getattr(exc, "transient", False)
+        if transient and attempts + 1 < engine.config.gitops.max_attempts:
+            await engine._record(run, "propose:retry", "failed", {"attempts": attempts + 1, "error": str(exc)})
+            raise Reschedule(min(300.0, 2.0 ** (attempts + 1)), f"proposal: {exc}") from None
+        kind = "the forge refused the credentials" if getattr(exc, "auth", False) else \
+            f"the repository or forge is unavailable after {attempts + 1} attempt(s)" if transient else "it failed"
+        await engine._record(run, "propose", "failed", {"error": str(exc)})
+        await engine._finish(run, "failed", f"the change could not be proposed in Git ({kind}: {exc}); nothing "
+                             "was changed in the cluster: escalated to a human")
+        return None
+    await engine._record(run, "propose:opened", "succeeded", {
+        "proposed": proposed.model_dump(mode="json"), "request": req.model_dump(mode="json"),
+        "opened_at": _now().isoformat()})
+    await engine._set_phase(run, "proposed")
+    return run.steps["propose:opened"]
+
+
+async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: RepositoryConfig, req: ProposalRequest,
+                  proposed: Proposed) -> str:
+    cfg = engine.config.gitops
+    if "propose" not in run.steps:
+        try:
+            pr = await port.state(repo, proposed.pr.number)
+        except ForgeError as exc:
+            if exc.transient:
+                raise Reschedule(cfg.poll_interval_s, f"forge: {exc}") from None
+            await engine._finish(run, "failed", f"following PR #{proposed.pr.number} failed: {exc}: escalated")
+            return "ended"
+        if pr.state == "closed":
+            who = pr.closed_by or "someone"
+            await engine._record(run, "propose", "declined", {"pr": pr.model_dump(mode="json"), "closed_by": who})
+            await engine._finish(run, "declined", f"PR #{pr.number} ({pr.url}) was closed by {who} without merging: "
+                                 "nothing was changed")
+            return "ended"
+        if pr.state == "open":
+            opened_at = datetime.fromisoformat(run.steps["propose:opened"].detail["opened_at"])
+            if _now() - opened_at > timedelta(seconds=cfg.review_timeout_s):
+                await engine._finish(run, "timed_out", f"PR #{pr.number} was neither merged nor closed within "
+                                     f"{cfg.review_timeout_s:.0f}s: escalated")
+                return "ended"
+            if pr.mergeable is False:  # the base moved under it: make the change again on the new base
+                again = await port.repropose(repo, req, proposed)
+                await engine._record(run, "propose:opened", "succeeded", {
+                    **run.steps["propose:opened"].detail, "proposed": again.model_dump(mode="json"),
+                    "reproposed": int(run.steps["propose:opened"].detail.get("reproposed", 0)) + 1})
+            raise Reschedule(cfg.poll_interval_s, f"PR #{pr.number} is open")
+        await engine._record(run, "propose", "succeeded", {"pr": pr.model_dump(mode="json"),
+                                                           "merged_at": _now().isoformat()})
+        await engine._set_phase(run, "syncing")
+    merged_at = datetime.fromisoformat(run.steps["propose"].detail["merged_at"])
+    synced, seen = await port.synced(req.changes)
+    if not synced:
+        if _now() - merged_at < timedelta(seconds=cfg.sync_timeout_s):
+            raise Reschedule(min(cfg.poll_interval_s, 5.0), "waiting for the GitOps controller to sync")
+        await engine._record(run, "synced", "failed", {"seen": seen})
+        await engine._finish(run, "failed", f"PR #{proposed.pr.number} was merged but the cluster did not take its "
+                             f"values within {cfg.sync_timeout_s:.0f}s ({'; '.join(seen)}): escalated")
+        return "ended"
+    await engine._record(run, "synced", "succeeded", {"seen": seen})
+    await engine._finish(run, "completed", f"proposed in PR #{proposed.pr.number}, merged and synced: "
+                         + "; ".join(seen))
+    return "ended"

@@ -1,0 +1,211 @@
+"""GitOps-aware workflows end to end on the real control plane, PostgreSQL, a real git daemon and a local
+GitHub REST peer: an OOM on an Argo-managed Deployment (detected from its tracking-id and Application) is
+proposed in Git in production — never changed live — and completes once the PR is merged and the reconciler
+(tests/support/gitops_cluster.py, Argo CD's part) has applied it; a closed PR declines the workflow with who
+closed it; refused credentials fail it with nothing live; an unknown layout falls back to an approval."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from kubernaut.analysis.facts import observe
+from kubernaut.cluster.api import ClusterAPI
+from kubernaut.config import load_config
+from kubernaut.context.cluster_reader import KubeReader
+from kubernaut.context.gather import ContextGatherer
+from kubernaut.gitops.service import GitOpsService
+from kubernaut.models.resource import ResourceRef
+from kubernaut.orchestration.engine import WorkflowEngine
+from tests.orchestration.test_workflows_live import drive
+from tests.support.executor_harness import (  # noqa: F401  (fixtures: imported to be visible here)
+    Harness,
+    admin_fixture,
+    executor_api_fixture,
+    executor_role_fixture,
+    harness_fixture,
+    make_harness_fixture,
+    wait_rollout,
+)
+from tests.support.forge_peer import ForgePeer
+from tests.support.git_server import GitServer
+from tests.support.gitops_cluster import Reconciler, create_object
+
+TOKEN = "forge-token"
+
+
+def manifest(ns: str) -> str:
+    return f"""\
+# Shop frontend, synced by Argo CD (Application {ns}/shop).
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+  namespace: {ns}
+  annotations:
+    argocd.argoproj.io/tracking-id: "{ns}_shop:apps/Deployment:{ns}/shop"
+  labels:
+    app: shop
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: shop
+  template:
+    metadata:
+      labels:
+        app: shop
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: app
+          image: nginx:1.25
+          resources:
+            limits:
+              memory: 64Mi  # sized for the old cache
+"""
+
+
+class Scene:
+    def __init__(self, harness: Harness, api: ClusterAPI, server: GitServer, name: str, *, token: str = TOKEN,
+                 path: str = "apps/shop") -> None:
+        self.h, self.api, self.server, self.name = harness, api, server, f"{name}-{uuid.uuid4().hex[:6]}"
+        self.ns = harness.namespace or ""
+        server.create(self.name, {"apps/shop/deployment.yaml": manifest(self.ns)})
+        self.peer = ForgePeer(server.bare(self.name), TOKEN, f"org/{self.name}")
+        self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop")
+        self.config = load_config({
+            "execution": {"mode": "live"},
+            "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "verify_timeout_s": 60,
+                              "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
+            "gitops": {"poll_interval_s": 0.2, "sync_timeout_s": 30, "repositories": [{
+                "url": f"https://git.example.com/org/{self.name}.git", "clone_url": server.url(self.name),
+                "forge": "github", "api_url": self.peer.url, "project": f"org/{self.name}",
+                "token": token}]}})
+        assert isinstance(self.config.gitops.repositories[0].token, SecretStr)
+        self.path = path
+        self.engine = WorkflowEngine(harness.db, harness.executor, self.config,
+                                     gitops=GitOpsService(self.config.gitops, api))
+
+    async def deploy(self) -> None:
+        self.reconciler.sync_once()
+        await wait_rollout(self.h.admin, "Deployment", self.ns, "shop")
+        create_object(self.api, {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {
+            "name": "shop", "namespace": self.ns}, "spec": {
+            "source": {"repoURL": f"https://git.example.com/org/{self.name}", "path": self.path,
+                       "targetRevision": "main"},
+            "destination": {"namespace": self.ns}, "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}})
+
+    async def incident(self, environment: str = "production") -> int:
+        """The analysis of an OOM on the Deployment, with the context the analysis gathers (owner detected)."""
+        target = ResourceRef(kind="Deployment", name="shop", namespace=self.ns)
+        ctx = await ContextGatherer(KubeReader(self.api, 5.0), time_budget_s=10).gather(target)
+        assert ctx.gitops is not None, ctx.missing
+        facts = observe([], ctx)
+        incident = await self.h.db.pool.fetchval(
+            """INSERT INTO incidents (fingerprint, target_kind, target_name, target_namespace, target_source, signals,
+                                      environment, priority, severity)
+               VALUES ($1, 'Deployment', 'shop', $2, 'kubernetes', ARRAY['KubePodOOMKilled'], $3, 'P2', 'critical')
+               RETURNING id""", uuid.uuid4().hex, self.ns, environment)
+        analysis = await self.h.db.pool.fetchval(
+            """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause, facts)
+               VALUES ($1, 'rules', 'increase_memory_limits', $2, $3, 0.9, 'app OOMKilled at 64Mi', $4) RETURNING id""",
+            incident, {"container": "app", "new_limit": "128Mi"}, target.model_dump(), facts)
+        workflow = await self.engine.start(analysis)
+        assert workflow is not None
+        return workflow
+
+    async def live_memory(self) -> str:
+        dep = await self.h.admin.get("Deployment", "shop", self.ns)
+        return dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+
+    async def live_actions(self, workflow: int) -> list[Any]:
+        return await self.h.db.pool.fetch("SELECT action, status FROM actions WHERE workflow_id = $1 AND NOT dry_run",
+                                          workflow)
+
+    async def steps(self, workflow: int) -> dict[str, Any]:
+        rows = await self.h.db.pool.fetch("SELECT name, status, detail FROM workflow_steps WHERE workflow_id = $1",
+                                          workflow)
+        return {r["name"]: r for r in rows}
+
+    async def reason(self, workflow: int) -> str:
+        return await self.h.db.pool.fetchval("SELECT error FROM workflows WHERE id = $1", workflow) or ""
+
+
+@pytest.fixture
+def scene(harness: Harness, gitops_crds: ClusterAPI, git_server: GitServer, request: pytest.FixtureRequest):
+    made: list[Scene] = []
+
+    def make(**kwargs: Any) -> Scene:
+        s = Scene(harness, gitops_crds, git_server, request.node.name[5:30].replace("_", "-"), **kwargs)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.peer.stop()
+
+
+async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_and_completed(scene: Any) -> None:
+    s = scene()
+    await s.deploy()
+    wf = await s.incident()
+    assert await drive(s.engine, wf, until=("proposed",)) == "proposed"
+    steps = await s.steps(wf)
+    assert steps["gitops"]["detail"]["mode"] == "propose" and steps["gitops"]["detail"]["gitops"]["app"] == "shop"
+    proposed = steps["propose:opened"]["detail"]["proposed"]
+    assert proposed["files"] == ["apps/shop/deployment.yaml"]
+    # The PR raises the limit in the right file, comments preserved; the cluster is untouched.
+    pushed = yaml.safe_load(s.server.show(s.name, proposed["branch"], "apps/shop/deployment.yaml"))
+    assert pushed["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "128Mi"
+    assert "memory: 128Mi # sized for the old cache" in s.server.show(s.name, proposed["branch"],
+                                                                       "apps/shop/deployment.yaml")
+    assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
+
+    s.peer.merge(proposed["pr"]["number"])
+    assert await drive(s.engine, wf, until=("syncing", "completed", "failed"), timeout=30) == "syncing"
+    s.reconciler.sync_once()  # Argo CD applies the merged main branch
+    assert await drive(s.engine, wf, timeout=60) == "completed", await s.reason(wf)
+    assert await s.live_memory() == "128Mi" and await s.live_actions(wf) == []
+    steps = await s.steps(wf)
+    assert steps["propose"]["status"] == "succeeded" and steps["synced"]["status"] == "succeeded"
+    phase = await s.h.db.pool.fetchval("SELECT phase FROM incidents i JOIN workflows w ON w.incident_id = i.id "
+                                       "WHERE w.id = $1", wf)
+    assert phase == "remediated"
+
+
+async def test_closed_pr_declines_the_workflow_naming_who_closed_it(scene: Any) -> None:
+    s = scene()
+    await s.deploy()
+    wf = await s.incident()
+    assert await drive(s.engine, wf, until=("proposed",)) == "proposed"
+    number = (await s.steps(wf))["propose:opened"]["detail"]["proposed"]["pr"]["number"]
+    s.peer.close(number, by="alice")
+    assert await drive(s.engine, wf, timeout=30) == "declined"
+    assert "closed by alice" in await s.reason(wf)
+    assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
+
+
+async def test_refused_credentials_fail_clearly_and_nothing_changes_live(scene: Any) -> None:
+    s = scene(token="stolen-or-expired")
+    await s.deploy()
+    wf = await s.incident()
+    assert await drive(s.engine, wf, timeout=30) == "failed"
+    reason = await s.reason(wf)
+    assert "refused the credentials" in reason and "nothing was changed in the cluster" in reason
+    assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == [] and not s.peer.changes
+
+
+async def test_unknown_layout_falls_back_to_an_approval_for_a_live_change(scene: Any) -> None:
+    s = scene(path="apps/elsewhere")
+    await s.deploy()
+    wf = await s.incident()
+    assert await drive(s.engine, wf, until=("awaiting_approval",), timeout=30) == "awaiting_approval"
+    gitops = (await s.steps(wf))["gitops"]["detail"]
+    assert gitops["fallback"] == "approval" and "no manifest" in gitops["fallback_reason"]
+    reason = await s.h.db.pool.fetchval("SELECT reason FROM approvals WHERE workflow_id = $1", wf)
+    assert "cannot be made in Git" in reason
+    assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
