@@ -40,6 +40,8 @@ LOOPBACK_ONLY = TransportSecuritySettings(
     enable_dns_rebinding_protection=True,
     allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"],
     allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"])
+# Said explicitly: left unset, the SDK protects as if it served 127.0.0.1 and refuses a cluster's Host names.
+ANY_HOST = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
 class McpEndpoint:
@@ -55,7 +57,7 @@ class McpEndpoint:
         server = build_server(config)
         server.streamable_http_app(
             stateless_http=True, json_response=True, max_request_body_size=config.gateway.max_body_bytes,
-            transport_security=LOOPBACK_ONLY if auth.anonymous is not None else None)
+            transport_security=LOOPBACK_ONLY if auth.anonymous is not None else ANY_HOST)
         self._manager = server.session_manager
 
     @asynccontextmanager
