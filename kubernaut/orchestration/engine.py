@@ -327,7 +327,7 @@ class WorkflowEngine:
                 message = messages.approval_requested(run.incident_id, run.proposal, main, approval_id=approval_id,
                                                       why=why_approval, diff=diff, ttl_s=self.cfg.approval_ttl_s)
                 await notifications.create(conn, run.incident_id, message.event, title=message.title,
-                                           body=message.body, severity=message.severity)
+                                           body=message.body, severity=message.severity, approval_id=approval_id)
                 wait_s = min(5.0, self.cfg.approval_ttl_s)
             elif approval.status == "pending":
                 remaining = (approval.expires_at - _now()).total_seconds()
