@@ -88,6 +88,8 @@ class NotificationService(ReplicaBase):
         if link:
             body += f"\nOpen in the console: {link}"
         deliveries = dict(note.deliveries)
+        if kind == "expired" and note.incident_id is not None:
+            await self._show_expiry(note.incident_id, facts, deliveries)
         failed: list[str] = []
         targets = 0
         routed = route(self._cfg.route, routing)
@@ -200,6 +202,24 @@ class NotificationService(ReplicaBase):
             await self._save(note.id, "retrying", deliveries, job.attempts, len(messages), error)
             raise RetryLater(error)
         await self._save(note.id, "sent", deliveries, job.attempts, len(messages), None)
+
+    async def _show_expiry(self, incident_id: int, facts: IncidentFacts | None, deliveries: dict[str, str]) -> None:
+        """The cards of the incident's expired approvals lose their buttons (best effort: the expiry itself is
+        routed like any notification)."""
+        if self._slack is None:
+            return
+        for approval_id, channel, ts in await slack_store.expired_approval_messages(self.db.pool, incident_id):
+            key = f"slack:{channel}:{ts}"
+            approval = await approval_store.get(self.db.pool, approval_id)
+            if deliveries.get(key) == "sent" or approval is None:
+                continue
+            card = self._card(approval, facts)
+            try:
+                await self._slack.update(channel, ts, summary_text(card), approval_blocks(card))
+                deliveries[key] = "sent"
+            except SlackError as exc:
+                deliveries[key] = "failed"
+                logger.warning("Slack card of expired approval %s not updated: %s", approval_id, exc)
 
     def _console_link(self, approval_id: int | None) -> str | None:
         if approval_id is None or not self._cfg.console_url:

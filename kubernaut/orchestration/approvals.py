@@ -23,6 +23,7 @@ from kubernaut.observability import metrics
 from kubernaut.orchestration.workflow_job import wake as wake_workflow
 from kubernaut.storage import approvals, audit, notifications
 from kubernaut.storage.approvals import ApprovalRecord
+from kubernaut.storage.slack import approval_messages as slack_messages
 
 # The actor that proposes every remediation so far (rules, LLM analyses): it can never approve its own.
 SYSTEM_REQUESTER = "kubernaut"
@@ -152,12 +153,13 @@ async def commit(pool: asyncpg.Pool, approval_id: int, approve: bool, principal:
                                          override=override or None, method=principal.method, roles=roles,
                                          address=source.address, user_agent=source.user_agent)
         await audit.append(conn, principal.actor, f"approval.{status}", pending.incident_id, detail)
-        # Wherever it was decided (REST, console, Slack), the Slack messages that asked for it show the outcome.
-        await notifications.create(conn, pending.incident_id, "approval.decided",
-                                   title=f"[kubernaut] approval {approval_id} {status} by {principal.actor}",
-                                   body=f"{pending.action} on {pending.target}: {status} by {principal.actor}"
-                                        + (f" ({reason})" if reason else ""),
-                                   severity="info", approval_id=approval_id)
+        if await slack_messages(conn, approval_id):
+            # Wherever it was decided (REST, console, Slack), the Slack messages that asked for it show the outcome.
+            await notifications.create(conn, pending.incident_id, "approval.decided",
+                                       title=f"[kubernaut] approval {approval_id} {status} by {principal.actor}",
+                                       body=f"{pending.action} on {pending.target}: {status} by {principal.actor}"
+                                            + (f" ({reason})" if reason else ""),
+                                       severity="info", approval_id=approval_id)
         await wake_workflow(conn, pending.workflow_id)
     metrics.approval_decided(status)
     return decided

@@ -42,3 +42,13 @@ async def accept_interaction(conn: asyncpg.Connection | asyncpg.Pool, digest: st
     row = await conn.fetchrow("INSERT INTO slack_interactions (digest) VALUES ($1) ON CONFLICT DO NOTHING "
                               "RETURNING digest", digest)
     return row is not None
+
+
+async def expired_approval_messages(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int
+                                    ) -> list[tuple[int, str, str]]:
+    """(approval id, channel, ts) of the Slack messages of an incident's expired approvals."""
+    rows = await conn.fetch(
+        """SELECT m.approval_id, m.channel, m.ts FROM slack_approval_messages m
+           JOIN approvals a ON a.id = m.approval_id
+           WHERE a.incident_id = $1 AND a.status = 'expired' ORDER BY m.approval_id, m.channel""", incident_id)
+    return [(r["approval_id"], r["channel"], r["ts"]) for r in rows]
