@@ -159,7 +159,10 @@ async def requested(slack: dict[str, Any], namespace: str) -> tuple[int, Any]:
     async def card() -> Any:
         return next((c for c in peer.of("chat.postMessage") if f'"value": "{approval}"' in json.dumps(c.args)), None)
 
-    return approval, await eventually(card, timeout=60, what=f"the card of approval {approval}")
+    posted = await eventually(card, timeout=60, what=f"the card of approval {approval}")
+    await eventually(lambda: db.fetchval("SELECT ts FROM slack_approval_messages WHERE approval_id = $1", approval),
+                     what="the card's ts stored")
+    return approval, posted
 
 
 async def press(slack: dict[str, Any], approval: int, user: str, *, approve: bool = True, secret: str = SECRET,
@@ -269,7 +272,7 @@ async def test_a_failing_receiver_is_on_ready_for_admins_only(slack: dict[str, A
     assert "json" in failing["last_error"] and "127.0.0.1" not in failing["last_error"]
 
 
-async def test_without_a_signing_secret_the_endpoint_refuses(serve_app: Any, db: asyncpg.Connection) -> None:
+async def test_without_a_signing_secret_the_endpoint_refuses(serve_app: Any) -> None:
     """The session app has no Slack app configured: even a well-formed signed press is refused (fail closed)."""
     body, headers = signed_interaction(SECRET, button_press(1, "U_ALICE"))
     async with httpx.AsyncClient(base_url=serve_app.base_url, timeout=30) as http:

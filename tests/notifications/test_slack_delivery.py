@@ -91,9 +91,11 @@ async def test_one_thread_per_incident_and_the_card_updated_in_place(fresh_dsn: 
             assert f'"value": "{approval}"' in text and "kubernaut_approve" in text and "kubernaut_reject" in text
             assert f"https://kubernaut.example.com/console/approvals/{approval}" in text
             assert "&lt;!channel&gt;" in text and "<!channel>" not in text  # the root cause is untrusted text
-            thread = await svc.db.pool.fetchrow("SELECT channel, ts FROM slack_threads WHERE incident_id = $1",
-                                                incident)
+            thread = await eventually(lambda: svc.db.pool.fetchrow(
+                "SELECT channel, ts FROM slack_threads WHERE incident_id = $1", incident), what="the thread stored")
             first_ts = thread["ts"]
+            await eventually(lambda: svc.db.pool.fetchrow(
+                "SELECT ts FROM slack_approval_messages WHERE approval_id = $1", approval), what="the card stored")
 
             # A later event of the same incident replies in its thread.
             await notify(svc, incident, "workflow.failed", "[kubernaut] scale_deployment on shop: failed")
