@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Verdict = Literal["effective", "ineffective", "inconclusive"]
+# reverted_by_gitops: a GitOps controller put the spec back to Git's value after the live action (issue 15):
+# neither a success nor a failure of the action, and never counted as "ineffective" by learning.
+Verdict = Literal["effective", "ineffective", "inconclusive", "reverted_by_gitops"]
 
 
 class Component(BaseModel):

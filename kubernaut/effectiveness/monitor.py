@@ -30,6 +30,7 @@ from kubernaut.effectiveness.models import Component, TargetState
 from kubernaut.effectiveness.sources import AlertChecker, FiringAlert, MetricsChecker, SourceUnavailable
 from kubernaut.effectiveness.target_reader import TargetForbidden, TargetReader, TargetUnavailable
 from kubernaut.execution.catalog import ACTION_NAMES, CATALOG, ActionSpec, CatalogError, get_action
+from kubernaut.gitops.detect import is_controller_manager
 from kubernaut.models.jobs import ActionRef, IncidentRef, JobKind, Singleton
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signature import UNKNOWN_ALERT, signature_of
@@ -272,10 +273,12 @@ def _drift(state: TargetState, baseline: dict[str, JsonValue] | None, trusted: b
     # the names are the hint for whoever reads the reason).
     writers = list(dict.fromkeys(m for m, at in state.managers if at >= taken.replace(microsecond=0)
                                  and m != EXECUTOR_FIELD_MANAGER)) or ["unknown"]
+    reverted_by = next((w for w in writers if is_controller_manager(w)), None)
     return Component(name="drift", value=1.0,
-                     reason=f"spec changed during the window (writers since the action: {', '.join(writers[:4])})",
+                     reason=f"spec changed during the window (writers since the action: {', '.join(writers[:4])})"
+                     + (f"; {reverted_by} is a GitOps controller: it restored the value in Git" if reverted_by else ""),
                      detail={"writers": writers[:10], "generation": state.generation,
-                             "baseline_generation": baseline.get("generation")})
+                             "baseline_generation": baseline.get("generation"), "reverted_by": reverted_by})
 
 
 async def _incident_alerts(pool: asyncpg.Pool, incident_id: int | None) -> list[FiringAlert]:

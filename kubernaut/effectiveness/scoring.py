@@ -102,6 +102,10 @@ def combine(components: dict[str, Component], weights: dict[str, float], effecti
     if measured:
         total = sum(weights[k] for k in measured)
         score = round(sum(weights[k] * v for k, v in measured.items()) / total, 4)
+    if drift is not None and drift.value == 1.0 and drift.detail.get("reverted_by"):
+        # Argo CD / Flux self-heal undid the live change: not the action's failure, a change made in the wrong place.
+        return score, "reverted_by_gitops", [*reasons, f"reverted_by_gitops: {drift.detail['reverted_by']} restored "
+                                                       "the spec from Git; the fix belongs in the repository"]
     if drift is not None and drift.value == 1.0:
         # Someone else changed the target during the window: the outcome is not ours to claim or blame.
         return score, "inconclusive", [*reasons, "inconclusive: the target was changed by someone else"]

@@ -38,6 +38,16 @@ HELM_RELEASE, HELM_RELEASE_NS = "meta.helm.sh/release-name", "meta.helm.sh/relea
 MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
+# The field managers GitOps controllers write with (Argo CD's application controller, Flux's controllers): a
+# spec change by one of them after a live action is the controller restoring Git's value (self-heal).
+CONTROLLER_MANAGERS = ("argocd-controller", "argocd-application-controller", "argocd", "kustomize-controller",
+                       "helm-controller", "flux-client-side-apply", "gotk-sync-manager")
+
+
+def is_controller_manager(manager: str) -> bool:
+    return any(manager == m or manager.startswith(m + "-") for m in CONTROLLER_MANAGERS)
+
+
 def _clip(value: Any, n: int = 253) -> str | None:
     return str(value)[:n] if value not in (None, "") else None
 

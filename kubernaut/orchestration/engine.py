@@ -189,6 +189,10 @@ class WorkflowEngine:
                 await self._set_phase(run, "verifying")
                 passed, detail = await self._verify_step(run.steps[name])
                 await self._record(run, verify_name, "succeeded" if passed else "failed", detail)
+                if not passed and detail.get("reverted_by_gitops"):
+                    # The controller already put Git's value back: nothing to roll back, the change belongs in Git.
+                    return await self._finish(run, "failed", f"{planned.action} was reverted by the GitOps controller "
+                                              f"({detail.get('reason')}): escalated; propose it in Git instead")
                 if not passed:
                     return await self._rollback(run, f"verification of {planned.action} failed: "
                                                 f"{detail.get('reason', '')}")
@@ -290,6 +294,9 @@ class WorkflowEngine:
             return True, {**detail, "assessment": None,
                           "reason": detail["reason"] + "; no effectiveness assessment in time (not scored)"}
         detail["assessment"] = {k: assessment.get(k) for k in ("status", "verdict", "score", "reasons")}
+        if assessment.get("verdict") == "reverted_by_gitops":
+            return False, {**detail, "reverted_by_gitops": True,
+                           "reason": "; ".join(r for r in assessment.get("reasons") or [] if "gitops" in r.lower())}
         if assessment.get("verdict") == "ineffective":
             return False, {**detail, "reason": f"the action was ineffective (score {assessment.get('score')}): "
                                                + "; ".join(assessment.get("reasons") or [])}

@@ -209,3 +209,30 @@ async def test_unknown_layout_falls_back_to_an_approval_for_a_live_change(scene:
     reason = await s.h.db.pool.fetchval("SELECT reason FROM approvals WHERE workflow_id = $1", wf)
     assert "cannot be made in Git" in reason
     assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
+
+
+async def test_live_change_undone_by_the_controller_is_scored_reverted_by_gitops(scene: Any) -> None:
+    from datetime import datetime, timezone
+
+    from kubernaut.effectiveness import scoring
+    from kubernaut.effectiveness.models import Component
+    from kubernaut.effectiveness.monitor import _drift
+    from kubernaut.effectiveness.target_reader import TargetReader
+
+    s = scene()
+    await s.deploy()
+    target = ResourceRef(kind="Deployment", name="shop", namespace=s.ns)
+    result = await s.h.run("increase_memory_limits", target, {"container": "app", "new_limit": "128Mi"})
+    assert result.status == "succeeded", result.error
+    reader = TargetReader(s.api, 5.0)
+    after_action = await reader.read(target)
+    baseline = {"spec_hash": after_action.spec_hash, "generation": after_action.generation, "late": False,
+                "taken_at": datetime.now(timezone.utc).isoformat()}
+    assert await s.live_memory() == "128Mi"
+    s.reconciler.sync_once()  # self-heal: Git says 64Mi
+    assert await s.live_memory() == "64Mi"
+    drift = _drift(await reader.read(target), baseline, trusted=True)
+    assert drift.detail["reverted_by"] == Reconciler.MANAGER, drift
+    _, verdict, _ = scoring.combine({"drift": drift, "health": Component(name="health", value=1.0, reason="ok")},
+                                    {"health": 1.0}, 0.8, 0.4)
+    assert verdict == "reverted_by_gitops"
