@@ -69,7 +69,7 @@ async def test_the_tools_read_redacted_bounded_and_only_this_namespace(kube_api_
     got = await call("get_resource", kind="Deployment", name="web")
     assert got.record.outcome == "ok", got.text
     assert "hunter2" not in got.text and "managedFields" not in got.text and "registry.local/web:2" in got.text
-    assert "debug" in got.text  # only secret-looking values are hidden
+    assert '"LOG_LEVEL"' in got.text and "--db-password" in got.text  # names stay, values go
 
     history = await call("rollout_history", name="web")
     assert history.record.outcome == "ok", history.text
@@ -81,7 +81,7 @@ async def test_the_tools_read_redacted_bounded_and_only_this_namespace(kube_api_
     changes = await call("recent_changes", minutes=30)
     assert changes.record.outcome == "ok", changes.text
     body = json.loads(changes.text)
-    assert [c["name"] for c in body["ConfigMap"]] >= ["web-config"] and body["Deployment"][0]["name"] == "web"
+    assert "web-config" in [c["name"] for c in body["ConfigMap"]] and body["Deployment"][0]["name"] == "web"
     assert "db-creds" not in changes.text and "s3cr3t" not in changes.text
 
     events = await call("list_events", limit=5)
