@@ -133,7 +133,10 @@ def _argo_application(app: str, namespaces: Sequence[str], get: Getter | None, v
 def _from_application(obj: dict[str, Any], app: str, ns: str, via: str) -> GitOpsInfo:
     spec = obj.get("spec") or {}
     sources = spec.get("sources") or []
-    source = spec.get("source") or (sources[0] if sources else {}) or {}
+    # Multi-source Applications: the source with a path is the one holding manifests (a chart repository or a
+    # values-only "ref" source holds none).
+    source = spec.get("source") or next((x for x in sources if isinstance(x, dict) and x.get("path")),
+                                        sources[0] if sources else {}) or {}
     automated = (spec.get("syncPolicy") or {}).get("automated")
     helm = source.get("helm") or {}
     status_rev = ((obj.get("status") or {}).get("sync") or {}).get("revision")

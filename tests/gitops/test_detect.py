@@ -85,3 +85,14 @@ def test_an_unreadable_owner_keeps_the_tool_and_says_why() -> None:
 def test_unmanaged_objects_have_no_owner() -> None:
     get, seen = store({})
     assert detect({"labels": {"app": "shop"}}, "prod", get) is None and seen == []
+
+
+def test_multi_source_application_uses_the_source_with_manifests() -> None:
+    app = {"spec": {"sources": [
+        {"repoURL": "registry-1.docker.io/bitnamicharts", "chart": "shop", "targetRevision": "5.1.3"},
+        {"repoURL": "https://git.example.com/org/deploy.git", "targetRevision": "production", "ref": "values"},
+        {"repoURL": "https://git.example.com/org/deploy.git", "targetRevision": "production", "path": "prod/shop"}]}}
+    get, _ = store({("Application", "shop", "argocd"): app})
+    info = detect({"labels": {"app.kubernetes.io/instance": "shop"}}, "prod", get)
+    assert info is not None and (info.repo, info.path, info.revision) == (
+        "https://git.example.com/org/deploy.git", "prod/shop", "production")

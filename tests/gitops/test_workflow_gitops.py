@@ -236,3 +236,40 @@ async def test_live_change_undone_by_the_controller_is_scored_reverted_by_gitops
     _, verdict, _ = scoring.combine({"drift": drift, "health": Component(name="health", value=1.0, reason="ok")},
                                     {"health": 1.0}, 0.8, 0.4)
     assert verdict == "reverted_by_gitops"
+
+
+async def test_flux_kustomization_owner_is_read_from_the_cluster(scene: Any) -> None:
+    s = scene()
+    ns = s.ns
+    create_object(s.api, {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                          "metadata": {"name": "fleet", "namespace": ns},
+                          "spec": {"url": "ssh://git@git.example.com/org/fleet", "interval": "1m",
+                                   "ref": {"branch": "release"}}})
+    create_object(s.api, {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                          "metadata": {"name": "apps", "namespace": ns},
+                          "spec": {"path": "./clusters/prod", "interval": "5m", "prune": True,
+                                   "sourceRef": {"kind": "GitRepository", "name": "fleet"}}})
+    await s.h.admin.create("Deployment", ns, {"metadata": {"name": "cart", "labels": {
+        "kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": ns}}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "cart"}}, "template": {
+            "metadata": {"labels": {"app": "cart"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}}}})
+    ctx = await ContextGatherer(KubeReader(s.api, 5.0), time_budget_s=10).gather(
+        ResourceRef(kind="Deployment", name="cart", namespace=ns))
+    assert ctx.gitops is not None and ctx.gitops.tool == "flux" and ctx.traits.gitops_managed
+    assert (ctx.gitops.repo, ctx.gitops.path, ctx.gitops.revision) == ("ssh://git@git.example.com/org/fleet",
+                                                                      "clusters/prod", "release")
+    assert ctx.gitops.self_heal is True and ctx.gitops.unresolved is None
+
+
+async def test_live_and_propose_outside_production_changes_live_and_opens_the_pr(scene: Any) -> None:
+    s = scene()
+    await s.deploy()
+    wf = await s.incident(environment="staging")
+    assert await drive(s.engine, wf, timeout=90) == "completed", await s.reason(wf)
+    steps = await s.steps(wf)
+    assert steps["gitops"]["detail"]["mode"] == "live-and-propose"
+    number = steps["propose:opened"]["detail"]["proposed"]["pr"]["number"]
+    assert s.peer.changes[number].state == "open"
+    assert await s.live_memory() == "128Mi" and [r["action"] for r in await s.live_actions(wf)] == [
+        "increase_memory_limits"]
