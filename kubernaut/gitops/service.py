@@ -60,6 +60,14 @@ class GitOpsService:
     async def revert(self, repo: RepositoryConfig, proposed: Proposed, why: str) -> PullRequest:
         return await asyncio.to_thread(proposal.revert, self.config, repo, proposed, why)
 
+    async def revision_images(self, replicaset: str, namespace: str | None) -> dict[str, str]:
+        """Container → image of a ReplicaSet's template: what rollback_deployment restores, as Git should say."""
+        if self._cluster is None:
+            return {}
+        rs = await self._cluster.get_or_none("ReplicaSet", replicaset, namespace)
+        containers = ((((rs or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        return {str(c["name"]): str(c["image"]) for c in containers if c.get("name") and c.get("image")}
+
     async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]:
         """(True: every field has its Git value live; False: not yet; None: cannot tell) and what was seen."""
         if self._cluster is None:

@@ -21,6 +21,7 @@ from kubernaut.gitops.proposal import ProposalRequest, Proposed
 from kubernaut.gitops.repository import GitError
 from kubernaut.orchestration.gitops_mode import decide_mode
 from kubernaut.storage import gitops as gitops_store
+from kubernaut.storage import notifications
 from kubernaut.storage.jobs import Reschedule
 
 # The engine and its run (kubernaut/orchestration/engine.py) are passed in, not imported: no import cycle.
@@ -34,6 +35,7 @@ class GitOpsPort(Protocol):
     async def state(self, repo: RepositoryConfig, number: int) -> PullRequest: ...
     async def repropose(self, repo: RepositoryConfig, req: ProposalRequest, proposed: Proposed) -> Proposed: ...
     async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]: ...
+    async def revision_images(self, replicaset: str, namespace: str | None) -> dict[str, str]: ...
 
 
 def _now() -> datetime:
@@ -57,12 +59,16 @@ async def route(engine: WorkflowEngine, run: _Run) -> dict[str, Any]:
     return detail
 
 
-def _request(run: _Run, info: GitOpsInfo) -> ProposalRequest:
+async def _request(port: GitOpsPort, run: _Run, info: GitOpsInfo) -> ProposalRequest:
     main = run.plan[-1]
     dry = run.steps.get(f"dry_run:{len(run.plan) - 1}")
     after = (dry.detail.get("after") if dry is not None else None) or {}
+    images = None
+    if main.action == "rollback_deployment" and after.get("replicaset"):
+        # The revision rolled back to, as images: what the manifest in Git must say.
+        images = await port.revision_images(str(after["replicaset"]), main.target.namespace)
     changes = changes_for(main.action, main.target.kind, main.target.name, main.target.namespace, main.parameters,
-                          after)
+                          after, images=images)
     return ProposalRequest(
         incident_id=run.incident_id, workflow_id=run.id, action=main.action, target=str(main.target),
         changes=changes, gitops=info, reason=run.proposal.root_cause[:2000],
@@ -94,12 +100,14 @@ async def drive(engine: WorkflowEngine, run: _Run, detail: dict[str, Any]) -> st
     if repo is None:
         where = info.repo or "an unknown repository"
         return await _fall_back(engine, run, detail, f"no repository configured for {where} (gitops.repositories)")
-    try:
-        req = _request(run, info)
-    except NoGitForm as exc:
-        return await _fall_back(engine, run, detail, str(exc))
     opened = run.steps.get("propose:opened")
-    if opened is None:
+    if opened is not None:  # the request as proposed, not recomputed from a cluster that has moved on
+        req = ProposalRequest.model_validate(opened.detail["request"])
+    else:
+        try:
+            req = await _request(port, run, info)
+        except NoGitForm as exc:
+            return await _fall_back(engine, run, detail, str(exc))
         opened = await _open(engine, run, port, repo, req, detail)
         if opened is None:
             return await _after_open_failure(engine, run, detail)
@@ -135,6 +143,14 @@ async def _open(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Repos
         await engine._finish(run, "failed", f"the change could not be proposed in Git ({kind}: {exc}); nothing "
                              "was changed in the cluster: escalated to a human")
         return None
+    async with engine.db.pool.acquire() as conn, conn.transaction():
+        await notifications.create(
+            conn, run.incident_id, "workflow.proposed", severity="info",
+            title=f"[kubernaut] proposed in Git: {req.action} on {req.target} (PR #{proposed.pr.number})",
+            body=f"Incident #{run.incident_id}: {req.reason}\nPull request: {proposed.pr.url or proposed.pr.number} "
+                 f"({proposed.repository}, branch {proposed.branch} → {proposed.base}, {', '.join(proposed.files)}).\n"
+                 f"Nothing was changed live; the workflow follows the PR (merge → sync → verify).\n{proposed.diff}")
+    engine._on_notification()
     await engine._record(run, "propose:opened", "succeeded", {
         "proposed": proposed.model_dump(mode="json"), "request": req.model_dump(mode="json"),
         "opened_at": _now().isoformat()})

@@ -164,6 +164,9 @@ async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_an
     assert "memory: 128Mi # sized for the old cache" in s.server.show(s.name, proposed["branch"],
                                                                        "apps/shop/deployment.yaml")
     assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
+    told = await s.h.db.pool.fetchval("SELECT body FROM notifications WHERE event = 'workflow.proposed' AND "
+                                      "incident_id = (SELECT incident_id FROM workflows WHERE id = $1)", wf)
+    assert told is not None and f"#{proposed['pr']['number']}" in told and "Nothing was changed live" in told
 
     s.peer.merge(proposed["pr"]["number"])
     assert await drive(s.engine, wf, until=("syncing", "completed", "failed"), timeout=30) == "syncing"
