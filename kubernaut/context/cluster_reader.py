@@ -21,6 +21,8 @@ KINDS = frozenset({
     "Pod", "Node", "Namespace", "Event", "PersistentVolumeClaim", "ResourceQuota", "Deployment", "StatefulSet",
     "DaemonSet", "ReplicaSet", "ControllerRevision", "Job", "CronJob", "HorizontalPodAutoscaler",
     "PodDisruptionBudget", "NetworkPolicy", "StorageClass", "Service", "Endpoints", "ConfigMap", "Secret",
+    # GitOps owners (kubernaut/gitops/detect.py): where a workload's desired state lives.
+    "Application", "Kustomization", "HelmRelease", "GitRepository",
 })
 # Kinds whose content is never read, only whether they exist (their metadata).
 METADATA_ONLY = frozenset({"Secret"})
