@@ -9,6 +9,7 @@ from typing import Any
 from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.errors import ClusterError
 from kubernaut.config.gitops import GitOpsConfig, RepositoryConfig
+from kubernaut.execution.operations.objects import rollout_state  # one definition of "rolled out"
 from kubernaut.gitops import proposal
 from kubernaut.gitops.changes import FieldChange
 from kubernaut.gitops.forge import PullRequest
@@ -67,6 +68,21 @@ class GitOpsService:
         rs = await self._cluster.get_or_none("ReplicaSet", replicaset, namespace)
         containers = ((((rs or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         return {str(c["name"]): str(c["image"]) for c in containers if c.get("name") and c.get("image")}
+
+    async def rollout(self, kind: str, name: str, namespace: str | None) -> tuple[bool | None, str]:
+        """After the sync: has the workload rolled out the change (True), failed (False), or not yet (None)?"""
+        if self._cluster is None:
+            return None, "no Kubernetes access to verify the rollout"
+        if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+            return True, f"{kind} has no rollout"
+        try:
+            obj = await self._cluster.get_or_none(kind, name, namespace)
+        except ClusterError as exc:
+            return None, f"{kind}/{name}: {exc}"
+        if obj is None:
+            return False, f"{kind}/{name} is gone"
+        obj.setdefault("kind", kind)
+        return rollout_state(obj)
 
     async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]:
         """(True: every field has its Git value live; False: not yet; None: cannot tell) and what was seen."""

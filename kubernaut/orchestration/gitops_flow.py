@@ -36,6 +36,8 @@ class GitOpsPort(Protocol):
     async def repropose(self, repo: RepositoryConfig, req: ProposalRequest, proposed: Proposed) -> Proposed: ...
     async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]: ...
     async def revision_images(self, replicaset: str, namespace: str | None) -> dict[str, str]: ...
+    async def rollout(self, kind: str, name: str, namespace: str | None) -> tuple[bool | None, str]: ...
+    async def revert(self, repo: RepositoryConfig, proposed: Proposed, why: str) -> PullRequest: ...
 
 
 def _now() -> datetime:
@@ -190,16 +192,59 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
         await engine._record(run, "propose", "succeeded", {"pr": pr.model_dump(mode="json"),
                                                            "merged_at": _now().isoformat()})
         await engine._set_phase(run, "syncing")
-    merged_at = datetime.fromisoformat(run.steps["propose"].detail["merged_at"])
-    synced, seen = await port.synced(req.changes)
-    if not synced:
-        if _now() - merged_at < timedelta(seconds=cfg.sync_timeout_s):
-            raise Reschedule(min(cfg.poll_interval_s, 5.0), "waiting for the GitOps controller to sync")
-        await engine._record(run, "synced", "failed", {"seen": seen})
-        await engine._finish(run, "failed", f"PR #{proposed.pr.number} was merged but the cluster did not take its "
-                             f"values within {cfg.sync_timeout_s:.0f}s ({'; '.join(seen)}): escalated")
+    if "synced" not in run.steps:
+        merged_at = datetime.fromisoformat(run.steps["propose"].detail["merged_at"])
+        synced, seen = await port.synced(req.changes)
+        if not synced:
+            if _now() - merged_at < timedelta(seconds=cfg.sync_timeout_s):
+                raise Reschedule(min(cfg.poll_interval_s, 5.0), "waiting for the GitOps controller to sync")
+            await engine._record(run, "synced", "failed", {"seen": seen})
+            await engine._finish(run, "failed", f"PR #{proposed.pr.number} was merged but the cluster did not take "
+                                 f"its values within {cfg.sync_timeout_s:.0f}s ({'; '.join(seen)}): escalated")
+            return "ended"
+        await engine._record(run, "synced", "succeeded", {"seen": seen})
+        await engine._set_phase(run, "verifying")
+    return await _verify(engine, run, port, repo, req, proposed)
+
+
+async def _verify(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: RepositoryConfig, req: ProposalRequest,
+                  proposed: Proposed) -> str:
+    """As for a live action: the synced change must roll out; a failed rollout is undone by a revert PR."""
+    synced_at = run.steps["synced"].finished_at or _now()
+    deadline = synced_at + timedelta(seconds=engine.cfg.verify_timeout_s)
+    checks: list[str] = []
+    pending = False
+    for kind, name, ns in dict.fromkeys((c.kind, c.name, c.namespace) for c in req.changes):
+        done, text = await port.rollout(kind, name, ns)
+        checks.append(f"{kind}/{name}: {text}")
+        if done is False:
+            return await _revert(engine, run, port, repo, proposed, f"{kind}/{name}: {text}")
+        pending = pending or done is None
+    if pending:
+        if _now() < deadline:
+            raise Reschedule(engine.cfg.verify_interval_s, "waiting for the rollout of the synced change")
+        return await _revert(engine, run, port, repo, proposed,
+                             f"not rolled out within {engine.cfg.verify_timeout_s:.0f}s ({'; '.join(checks)})")
+    await engine._record(run, "verify:gitops", "succeeded", {"checks": checks})
+    seen = run.steps["synced"].detail.get("seen") or []
+    await engine._finish(run, "completed", f"proposed in PR #{proposed.pr.number}, merged, synced and verified: "
+                         + "; ".join([*seen, *checks]))
+    return "ended"
+
+
+async def _revert(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: RepositoryConfig, proposed: Proposed,
+                  why: str) -> str:
+    """Rollback of a proposed change is a revert in Git (a PR), never a live inverse."""
+    await engine._record(run, "verify:gitops", "failed", {"reason": why})
+    merged = PullRequest.model_validate(run.steps["propose"].detail["pr"])
+    try:
+        pr = await port.revert(repo, proposed.model_copy(update={"pr": merged}), f"Kubernaut: verification of "
+                               f"PR #{merged.number} failed after the sync: {why}")
+    except (ForgeError, GitError) as exc:
+        await engine._finish(run, "failed", f"verification failed ({why}) and the revert PR could not be opened "
+                             f"({exc}): escalated")
         return "ended"
-    await engine._record(run, "synced", "succeeded", {"seen": seen})
-    await engine._finish(run, "completed", f"proposed in PR #{proposed.pr.number}, merged and synced: "
-                         + "; ".join(seen))
+    await engine._record(run, "rollback:gitops", "succeeded", {"pr": pr.model_dump(mode="json")})
+    await engine._finish(run, "rolled_back", f"verification failed ({why}); revert PR #{pr.number} ({pr.url}) "
+                         "opened: escalated to a human to merge it")
     return "ended"

@@ -72,7 +72,7 @@ spec:
 
 class Scene:
     def __init__(self, harness: Harness, api: ClusterAPI, server: GitServer, name: str, *, token: str = TOKEN,
-                 path: str = "apps/shop") -> None:
+                 path: str = "apps/shop", verify_timeout_s: float = 60) -> None:
         self.h, self.api, self.server, self.name = harness, api, server, f"{name}-{uuid.uuid4().hex[:6]}"
         self.ns = harness.namespace or ""
         server.create(self.name, {"apps/shop/deployment.yaml": manifest(self.ns)})
@@ -80,7 +80,7 @@ class Scene:
         self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop")
         self.config = load_config({
             "execution": {"mode": "live"},
-            "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "verify_timeout_s": 60,
+            "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "verify_timeout_s": verify_timeout_s,
                               "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
             "gitops": {"poll_interval_s": 0.2, "sync_timeout_s": 30, "repositories": [{
                 "url": f"https://git.example.com/org/{self.name}.git", "clone_url": server.url(self.name),
@@ -175,6 +175,7 @@ async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_an
     assert await s.live_memory() == "128Mi" and await s.live_actions(wf) == []
     steps = await s.steps(wf)
     assert steps["propose"]["status"] == "succeeded" and steps["synced"]["status"] == "succeeded"
+    assert steps["verify:gitops"]["status"] == "succeeded"
     phase = await s.h.db.pool.fetchval("SELECT phase FROM incidents i JOIN workflows w ON w.incident_id = i.id "
                                        "WHERE w.id = $1", wf)
     assert phase == "remediated"
@@ -276,3 +277,22 @@ async def test_live_and_propose_outside_production_changes_live_and_opens_the_pr
     assert s.peer.changes[number].state == "open"
     assert await s.live_memory() == "128Mi" and [r["action"] for r in await s.live_actions(wf)] == [
         "increase_memory_limits"]
+
+
+async def test_a_proposed_change_that_does_not_roll_out_is_undone_by_a_revert_pr(scene: Any) -> None:
+    s = scene(verify_timeout_s=1)
+    await s.deploy()
+    # Someone paused the rollout: the synced template never rolls out, so the verification fails.
+    await s.h.admin.patch("Deployment", "shop", s.ns, {"spec": {"paused": True}})
+    wf = await s.incident()
+    assert await drive(s.engine, wf, until=("proposed",)) == "proposed"
+    number = (await s.steps(wf))["propose:opened"]["detail"]["proposed"]["pr"]["number"]
+    s.peer.merge(number)
+    assert await drive(s.engine, wf, until=("syncing",), timeout=30) == "syncing"
+    s.reconciler.sync_once()
+    assert await drive(s.engine, wf, timeout=60) == "rolled_back", await s.reason(wf)
+    steps = await s.steps(wf)
+    revert = steps["rollback:gitops"]["detail"]["pr"]
+    assert revert["number"] != number and s.peer.changes[revert["number"]].state == "open"
+    assert s.server.show(s.name, revert["head"], "apps/shop/deployment.yaml") == manifest(s.ns)
+    assert "revert PR" in await s.reason(wf) and await s.live_actions(wf) == []
