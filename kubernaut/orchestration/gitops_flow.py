@@ -184,7 +184,18 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
                                      f"{cfg.review_timeout_s:.0f}s: escalated")
                 return "ended"
             if pr.mergeable is False:  # the base moved under it: make the change again on the new base
-                again = await port.repropose(repo, req, proposed)
+                try:
+                    again = await port.repropose(repo, req, proposed)
+                except (ForgeError, GitError) as exc:
+                    if exc.transient:
+                        raise Reschedule(cfg.poll_interval_s, f"re-proposal: {exc}") from None
+                    await engine._finish(run, "failed", f"PR #{pr.number} no longer merges and could not be made "
+                                         f"again on the new base ({exc}): escalated")
+                    return "ended"
+                except ManifestNotFound as exc:
+                    await engine._finish(run, "failed", f"PR #{pr.number} no longer merges and the new base has no "
+                                         f"place for the change ({exc}): escalated")
+                    return "ended"
                 await engine._record(run, "propose:opened", "succeeded", {
                     **run.steps["propose:opened"].detail, "proposed": again.model_dump(mode="json"),
                     "reproposed": int(run.steps["propose:opened"].detail.get("reproposed", 0)) + 1})
