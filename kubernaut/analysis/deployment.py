@@ -20,7 +20,8 @@ from kubernaut.analysis.llm.providers import ProviderConfigError
 from kubernaut.analysis.rules import load_rules
 from kubernaut.analysis.tools.builtin import default_registry, scope_factory
 from kubernaut.cluster.api import ClusterAPI
-from kubernaut.cluster.client import connect
+from kubernaut.cluster.client import ClusterConnection, connect
+from kubernaut.cluster.fleet import Fleet
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
 from kubernaut.context.provider import ContextProvider
@@ -63,6 +64,17 @@ class AnalysisService(ReplicaBase):
             if intelligence is not None and cfg.learning_enabled else None
         context = ContextProvider(config, cluster, self.db.pool)
         self._analyzer = Analyzer(cfg, self._rules, context, self._llm, learner)
+        # A fleet: each incident is analysed with the live context of its own cluster.
+        self._analyzers: dict[str, Analyzer] = {}
+        if config.fleet.clusters:
+            fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
+            for name, member in fleet.members.items():
+                provider = ContextProvider(config, member.connection, self.db.pool, api=member.api,
+                                           managed_namespaces=member.execution.managed_namespaces)
+                self._analyzers[name] = Analyzer(cfg, self._rules, provider, self._llm, learner)
+            self._analyzers[""] = Analyzer(cfg, self._rules, ContextProvider(
+                config, ClusterConnection(None, "none", "the incident's cluster is not configured"), self.db.pool),
+                self._llm, learner)
         # The same owner lookup as the processor, so /api/v1/analyze groups alerts into the incidents
         # the processor would form.
         self._owners = OwnerResolver(cluster.api_client if cluster.available else None, config.cluster_name,
@@ -106,7 +118,9 @@ class AnalysisService(ReplicaBase):
         if latest is None or _new_signal_since(received, latest.created_at):
             # Only a first run (or a re-analysis after a new alert name joined) pays for context and the LLM;
             # a re-run after a crash finds the committed analysis and only re-sends the hand-off.
-            result = await self._analyzer.analyze([alerts.to_signal(a) for a in received], incident.target,
+            analyzer = self._analyzers.get(incident.cluster or self.config.home_cluster, self._analyzers.get("")) \
+                if self._analyzers else self._analyzer
+            result = await analyzer.analyze([alerts.to_signal(a) for a in received], incident.target,
                                                   incident_id)
         latency_ms = (time.perf_counter() - started) * 1000
         async with self.db.pool.acquire() as conn, conn.transaction():

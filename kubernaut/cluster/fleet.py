@@ -30,7 +30,9 @@ from kubernetes import config as kube_config
 from kubernaut.breaker import CircuitBreaker
 from kubernaut.cluster.api import EXECUTOR_FIELD_MANAGER, ClusterAPI
 from kubernaut.cluster.client import ClusterConnection, connect
+from kubernaut.cluster.errors import ClusterError
 from kubernaut.config.settings import ClusterConfig, ExecutionConfig, KubernautConfig, KubernetesConfig
+from kubernaut.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +140,9 @@ class Fleet:
             circuit = CircuitBreaker(failure_threshold=config.fleet.circuit_failures,
                                      reset_s=config.fleet.circuit_reset_s,
                                      **({"clock": clock} if clock is not None else {}))
-            api = ClusterAPI(connection.api_client, cluster=spec.name, circuit=circuit,
+            # A single-cluster config keeps the behaviour it always had: every call tries the API server.
+            api = ClusterAPI(connection.api_client, cluster=spec.name,
+                             circuit=circuit if config.fleet.clusters else None,
                              **{**options, "timeout_s": spec.request_timeout_s or options["timeout_s"]}) \
                 if connection.api_client is not None else None
             fleet.members[spec.name] = Member(spec, spec.execution_for(config.execution), connection, api, circuit,
@@ -203,7 +207,8 @@ class Fleet:
                 if connection.api_client is None:
                     continue
                 if member.api is None:
-                    member.api = ClusterAPI(connection.api_client, cluster=name, circuit=member.circuit,
+                    member.api = ClusterAPI(connection.api_client, cluster=name,
+                                            circuit=member.circuit if self._config.fleet.clusters else None,
                                             **{**self._api_options,
                                                "timeout_s": member.spec.request_timeout_s
                                                or self._api_options["timeout_s"]})
@@ -215,16 +220,33 @@ class Fleet:
             logger.info("cluster %s: credentials changed (%s), client reloaded", name, connection.source)
         return changed
 
-    async def watch(self) -> None:
-        """Reload credentials forever (a task of the replica)."""
+    def probe_blocking(self) -> dict[str, str]:
+        """One cheap request per cluster (GET /version) through its circuit, so an API server that went away
+        opens its circuit (and one that came back closes it) without waiting for an incident; each circuit's
+        state is recorded (metric ``kubernaut_cluster_circuit_state``, label ``cluster``)."""
+        states: dict[str, str] = {}
+        for name, member in self.members.items():
+            if member.api is not None:
+                try:
+                    member.api.call("GET", "/version", timeout_s=min(member.api.timeout_s, 5.0))
+                except ClusterError:
+                    pass  # counted by the circuit
+            states[name] = member.circuit.state.value if member.api is not None else "open"
+            metrics.cluster_circuit_state(name, states[name])
+        return states
+
+    async def watch(self, probe: bool = False) -> None:
+        """Reload credentials (and with ``probe``, check each API server) forever: a task of the replica."""
         while True:
-            await asyncio.sleep(self.reload_interval_s)
             try:
                 await asyncio.to_thread(self.reload_blocking)
+                if probe:
+                    await asyncio.to_thread(self.probe_blocking)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("reloading cluster credentials failed", exc_info=True)
+                logger.warning("reloading or probing the clusters failed", exc_info=True)
+            await asyncio.sleep(self.reload_interval_s)
 
 
 def target_key(key: str, cluster: str | None, home: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.client import ClusterConnection
 from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import KubernautConfig
@@ -26,12 +27,17 @@ logger = logging.getLogger(__name__)
 
 
 class ContextProvider:
-    def __init__(self, config: KubernautConfig, cluster: ClusterConnection, pool: asyncpg.Pool | None) -> None:
-        reader = KubeReader(cluster.api_client, config.kubernetes.request_timeout_s) if cluster.available else None
+    def __init__(self, config: KubernautConfig, cluster: ClusterConnection, pool: asyncpg.Pool | None, *,
+                 api: ClusterAPI | None = None, managed_namespaces: list[str] | None = None) -> None:
+        """``api``: a fleet cluster's facade (its circuit included) instead of ``cluster``'s client, with that
+        cluster's ``managed_namespaces``."""
+        reader = KubeReader(api or cluster.api_client, config.kubernetes.request_timeout_s) \
+            if api is not None or cluster.available else None
         self._gatherer = ContextGatherer(reader, cluster.reason, time_budget_s=config.analysis.context_time_budget_s,
                                          event_limit=config.analysis.context_event_limit,
                                          managed_label=config.execution.managed_label,
-                                         managed_namespaces=config.execution.managed_namespaces,
+                                         managed_namespaces=config.execution.managed_namespaces
+                                         if managed_namespaces is None else managed_namespaces,
                                          redact=redactor(config.redaction),
                                          gitops_detect_owners=config.gitops.detect,
                                          argocd_instance_label=config.gitops.argocd_instance_label,

@@ -13,6 +13,7 @@ from typing import Any
 from ray import serve
 
 from kubernaut.cluster.client import connect
+from kubernaut.cluster.fleet import Fleet
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.effectiveness.monitor import Assessor, get_assessment, summary
 from kubernaut.effectiveness.target_reader import TargetReader
@@ -33,6 +34,10 @@ class EffectivenessMonitor(ReplicaBase):
             logger.warning("no Kubernetes credentials (%s): health and drift are not measured", cluster.reason)
         reader = TargetReader(cluster.api_client, config.effectiveness.kube_timeout_s) if cluster.available else None
         self.assessor = Assessor(self.db.pool, config, reader)
+        if config.fleet.clusters:  # a fleet: each action is judged on its own cluster
+            fleet = await asyncio.to_thread(Fleet.build, config, timeout_s=config.effectiveness.kube_timeout_s)
+            self.assessor.readers = {name: TargetReader(m.api, config.effectiveness.kube_timeout_s) if m.api else None
+                                     for name, m in fleet.members.items()}
         self._start_worker({JobKind.ASSESS: self.assessor.handle})
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 

@@ -24,6 +24,7 @@ import asyncpg
 from pydantic import JsonValue
 
 from kubernaut.cluster.api import EXECUTOR_FIELD_MANAGER  # the executor's own writes are not drift
+from kubernaut.cluster.fleet import target_key as fleet_key
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.effectiveness import scoring
 from kubernaut.effectiveness.models import Component, TargetState
@@ -92,6 +93,9 @@ class Assessor:
         self.config = config
         self.cfg = config.effectiveness
         self.reader = reader
+        # A fleet: the reader of each cluster (an action is judged on its own cluster; one of a cluster no longer
+        # configured has no reader, hence no health measurement). Empty: ``reader`` for every action.
+        self.readers: dict[str, TargetReader | None] = {}
         self._now = now
         secret = self.cfg.alertmanager_token
         self.alerts = AlertChecker(self.cfg.alertmanager_url, secret.get_secret_value() if secret else None,
@@ -112,7 +116,8 @@ class Assessor:
         due_at = action_at + timedelta(seconds=self.config.orchestration.stabilization_s)
         return await assessments.create(self.pool, NewAssessment(
             action_id=action.id, incident_id=action.incident_id, workflow_id=action.workflow_id,
-            action=action.action, target=target.model_dump(), target_key=target.key, target_kind=subject_kind,
+            action=action.action, target=target.model_dump(),
+            target_key=fleet_key(target.key, action.cluster, self.config.home_cluster), target_kind=subject_kind,
             signature=signature, alertname=alertname, action_at=action_at, due_at=due_at,
             expires_at=due_at + timedelta(seconds=self.cfg.validity_s)))
 
@@ -135,8 +140,9 @@ class Assessor:
             return
         now = self._now()
         subject = judged_subject(action)
+        reader = self._reader_for(action)
         if row.baseline is None and now < row.due_at:
-            await self._take_baseline(row, subject, now)
+            await self._take_baseline(row, subject, now, reader)
         if now < row.due_at:
             raise Reschedule((row.due_at - now).total_seconds(), "stabilization window")
         if now > row.expires_at and row.attempts == 0:
@@ -144,7 +150,7 @@ class Assessor:
             return await self._store(row, action, {}, "expired", "inconclusive", None,
                                      [f"not assessed within the validity window (due {row.due_at:%H:%M:%S}, "
                                       f"expired {row.expires_at:%H:%M:%S} UTC)"], None)
-        components, errors = await self._measure(row, action, subject, now)
+        components, errors = await self._measure(row, action, subject, now, reader)
         if errors and now < row.expires_at:
             delay = self._backoff(row.attempts)
             await assessments.record_failed_attempt(self.pool, row.id, "; ".join(errors))
@@ -164,11 +170,17 @@ class Assessor:
             recovered = (alert.detail.get("resolved_at") if alert else None) or now
         await self._store(row, action, components, status, verdict, score, reasons, recovered)
 
-    async def _take_baseline(self, row: Assessment, subject: ResourceRef, now: datetime) -> None:
-        if self.reader is None:
+    def _reader_for(self, action: ActionToAssess) -> TargetReader | None:
+        if not self.readers or action.cluster is None:
+            return self.reader
+        return self.readers.get(action.cluster)
+
+    async def _take_baseline(self, row: Assessment, subject: ResourceRef, now: datetime,
+                             reader: TargetReader | None) -> None:
+        if reader is None:
             return
         try:
-            state = await self.reader.read(subject)
+            state = await reader.read(subject)
         except (TargetUnavailable, TargetForbidden) as exc:
             logger.info("baseline of %s not taken yet: %s", subject, exc)
             return
@@ -178,19 +190,19 @@ class Assessor:
             "late": (now - row.action_at).total_seconds() > BASELINE_GRACE_S}
         await assessments.set_baseline(self.pool, row.id, baseline)
 
-    async def _measure(self, row: Assessment, action: ActionToAssess, subject: ResourceRef, now: datetime
-                       ) -> tuple[dict[str, Component], list[str]]:
+    async def _measure(self, row: Assessment, action: ActionToAssess, subject: ResourceRef, now: datetime,
+                       reader: TargetReader | None) -> tuple[dict[str, Component], list[str]]:
         components: dict[str, Component] = {}
         errors: list[str] = []
         baseline = row.baseline
         trusted = baseline is not None and not baseline.get("late")
 
         state: TargetState | None = None
-        if self.reader is None:
+        if reader is None:
             components["health"] = Component(name="health", reason="no Kubernetes connection")
         else:
             try:
-                state = await self.reader.read(subject)
+                state = await reader.read(subject)
             except TargetUnavailable as exc:
                 errors.append(str(exc))
             except TargetForbidden as exc:

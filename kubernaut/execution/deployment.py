@@ -43,7 +43,7 @@ class K8sExecutor(ReplicaBase):
                 cluster_source=member.connection.source, redaction=config.redaction, cluster=name,
                 fleet_home=self.fleet.home if self.fleet.multi else None)
         self.executor = self.executors.get(self.fleet.home) or next(iter(self.executors.values()))
-        self._reload = asyncio.get_running_loop().create_task(self.fleet.watch())
+        self._reload = asyncio.get_running_loop().create_task(self.fleet.watch(probe=bool(config.fleet.clusters)))
 
     def _for(self, cluster: str | None) -> Executor:
         name = cluster or self.fleet.home

@@ -138,6 +138,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("kubernaut_llm_circuit_state", "gauge",
                "LLM circuit breaker of this replica: 0 closed, 1 half-open, 2 open (rule engine only).",
                ("provider",), aggregation="max"),
+    MetricSpec("kubernaut_cluster_circuit_state", "gauge",
+               "Circuit of each cluster of a fleet (fleet.clusters) as the executor sees it: 0 closed, 1 half-open, "
+               "2 open (that cluster's incidents wait; the others carry on).",
+               ("cluster",), aggregation="max"),
     # -- workflow and execution ------------------------------------------------------------------------
     MetricSpec("kubernaut_actions", "counter",
                "Catalog actions by name, outcome and execution mode.",
@@ -442,6 +446,11 @@ def llm_usage(model: str, *, prompt_tokens: int = 0, completion_tokens: int = 0,
     _record("kubernaut_llm_cost_usd", cost_usd, {"model": model})
 
 
+def cluster_circuit_state(cluster: str, state: str) -> None:
+    """The circuit of ``cluster`` (a fleet's API server) is now ``closed``, ``half_open`` or ``open``."""
+    _record("kubernaut_cluster_circuit_state", float(CIRCUIT_STATES.get(state, 2)), {"cluster": cluster})
+
+
 def llm_circuit_state(provider: str, state: str) -> None:
     """The LLM circuit breaker of this replica is now ``closed``, ``half_open`` or ``open``."""
     _record("kubernaut_llm_circuit_state", float(CIRCUIT_STATES.get(state, 2)), {"provider": provider})
@@ -525,4 +534,3 @@ def metric(name: str) -> MetricSpec:
 def exported_series() -> dict[str, MetricSpec]:
     """Every sample name on Ray's endpoint (``ray_kubernaut_…``) mapped to its spec."""
     return {series: spec for spec in METRICS for series in spec.series}
-

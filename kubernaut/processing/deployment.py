@@ -63,6 +63,8 @@ class AlertProcessor(ReplicaBase):
                                     ttl_s=processing.owner_cache_ttl_s, timeout_s=processing.kube_timeout_s)
                 for name, member in self._fleet.members.items()}
         await fleet_store.adopt_home(self.db.pool, config.home_cluster)
+        self._fleet_watch = asyncio.get_running_loop().create_task(self._fleet.watch()) \
+            if self._fleet is not None else None
         self._wake = asyncio.Event()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         # Optional second source: Warning events become alerts on the webhook's path (committed, then the
@@ -212,6 +214,8 @@ class AlertProcessor(ReplicaBase):
             self._wake.clear()
 
     async def __del__(self) -> None:
+        if getattr(self, "_fleet_watch", None) is not None:
+            self._fleet_watch.cancel()
         if getattr(self, "_events", None) is not None:
             await self._events.stop()
         if getattr(self, "_sweeper", None) is not None:

@@ -42,6 +42,7 @@ class ActionToAssess(ActionState):
     incident_name: str | None
     incident_namespace: str | None
     workflow_signature: str | None
+    cluster: str | None = None  # the action's cluster (fleet); None: the home cluster
 
 
 class NewAssessment(BaseModel):
@@ -149,7 +150,7 @@ async def action_to_assess(conn: asyncpg.Connection | asyncpg.Pool, action_id: i
     row = await conn.fetchrow(
         """SELECT x.id, x.incident_id, x.workflow_id, x.action, x.target, x.dry_run, x.status, x.created_at,
                   x.finished_at, i.signals, i.target_kind AS incident_kind, i.target_name AS incident_name,
-                  i.target_namespace AS incident_namespace, w.signature AS workflow_signature
+                  i.target_namespace AS incident_namespace, w.signature AS workflow_signature, x.cluster
            FROM actions x LEFT JOIN incidents i ON i.id = x.incident_id
            LEFT JOIN workflows w ON w.id = x.workflow_id WHERE x.id = $1""",
         action_id,

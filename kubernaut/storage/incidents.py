@@ -68,14 +68,16 @@ class IncidentSubject(BaseModel):
     id: int
     target: ResourceRef
     signals: list[str]
+    cluster: str | None = None  # None: an incident from before the fleet (the home cluster)
 
 
 async def subject(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int) -> IncidentSubject | None:
     row = await conn.fetchrow(
-        "SELECT id, target_kind, target_name, target_namespace, signals FROM incidents WHERE id = $1", incident_id)
+        "SELECT id, target_kind, target_name, target_namespace, signals, cluster FROM incidents WHERE id = $1",
+        incident_id)
     if row is None:
         return None
-    return IncidentSubject(id=row["id"], signals=list(row["signals"] or []),
+    return IncidentSubject(id=row["id"], signals=list(row["signals"] or []), cluster=row["cluster"],
                            target=ResourceRef(kind=row["target_kind"], name=row["target_name"],
                                               namespace=row["target_namespace"]))
 

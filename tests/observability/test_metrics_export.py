@@ -70,6 +70,7 @@ def _probe_deployment():
                                  cost_usd=0.01)
             m.llm_request("probe-model", "ok")
             m.llm_circuit_state("vllm", "open")
+            m.cluster_circuit_state("spoke-b", "open")
             m.action_executed(action, "succeeded", dry_run=True, seconds=0.3)
             m.action_executed("not-a-catalog-action", "rejected", dry_run=False)
             m.approvals_pending(4)

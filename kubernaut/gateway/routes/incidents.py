@@ -25,10 +25,13 @@ async def list_incidents(
     caller: ListIncidents,
     status: str | None = Query(default=None, pattern="^(open|resolved|closed)$"),
     namespace: str | None = Query(default=None, max_length=63),
+    cluster: str | None = Query(default=None, max_length=63, pattern=r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$",
+                                description="only this cluster's incidents (a fleet)"),
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET)
 ) -> JSONResponse:
-    items = await views.list_incidents(svc.db.pool, status=status, namespace=namespace, limit=limit, offset=offset)
+    items = await views.list_incidents(svc.db.pool, status=status, namespace=namespace, limit=limit, offset=offset,
+                                       cluster=cluster)
     return JSONResponse(jsonable_encoder({"items": items, "limit": limit, "offset": offset}))
 
 
