@@ -9,8 +9,8 @@
 #   scripts/testenv.sh status   show components; exit 0 only when the apiserver is healthy
 #
 #   --name NAME (after the command) selects another instance, e.g. a second cluster of a fleet test:
-#   `scripts/testenv.sh up --name b`. Its state dir is /tmp/kubernaut-testenv-NAME and its ports are
-#   derived from NAME (unless the variables below are set), so it never touches the default instance.
+#   `scripts/testenv.sh up --name b`. Its state dir is the default's plus -NAME (/tmp/kubernaut-testenv-b) and
+#   its ports are the default's plus 10 x a slot derived from NAME, so it never touches the default instance.
 #
 # Environment:
 #   KUBERNAUT_CACHE              binary cache root            (default ~/.cache/kubernaut)
@@ -37,10 +37,11 @@ if [[ -n "$INSTANCE" ]]; then
     [[ "$INSTANCE" =~ ^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$ ]] || { echo "bad --name: $INSTANCE" >&2; exit 2; }
     # A stable slot 1..40 per name: ports 6443+10*slot (apiserver) and 2379+10*slot (etcd, peer +1),
     # away from the default instance's 6443 and 2379/2380.
+    # Derived from the default instance's settings, never equal to them (whatever the environment says).
     SLOT=$((1 + $(printf '%s' "$INSTANCE" | cksum | cut -d' ' -f1) % 40))
-    : "${KUBERNAUT_TESTENV_DIR:=/tmp/kubernaut-testenv-$INSTANCE}"
-    : "${KUBERNAUT_TESTENV_PORT:=$((6443 + 10 * SLOT))}"
-    : "${KUBERNAUT_TESTENV_ETCD_PORT:=$((2379 + 10 * SLOT))}"
+    KUBERNAUT_TESTENV_DIR="${KUBERNAUT_TESTENV_DIR:-/tmp/kubernaut-testenv}-$INSTANCE"
+    KUBERNAUT_TESTENV_PORT=$((${KUBERNAUT_TESTENV_PORT:-6443} + 10 * SLOT))
+    KUBERNAUT_TESTENV_ETCD_PORT=$((${KUBERNAUT_TESTENV_ETCD_PORT:-2379} + 10 * SLOT))
 fi
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -21,6 +21,7 @@ from kubernaut.analysis.rules import load_rules
 from kubernaut.analysis.tools.builtin import default_registry, scope_factory
 from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.client import ClusterConnection, connect
+from kubernaut.cluster.errors import ClusterError
 from kubernaut.cluster.fleet import Fleet
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
@@ -31,7 +32,7 @@ from kubernaut.observability import metrics
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import alerts, analyses, audit, incidents, jobs
-from kubernaut.storage.jobs import Job
+from kubernaut.storage.jobs import Job, RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class AnalysisService(ReplicaBase):
         self._analyzer = Analyzer(cfg, self._rules, context, self._llm, learner)
         # A fleet: each incident is analysed with the live context of its own cluster.
         self._analyzers: dict[str, Analyzer] = {}
+        self._fleet: Fleet | None = None
         if config.fleet.clusters:
-            fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
+            self._fleet = fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
             for name, member in fleet.members.items():
                 provider = ContextProvider(config, member.connection, self.db.pool, api=member.api,
                                            managed_namespaces=member.execution.managed_namespaces)
@@ -110,6 +112,7 @@ class AnalysisService(ReplicaBase):
         incident = await incidents.subject(self.db.pool, incident_id)
         if incident is None:
             return
+        await self._cluster_answers(incident.cluster)
         received = await alerts.of_incident(self.db.pool, incident_id)
         if not received:
             return
@@ -149,6 +152,18 @@ class AnalysisService(ReplicaBase):
     async def _second_opinion(self, job: Job) -> None:
         assert self._holmes is not None
         await second_opinion.record(self.db.pool, self._holmes, self._context, job.payload(AnalysisRef).analysis_id)
+
+    async def _cluster_answers(self, cluster: str | None) -> None:
+        """In a fleet, an incident of a cluster whose API server does not answer waits (the job is retried with
+        its backoff, and resumes once the cluster is back; a dead letter after its attempts): analysed blind,
+        it would be decided without the live state. The other clusters' incidents are not held up."""
+        member = self._fleet.members.get(cluster or self._fleet.home) if self._fleet is not None else None
+        if member is None or member.api is None:
+            return
+        try:
+            await asyncio.to_thread(member.api.call, "GET", "/version", timeout_s=5.0)
+        except ClusterError as exc:
+            raise RetryLater(f"cluster {member.name} unreachable: {str(exc)[:200]}") from None
 
     async def _gave_up(self, job: Job, error: str) -> None:
         if job.kind is JobKind.SECOND_OPINION:
