@@ -148,7 +148,8 @@ async def visit(request: Request, svc: GatewayServices) -> Visit:
 def sign_in_redirect(request: Request) -> Response:
     """To the sign-in page, coming back here afterwards. A polling fragment (htmx) gets HX-Redirect: it would
     otherwise put the sign-in page inside the list."""
-    back = request.url.path[len(base_path(request)):] or "/console/incidents"
+    path, base = request.url.path, base_path(request)
+    back = (path[len(base):] if base and path.startswith(base) else path) or "/console/incidents"
     if request.url.query:
         back += f"?{request.url.query}"
     target = f"{base_path(request)}/console/signin?next={quote(back, safe='')}"
