@@ -70,7 +70,20 @@ class AlertProcessor(ReplicaBase):
         # Optional second source: Warning events become alerts on the webhook's path (committed, then the
         # sweeper, woken at once, processes them). Every replica watches; see kubernaut.processing.events.
         self._events: EventSource | None = None
-        if processing.events.enabled and cluster is not None and cluster.available:
+        self._fleet_events: list[EventSource] = []
+        if processing.events.enabled and self._fleet is not None:
+            # A fleet: one source per cluster, its alerts labelled with that cluster (an unreachable cluster's
+            # watch backs off on its own, behind its circuit).
+            for name, member in self._fleet.members.items():
+                if member.api is None:
+                    logger.warning("cluster %s: no credentials (%s): no event source", name, member.connection.reason)
+                    continue
+                source = EventSource(member.api, self.db.pool, processing.events, on_committed=self._wake.set,
+                                     request_timeout_s=config.kubernetes.request_timeout_s, cluster=name,
+                                     cluster_label=config.fleet.cluster_label)
+                source.start()
+                self._fleet_events.append(source)
+        elif processing.events.enabled and cluster is not None and cluster.available:
             self._events = EventSource(cluster.api_client, self.db.pool, processing.events,
                                        on_committed=self._wake.set,
                                        request_timeout_s=config.kubernetes.request_timeout_s)
@@ -218,6 +231,8 @@ class AlertProcessor(ReplicaBase):
             self._fleet_watch.cancel()
         if getattr(self, "_events", None) is not None:
             await self._events.stop()
+        for source in getattr(self, "_fleet_events", []):
+            await source.stop()
         if getattr(self, "_sweeper", None) is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -107,9 +107,11 @@ class EventSignal:
     event_ref: str  # namespace/name of the Event object
 
 
-def event_to_signal(event: Any, config: EventSourceConfig) -> EventSignal | None:
+def event_to_signal(event: Any, config: EventSourceConfig, *, cluster: str | None = None,
+                    cluster_label: str = "cluster") -> EventSignal | None:
     """An Event (API JSON or ``CoreV1Event``) → an alert, or None: not a Warning, reason not configured,
-    too few occurrences yet, or nothing to identify."""
+    too few occurrences yet, or nothing to identify. ``cluster``: the fleet cluster it was watched on (its
+    label on the alert, and part of the alert's identity)."""
     ev = _as_dict(event)
     if ev.get("type") != "Warning":
         return None
@@ -155,8 +157,12 @@ def event_to_signal(event: Any, config: EventSourceConfig) -> EventSignal | None
     container = _FIELD_PATH.match(str(obj.get("fieldPath") or ""))
     if container:
         labels["container"] = _label(container[1])
+    if cluster is not None:
+        labels[cluster_label] = cluster
 
     identity = str(obj.get("uid") or f"{kind}/{namespace or ''}/{name}")
+    if cluster is not None:  # the same object name (even uid) in two clusters is two alerts
+        identity = f"{cluster}\x00{identity}"
     fingerprint = hashlib.sha256(f"{SOURCE}\x00{identity}\x00{event_reason}\x00{alertname}".encode()).hexdigest()[:16]
     where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
     first_line = message.splitlines()[0] if message else ""

@@ -78,7 +78,11 @@ class EventSource:
 
     def __init__(self, api: client.ApiClient | ClusterAPI, pool: asyncpg.Pool, config: EventSourceConfig, *,
                  on_committed: Callable[[], None] | None = None, request_timeout_s: float = 10.0,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, cluster: str | None = None,
+                 cluster_label: str = "cluster") -> None:
+        # A fleet: one source per cluster, each labelling its alerts with its cluster (None: one cluster).
+        self._cluster = cluster
+        self._cluster_label = cluster_label
         self._api = api if api is None or isinstance(api, ClusterAPI) else ClusterAPI(api, request_timeout_s)
         self._pool = pool
         self._config = config
@@ -206,7 +210,7 @@ class EventSource:
         """One event (ADDED/MODIFIED or listed): returns whether an alert row was inserted. Database errors
         propagate (the watch replays the event after a back-off); a malformed event is skipped."""
         try:
-            signal = event_to_signal(event, self._config)
+            signal = event_to_signal(event, self._config, cluster=self._cluster, cluster_label=self._cluster_label)
         except Exception as exc:
             logger.warning("malformed event skipped: %s", type(exc).__name__)
             return False

@@ -159,3 +159,20 @@ def test_policy_rules_can_match_the_cluster() -> None:
                         confidence=0.9, cluster="prod-eu-1")
     assert _holds(Conditions(cluster=["prod-eu-*"]), facts, None)  # type: ignore[arg-type]
     assert not _holds(Conditions(cluster=["staging-*"]), facts, None)  # type: ignore[arg-type]
+
+
+def test_a_clusters_event_source_labels_its_alerts_with_the_cluster() -> None:
+    from kubernaut.config.settings import EventSourceConfig
+    from kubernaut.processing.event_signals import event_to_signal
+
+    ev = {"metadata": {"name": "web-5f6d7c8b9-abcde.17a1", "namespace": "shop", "resourceVersion": "42"},
+          "involvedObject": {"kind": "Pod", "name": "web-5f6d7c8b9-abcde", "namespace": "shop", "uid": "uid-1"},
+          "reason": "BackOff", "message": "Back-off restarting failed container", "type": "Warning", "count": 1,
+          "firstTimestamp": "2026-11-26T04:00:00Z", "lastTimestamp": "2026-11-26T04:00:00Z"}
+    alone = event_to_signal(ev, EventSourceConfig())
+    a = event_to_signal(ev, EventSourceConfig(), cluster="a", cluster_label="k8s_cluster")
+    b = event_to_signal(ev, EventSourceConfig(), cluster="b", cluster_label="k8s_cluster")
+    assert alone is not None and a is not None and b is not None
+    assert "k8s_cluster" not in alone.alert.labels  # one cluster: the alert is what it always was
+    assert (a.alert.labels["k8s_cluster"], b.alert.labels["k8s_cluster"]) == ("a", "b")
+    assert len({alone.alert.fingerprint, a.alert.fingerprint, b.alert.fingerprint}) == 3
