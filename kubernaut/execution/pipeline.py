@@ -405,8 +405,8 @@ class Executor:
     async def _audit_executing(self, action_id: int, request: ActionRequest, diff: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await audit.append(conn, "executor", "action.executing", request.incident_id, {
-                "action_id": action_id, "action": request.action, "target": request.target.key,
-                "diff_lines": diff.count("\n"),
+                "action_id": action_id, "action": request.action, "target": self._key(request.target),
+                "diff_lines": diff.count("\n"), **({"cluster": self.cluster} if self.fleet_home is not None else {}),
             })
 
     async def _finish(self, action_id: int, stop: Stop, state: dict[str, Any]) -> ActionResult:
