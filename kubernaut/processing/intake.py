@@ -47,8 +47,8 @@ class BatchOutcome:
 def _decision(item: Enriched, why: str) -> dict[str, Any]:
     decision = {"filter": why, "target": item.resolution.target.model_dump(), "target_source": item.resolution.source,
                 "chain": item.resolution.chain, "classification": item.classification.model_dump()}
-    if item.signal.cluster is not None:
-        decision["cluster"] = item.signal.cluster
+    if item.unknown_cluster is not None:
+        decision["unknown_cluster"] = item.unknown_cluster
     return decision
 
 
