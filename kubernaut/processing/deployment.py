@@ -12,11 +12,11 @@ from ray.serve.handle import DeploymentHandle
 from kubernaut.cluster.client import connect
 from kubernaut.cluster.fleet import Fleet
 from kubernaut.config.settings import KubernautConfig
-from kubernaut.models.signal import Signal
 from kubernaut.processing import filters, intake
 from kubernaut.processing.classification import classify
 from kubernaut.processing.events import EventSource
 from kubernaut.processing.owners import OwnerResolver
+from kubernaut.processing.routing import ClusterRouter
 from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import alerts as alerts_store
 from kubernaut.storage import fleet as fleet_store
@@ -56,12 +56,7 @@ class AlertProcessor(ReplicaBase):
         # A single-cluster config keeps the one resolver above, under the home cluster's name.
         self._fleet = await asyncio.to_thread(Fleet.build, config, timeout_s=processing.kube_timeout_s) \
             if config.fleet.clusters else None
-        self._owners_by_cluster: dict[str, OwnerResolver] = {config.cluster_name: self._owners}
-        if self._fleet is not None:
-            self._owners_by_cluster = {
-                name: OwnerResolver(member.api if processing.resolve_owners else None, name,
-                                    ttl_s=processing.owner_cache_ttl_s, timeout_s=processing.kube_timeout_s)
-                for name, member in self._fleet.members.items()}
+        self._router = ClusterRouter(config, self._owners, self._fleet)
         await fleet_store.adopt_home(self.db.pool, config.home_cluster)
         self._fleet_watch = asyncio.get_running_loop().create_task(self._fleet.watch()) \
             if self._fleet is not None else None
@@ -123,7 +118,7 @@ class AlertProcessor(ReplicaBase):
         for alert in received:
             try:
                 signal = alerts_store.to_signal(alert)
-                signal, owners, unknown = self._cluster_of(signal)
+                signal, owners, unknown = self._router.route(signal)
                 resolution = await owners.resolve(signal.labels)
                 namespace_labels = await owners.namespace_labels(signal.namespace)
                 enriched[alert.id] = intake.Enriched(
@@ -138,20 +133,6 @@ class AlertProcessor(ReplicaBase):
                     raise
                 rejected[alert.id] = rejection_reason(exc)
         return enriched, rejected
-
-    def _cluster_of(self, signal: Signal) -> tuple[Signal, OwnerResolver, str | None]:
-        """The signal with its cluster, the owner resolver of that cluster, and why it is unknown (None: known)."""
-        if self._fleet is None:  # one cluster, as before the fleet: the label is not read
-            return signal.model_copy(update={"cluster": self.config.cluster_name}), self._owners, None
-        cluster = self._fleet.cluster_of(signal.labels)
-        signal = signal.model_copy(update={"cluster": cluster})
-        owners = self._owners_by_cluster.get(cluster)
-        if owners is not None:
-            return signal, owners, None
-        known = sorted(self._owners_by_cluster)
-        # Labels only (no client of another cluster may answer for it); its own name keys the fingerprint.
-        return (signal, OwnerResolver(None, cluster, ttl_s=1.0),
-                f"cluster {cluster!r} (label {self.config.fleet.cluster_label}) is not configured; known: {known}")
 
     async def _process_batch(self, alert_ids: list[int]) -> tuple[intake.BatchOutcome | None, dict[int, int | None]]:
         enriched, rejected = await self._enrich(await alerts_store.unprocessed(self.db.pool, alert_ids))
