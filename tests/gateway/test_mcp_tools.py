@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway import services as gateway_services
+from kubernaut.gateway.mcp import endpoint as endpoint_module
 from kubernaut.gateway.mcp import models
 from kubernaut.gateway.mcp.endpoint import McpEndpoint
 from kubernaut.gateway.mcp.tools import Untrusted, build_server, timeline
@@ -105,6 +106,7 @@ async def test_anonymous_loopback_answers_only_loopback_hosts(tokens: bool, monk
                              if tokens else {})
     auth = build_chain(config.gateway, "127.0.0.1")
     assert (auth.anonymous is None) is tokens
+    monkeypatch.setattr(endpoint_module, "_manager", None)  # restored afterwards
     endpoint = McpEndpoint()
     endpoint.install(config, auth)
     app = FastAPI()
@@ -122,3 +124,25 @@ async def test_anonymous_loopback_answers_only_loopback_hosts(tokens: bool, monk
             assert (await initialize(app, "evil.example:8000")).status_code == 401
         else:
             assert rebound.status_code in (400, 403, 421) and "result" not in rebound.text
+
+
+async def test_the_gateway_app_as_serve_freezes_it_serves_the_replicas_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """@serve.ingress keeps a cloudpickle copy of the gateway's app (ray/serve/api.py): the /mcp route and the
+    lifespan of that copy must reach the server Gateway.__init__ installs through the module's endpoint."""
+    from ray import cloudpickle
+
+    from kubernaut.gateway.deployment import app
+    from kubernaut.gateway.mcp.endpoint import endpoint
+
+    frozen = cloudpickle.loads(cloudpickle.dumps(app))
+    token = "v" * 43
+    config = KubernautConfig(gateway={"tokens": [{"name": "agent", "roles": ["viewer"], "hash": hash_token(token)}]})
+    auth = build_chain(config.gateway, "127.0.0.1")
+    monkeypatch.setattr(endpoint_module, "_manager", None)
+    monkeypatch.setattr(gateway_services, "_installed", GatewayServices(
+        config=config, db=None, auth=auth, deployments=None, ingest=None, analyze_limiter=None))  # type: ignore[arg-type]
+    endpoint.install(config, auth)  # as Gateway.__init__ does, on the module's endpoint
+    async with frozen.router.lifespan_context(frozen):
+        answer = await initialize(frozen, "kubernaut.monitoring.svc:8000", token)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["serverInfo"]["name"] == "kubernaut"

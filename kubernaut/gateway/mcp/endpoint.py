@@ -44,28 +44,34 @@ LOOPBACK_ONLY = TransportSecuritySettings(
 ANY_HOST = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
-class McpEndpoint:
-    """The ASGI app at ``/mcp`` (one per process: one gateway replica per process)."""
+# This process's session manager (one gateway replica per process). A module global, not the endpoint's state:
+# @serve.ingress freezes the app by a cloudpickle round trip, so the endpoint object the app routes to (and whose
+# lifespan it runs) is a copy of the one this module holds; the copy's class still reads this module.
+_manager: StreamableHTTPSessionManager | None = None
 
-    def __init__(self) -> None:
-        self._manager: StreamableHTTPSessionManager | None = None
+
+class McpEndpoint:
+    """The ASGI app at ``/mcp``."""
 
     def install(self, config: KubernautConfig, auth: AuthChain) -> None:
-        """Build this replica's MCP server (nothing when ``mcp.enabled`` is false: ``/mcp`` answers 404)."""
+        """Build this replica's MCP server (none when ``mcp.enabled`` is false: ``/mcp`` answers 404)."""
+        global _manager
+        _manager = None
         if not config.mcp.enabled:
             return
         server = build_server(config)
         server.streamable_http_app(
             stateless_http=True, json_response=True, max_request_body_size=config.gateway.max_body_bytes,
             transport_security=LOOPBACK_ONLY if auth.anonymous is not None else ANY_HOST)
-        self._manager = server.session_manager
+        _manager = server.session_manager
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
-        if self._manager is None:
+        manager = _manager
+        if manager is None:
             yield
             return
-        async with self._manager.run():
+        async with manager.run():
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,7 +80,8 @@ class McpEndpoint:
         except HTTPException as exc:  # the replica is still starting
             await JSONResponse({"error": exc.detail}, status_code=exc.status_code)(scope, receive, send)
             return
-        if self._manager is None:
+        manager = _manager
+        if manager is None:
             await JSONResponse({"error": "the MCP server is disabled (mcp.enabled)"}, status_code=404)(
                 scope, receive, send)
             return
@@ -87,7 +94,7 @@ class McpEndpoint:
             return
         token = CALLER.set(Caller(principal=principal, request=request))
         try:
-            await self._manager.handle_request(scope, receive, send)
+            await manager.handle_request(scope, receive, send)
         finally:
             CALLER.reset(token)
 
