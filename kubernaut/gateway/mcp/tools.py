@@ -211,7 +211,9 @@ def build_server(config: KubernautConfig) -> MCPServer:
     untrusted = Untrusted(config)
     max_items = config.mcp.max_items
     server: MCPServer = MCPServer(
-        name="kubernaut", version=__version__, log_level=config.log_level,  # type: ignore[arg-type]
+        # The SDK calls logging.basicConfig with this level: WARNING changes nothing where the root logger has no
+        # handler yet (Python prints WARNING and above then anyway); kubernaut.* logs do not propagate there.
+        name="kubernaut", version=__version__, log_level="WARNING",
         instructions=("Kubernaut remediates Kubernetes alerts safely. Read incidents, their timelines, resource "
                       "context, the action catalog and what history says; analyze an alert without acting. "
                       + models.UNTRUSTED_NOTICE))
