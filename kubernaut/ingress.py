@@ -32,6 +32,13 @@ from pathlib import Path
 FAST_INGRESS = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
 #: Serve's default Python proxy (the comparison row of bench/ingest.py; how users turn the fast ingress off).
 DEFAULT_PROXY = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0"}
+#: Ports of HAProxy's own listeners (stats 8404, Prometheus 9101 by default, on loopback here): a second app on the
+#: same machine (a benchmark beside a running one) must move them, or its HAProxy cannot start.
+LISTENER_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+#: THROUGHPUT_OPTIMIZED also buffers each replica's log file 1,000 records deep with no time-based flush
+#: (ray/serve/_private/constants.py, logging_utils.py): at an SRE's usual traffic a replica's lines would sit unseen
+#: in memory for hours and die with it. Logs reach Serve's files (the dashboard, log shippers) line by line.
+LOG_FLUSH = {"RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1"}
 
 #: Frontends that serve callers: they bind Serve's ``http_options.host`` (loopback locally, 0.0.0.0 with tokens).
 INGRESS_SECTIONS = frozenset({"frontend http_frontend", "frontend grpc_frontend"})
@@ -74,6 +81,8 @@ def serve_env(environ: Mapping[str, str], directory: Path | None = None) -> dict
     """The variables to add to ``environ`` before ``serve run`` / ``ray start``: the fast ingress unless the caller
     set its switches, and with HAProxy on, its private directory and the guard. Values already set are kept."""
     env: dict[str, str] = {k: v for k, v in FAST_INGRESS.items() if k not in environ}
+    if {**environ, **env}.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1":
+        env.update({k: v for k, v in LOG_FLUSH.items() if k not in environ})
     if {**environ, **env}.get("RAY_SERVE_ENABLE_HA_PROXY") != "1":
         return env
     directory = directory or runtime_dir()

@@ -89,6 +89,8 @@ def test_a_stats_socket_without_a_mode_gets_600() -> None:
 def test_the_fast_ingress_is_the_default_and_what_the_caller_set_wins(tmp_path: Path) -> None:
     env = ingress.serve_env({}, directory=tmp_path)
     assert {k: env[k] for k in SWITCHES} == ingress.FAST_INGRESS
+    # Throughput-optimized replicas still write each log line when it happens (no 1,000-record buffer).
+    assert env["RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE"] == "1"
     guard = Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"])
     assert guard.parent == tmp_path and os.access(guard, os.X_OK)
     for key in ("RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC",
