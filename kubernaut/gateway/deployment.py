@@ -24,6 +24,7 @@ from kubernaut.gateway.fastpath import WebhookFastPath
 from kubernaut.gateway.ingest import COMMIT_SLOTS, WebhookIngest
 from kubernaut.gateway.mcp.endpoint import PATH as MCP_PATH
 from kubernaut.gateway.mcp.endpoint import endpoint as mcp_endpoint
+from kubernaut.gateway.query_guard import QueryGuard
 from kubernaut.gateway.ratelimit import RateLimiter
 from kubernaut.gateway.routes import ROUTERS
 from kubernaut.gateway.services import Deployments, GatewayServices
@@ -38,6 +39,7 @@ remediations. Point an AlertManager `webhook_configs` receiver at `POST /api/v1/
 app = FastAPI(title="Kubernaut", version=__version__, description=API_DESCRIPTION, docs_url=None, redoc_url=None,
               openapi_url=None, lifespan=mcp_endpoint.lifespan)  # the lifespan runs the MCP SDK's task group
 app.add_middleware(WebhookFastPath)
+app.add_middleware(QueryGuard)  # outermost: a NUL never reaches a route (query_guard.py)
 app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 for _router in (*ROUTERS, *CONSOLE_ROUTERS):  # the REST API, then the web console (issue 13)
     app.include_router(_router)
