@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 import yaml
 
+from kubernaut.ingress import LISTENER_PORTS
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
@@ -100,16 +102,20 @@ def baseline_server(dsn: str, workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def kubernaut_serve(dsn: str, workdir: Path, overrides: dict[str, Any] | None = None,
-                    env_extra: dict[str, str] | None = None) -> Iterator[str]:
+                    env_extra: dict[str, str] | None = None, kubeconfig: Path | None = None,
+                    unthrottled: bool = True) -> Iterator[str]:
     """`kubernaut run` (the shipped way to run: `serve run` with the shipped ingress, kubernaut/ingress.py) of the
     repository's serve_config.yaml against ``dsn``, with benchmark overrides; ``env_extra`` is what a user could
-    set in the environment (e.g. kubernaut.ingress.DEFAULT_PROXY for Serve's default proxy)."""
+    set in the environment (e.g. kubernaut.ingress.DEFAULT_PROXY for Serve's default proxy). ``kubeconfig``: the
+    cluster the app reads (none by default); ``unthrottled=False`` keeps the gateway's shipped rate limit. The
+    `kubernaut run` process id is written to ``workdir/serve.pid`` (bench/footprint.py finds the app's processes)."""
     config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
     args = config["applications"][0]["args"]
-    args.setdefault("gateway", {}).update({"rate_limit_per_s": 0})
-    args["kubernetes"] = {"kubeconfig": str(workdir / "no-kubeconfig")}
+    if unthrottled:
+        args.setdefault("gateway", {}).update({"rate_limit_per_s": 0})
+    args["kubernetes"] = {"kubeconfig": str(kubeconfig or workdir / "no-kubeconfig")}
     for key, value in (overrides or {}).items():
         if isinstance(value, dict):
             args.setdefault(key, {}).update(value)
@@ -117,13 +123,17 @@ def kubernaut_serve(dsn: str, workdir: Path, overrides: dict[str, Any] | None = 
             args[key] = value
     config_file = workdir / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = dict(os.environ)
     # The shipped ingress comes from `kubernaut run` itself; only what the caller asks for is set here.
     env = {k: v for k, v in env.items() if not k.startswith("RAY_SERVE_")}
-    env.update({"RAY_AUTH_MODE": "disabled", "DATABASE_URL": dsn, **(env_extra or {})})
+    # A Ray of its own (RAY_ADDRESS=local: without it `serve run` joins the last `ray start` on the machine), and
+    # HAProxy's stats/Prometheus listeners on free ports: another app on this machine holds the defaults.
+    env.update({"RAY_ADDRESS": "local", "RAY_AUTH_MODE": "disabled", "DATABASE_URL": dsn,
+                **{name: str(free_port()) for name in LISTENER_PORTS}, **(env_extra or {})})
     log = (workdir / "serve.log").open("w")
     process = subprocess.Popen([PYTHON, "-m", "kubernaut.cli", "run", str(config_file)], stdout=log,
                                stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir)
+    (workdir / "serve.pid").write_text(str(process.pid))
     try:
         wait_http(f"http://127.0.0.1:{port}/ready", 240)
         yield f"http://127.0.0.1:{port}"
