@@ -63,8 +63,8 @@ async def test_the_tools_read_redacted_bounded_and_only_this_namespace(kube_api_
                       cluster=ClusterAPI(kube_api_client, 5.0, read_retries=0), redactor=redactor())
     registry = default_registry()
 
-    async def call(name: str, **arguments: Any) -> Any:
-        return await registry.call(name, json.dumps(arguments), scope, timeout_s=8.0, output_chars=20_000)
+    async def call(tool: str, **arguments: Any) -> Any:
+        return await registry.call(tool, json.dumps(arguments), scope, timeout_s=8.0, output_chars=20_000)
 
     got = await call("get_resource", kind="Deployment", name="web")
     assert got.record.outcome == "ok", got.text
