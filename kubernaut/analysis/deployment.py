@@ -74,6 +74,8 @@ class AnalysisService(ReplicaBase):
                 provider = ContextProvider(config, member.connection, self.db.pool, api=member.api,
                                            managed_namespaces=member.execution.managed_namespaces)
                 self._analyzers[name] = Analyzer(cfg, self._rules, provider, self._llm, learner)
+            # Rotated credentials (a kubeconfig file or Secret) are picked up while the replica runs.
+            self._fleet_watch = asyncio.get_running_loop().create_task(fleet.watch())
             self._analyzers[""] = Analyzer(cfg, self._rules, ContextProvider(
                 config, ClusterConnection(None, "none", "the incident's cluster is not configured"), self.db.pool),
                 self._llm, learner)

@@ -38,6 +38,7 @@ class EffectivenessMonitor(ReplicaBase):
             fleet = await asyncio.to_thread(Fleet.build, config, timeout_s=config.effectiveness.kube_timeout_s)
             self.assessor.readers = {name: TargetReader(m.api, config.effectiveness.kube_timeout_s) if m.api else None
                                      for name, m in fleet.members.items()}
+            self._fleet_watch = asyncio.get_running_loop().create_task(fleet.watch())  # rotated credentials
         self._start_worker({JobKind.ASSESS: self.assessor.handle})
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 

@@ -36,6 +36,6 @@ class ClusterRouter:
         owners = self.owners.get(cluster)
         if owners is not None:
             return signal, owners, None
-        return (signal, OwnerResolver(None, cluster, ttl_s=1.0),
+        return (signal, OwnerResolver(None, cluster, ttl_s=1.0, timeout_s=1.0),
                 f"cluster {cluster!r} (label {self._fleet.cluster_label}) is not configured; "
                 f"known: {sorted(self.owners)}")

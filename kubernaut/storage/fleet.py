@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
 
 async def adopt_home(pool: asyncpg.Pool, home: str) -> int:
@@ -12,3 +13,30 @@ async def adopt_home(pool: asyncpg.Pool, home: str) -> int:
         incidents = await conn.execute("UPDATE incidents SET cluster = $1 WHERE cluster IS NULL", home)
         actions = await conn.execute("UPDATE actions SET cluster = $1 WHERE cluster IS NULL", home)
     return int(incidents.split()[-1]) + int(actions.split()[-1])
+
+
+class ClusterOutcomes(BaseModel):
+    """How one action worked for one learning signature on one cluster (``cluster`` None: the whole fleet)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str | None
+    action: str
+    assessed: int
+    effective: int
+    ineffective: int
+
+
+async def outcomes_by_cluster(conn: asyncpg.Connection | asyncpg.Pool, signature: str) -> list[ClusterOutcomes]:
+    """Finished assessments of ``signature`` per cluster and action, then the fleet-wide total of each action
+    (``cluster`` None): what worked for this kind of incident here, and across all clusters."""
+    rows = await conn.fetch(
+        """SELECT CASE WHEN GROUPING(x.cluster) = 1 THEN NULL ELSE coalesce(x.cluster, '') END AS cluster,
+                  a.action, count(*) AS assessed,
+                  count(*) FILTER (WHERE a.verdict = 'effective') AS effective,
+                  count(*) FILTER (WHERE a.verdict = 'ineffective') AS ineffective
+           FROM assessments a JOIN actions x ON x.id = a.action_id
+           WHERE a.signature = $1 AND a.status IN ('done', 'expired')
+           GROUP BY GROUPING SETS ((x.cluster, a.action), (a.action))
+           ORDER BY a.action, GROUPING(x.cluster), x.cluster""", signature)
+    return [ClusterOutcomes.model_validate(dict(r)) for r in rows]

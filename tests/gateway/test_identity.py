@@ -289,6 +289,7 @@ ROUTE_PERMISSIONS = {
     ("GET", "/api/v1/context"): "get contexts.kubernaut.ai",
     ("GET", "/api/v1/effectiveness"): "get effectiveness.kubernaut.ai",
     ("GET", "/api/v1/patterns"): "list patterns.kubernaut.ai",
+    ("GET", "/api/v1/patterns/clusters"): "list patterns.kubernaut.ai",
     ("GET", "/api/v1/approvals"): "list approvals.kubernaut.ai",
     ("POST", "/api/v1/approvals/{approval_id}/approve"): None,
     ("POST", "/api/v1/approvals/{approval_id}/reject"): None,

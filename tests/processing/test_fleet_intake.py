@@ -24,6 +24,7 @@ from kubernaut.processing.owners import OwnerResolver
 from kubernaut.processing.routing import ClusterRouter
 from kubernaut.storage import alerts
 from kubernaut.storage import execution as records
+from kubernaut.storage import fleet as fleet_store
 from kubernaut.storage.alerts import insert_webhooks
 from tests.support.executor_harness import seed_workflow
 from tests.support.incident_history import connect
@@ -139,5 +140,28 @@ async def test_executor_records_keys_and_budget_per_cluster(fresh_dsn: str) -> N
             verdict = await budget.admit(db.pool, 0, action="restart_deployment", target_key="x", namespace="test",
                                          config=live, reserve=False, cluster=cluster)
             assert verdict.allowed is allowed, (cluster, verdict.reason)
+    finally:
+        await db.close()
+
+
+async def test_what_worked_for_a_signature_per_cluster_and_across_the_fleet(fresh_dsn: str) -> None:
+    db = await connect(fresh_dsn)
+    try:
+        incident, workflow = await seed_workflow(db)
+        outcomes = [("a", "effective"), ("a", "effective"), ("b", "ineffective"), ("b", "effective"),
+                    ("a", None)]  # the last one still pending: not counted
+        for i, (cluster, verdict) in enumerate(outcomes):
+            action = await db.pool.fetchval(
+                "INSERT INTO actions (workflow_id, incident_id, action, target, idempotency_key, dry_run, status, "
+                "cluster) VALUES ($1, $2, 'restart_deployment', '{}'::jsonb, $3, false, 'succeeded', $4) RETURNING id",
+                workflow, incident, f"k{i}", cluster)
+            await db.pool.execute(
+                "INSERT INTO assessments (action_id, action, target, target_key, target_kind, signature, alertname, "
+                "status, verdict, action_at, due_at, expires_at) VALUES ($1, 'restart_deployment', '{}'::jsonb, "
+                "'k', 'Deployment', 'KubePodCrashLooping:Deployment', 'KubePodCrashLooping', $2, $3, now(), now(), "
+                "now())", action, "done" if verdict else "pending", verdict)
+        rows = await fleet_store.outcomes_by_cluster(db.pool, "KubePodCrashLooping:Deployment")
+        got = {(r.cluster, r.assessed, r.effective, r.ineffective) for r in rows}
+        assert got == {("a", 2, 2, 0), ("b", 2, 1, 1), (None, 4, 3, 1)}
     finally:
         await db.close()
