@@ -166,7 +166,7 @@ async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_an
     assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
     told = await s.h.db.pool.fetchval("SELECT body FROM notifications WHERE event = 'workflow.proposed' AND "
                                       "incident_id = (SELECT incident_id FROM workflows WHERE id = $1)", wf)
-    assert told is not None and f"#{proposed['pr']['number']}" in told and "Nothing was changed live" in told
+    assert told is not None and proposed["pr"]["url"] in told and "Nothing was changed live" in told
 
     s.peer.merge(proposed["pr"]["number"])
     assert await drive(s.engine, wf, until=("syncing", "completed", "failed"), timeout=30) == "syncing"
@@ -176,7 +176,7 @@ async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_an
     steps = await s.steps(wf)
     assert steps["propose"]["status"] == "succeeded" and steps["synced"]["status"] == "succeeded"
     assert steps["verify:gitops"]["status"] == "succeeded"
-    phase = await s.h.db.pool.fetchval("SELECT phase FROM incidents i JOIN workflows w ON w.incident_id = i.id "
+    phase = await s.h.db.pool.fetchval("SELECT i.phase FROM incidents i JOIN workflows w ON w.incident_id = i.id "
                                        "WHERE w.id = $1", wf)
     assert phase == "remediated"
 
