@@ -63,7 +63,7 @@ def group_of(cmdline: str) -> str:
         return "ray other actors"
     if "postgres" in exe:
         return "postgresql"
-    if "serve run" in cmdline or "kubernaut.cli" in cmdline or "/serve " in cmdline:
+    if "serve run" in cmdline or "kubernaut.cli" in cmdline or "kubernaut.local_ray" in cmdline or "/serve " in cmdline:
         return "serve run driver"
     if "dashboard" in cmdline or "runtime_env" in cmdline:
         return "ray dashboard, agents"

@@ -81,7 +81,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"not starting: {error}", file=sys.stderr)
         return 2
     serve = Path(sys.executable).with_name("serve")
-    os.execv(str(serve), [str(serve), "run", str(config)])
+    argv = [str(serve), "run", str(config)]
+    if not getattr(args, "ray_dashboard", False):  # the same `serve run`, on a Ray without the dashboard's modules
+        argv = [sys.executable, "-m", "kubernaut.local_ray", "run", str(config)]
+    os.execv(argv[0], argv)
     return 0  # not reached
 
 
@@ -212,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run the system locally (serve run serve_config.yaml, fast ingress)")
     run.add_argument("config", nargs="?", default=None, help="default: the serve_config.yaml shipped in the package")
+    run.add_argument("--ray-dashboard", action="store_true",
+                     help="keep Ray's dashboard and its module processes (~190 MB; kubernaut/local_ray.py)")
     run.set_defaults(func=cmd_run)
 
     send = sub.add_parser("send-alert", help="post an AlertManager webhook body (a sample when no file)")

@@ -67,6 +67,7 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
     try:
         _run_loop(base, process)
         _check_haproxy_is_private(port, stats_port, metrics_port)
+        _check_no_dashboard_modules(process.pid)
     except AssertionError as error:
         # What serve run printed is the only account of why it did not come up (CI shows no files).
         log.flush()
@@ -102,6 +103,30 @@ def _run_loop(base: str, process: subprocess.Popen) -> None:
     detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
     assert detail["analysis"]["alternatives"][0]["action"] == "restart_pod"
     assert detail["actions"] and all(a["status"] == "dry_run" for a in detail["actions"])
+
+
+def _check_no_dashboard_modules(root: int) -> None:
+    """`kubernaut run` starts Ray without the dashboard's module processes (kubernaut/local_ray.py): the dashboard
+    head runs alone, with its usage-stats module."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue  # gone
+        if not stat:
+            continue
+        children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
+    lines, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    assert [c for c in lines if "ray/dashboard/dashboard.py" in c and "--modules-to-load=UsageStatsHead" in c], lines
+    assert not [c for c in lines if c.startswith("ray-dashboard-")], "dashboard module processes are running"
 
 
 def _listening(pid: int) -> set[tuple[str, int]]:

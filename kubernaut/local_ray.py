@@ -1,0 +1,33 @@
+"""`kubernaut run`'s Ray: Serve's own `serve run`, on a local Ray started without the dashboard's web UI.
+
+`serve run` starts a local Ray with ``ray.init()``, and with it the dashboard head and its nine module processes
+(NodeHead, StateHead, JobHead, ServeHead, MetricsHead, ReportHead, EventHead, DataHead, TrainHead, and their
+forkserver): about 190 MB PSS of the laptop configuration's 2 GB at idle (bench/pipeline.py, bench/RESULTS.md).
+Kubernaut uses none of them: its API and console are the gateway's (the console reads ``serve.status()`` in
+process), and Ray's metrics come from each node's dashboard agent, which starts either way. With
+``include_dashboard=False`` the dashboard head runs alone with its usage-stats module.
+
+``kubernaut run --ray-dashboard`` runs plain `serve run` instead (Ray's web UI on 127.0.0.1:8265, `serve status`,
+`ray list`). When ``ray.init()`` joins a running cluster (RAY_ADDRESS, or the last `ray start` on this machine),
+that cluster keeps whatever its `ray start` chose.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kubernaut.local_ray run <config>``: start (or join) Ray without the dashboard modules, then
+    `serve run` with the same arguments, which finds Ray initialized and uses it."""
+    import ray
+    from ray.serve._private.constants import SERVE_NAMESPACE  # the namespace `serve run` itself connects with
+    from ray.serve.scripts import cli
+
+    ray.init(namespace=SERVE_NAMESPACE, include_dashboard=False)
+    cli.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="serve")
+    return 0  # not reached: click exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())
