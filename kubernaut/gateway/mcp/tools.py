@@ -351,7 +351,7 @@ def build_server(config: KubernautConfig) -> MCPServer:
             svc = gateway_services.services()
             body = approval_routes.ApprovalDecision(reason=reason, override=override)
             try:
-                answer = await approval_routes._decide(svc, who.request, approval_id, decision == "approve", body,
+                answer = await approval_routes.decide(svc, who.request, approval_id, decision == "approve", body,
                                                        who.principal)
             except HTTPException as exc:
                 raise ToolError(str(exc.detail)) from None
