@@ -136,6 +136,7 @@ async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fres
                         "work": {"poll_interval_s": 0.2, "kinds": {"notify": {"backoff_initial_s": 0.3,
                                                                               "backoff_max_s": 0.5}}},
                         "notifications": {
+                            "console_url": "https://kubernaut.example.com/console",
                             "slack": {"bot_token": TOKEN, "api_url": down, "channel": "#ops", "timeout_s": 2},
                             "receivers": [{"name": "pager", "urls": [http_sink.apprise_url]}],
                             "route": {"routes": [{"match": {"event": ["escalated", "expired"]},
@@ -152,6 +153,8 @@ async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fres
         assert time.monotonic() - started >= 1.5, "escalated before escalate_after_s"
         first = escalations()[0]
         assert "ESCALATED" in first["title"]
+        # Teams, e-mail and PagerDuty (apprise) carry the console's approval page: approving happens there.
+        assert f"https://kubernaut.example.com/console/approvals/{approval}" in first["message"]
         await eventually(lambda: _async(len(escalations()) >= 2 or None), timeout=20, what="reminder")
         assert "REMINDER" in escalations()[1]["title"] and time.monotonic() - started >= 4.0
         assert await svc.db.pool.fetchval("SELECT status FROM approvals WHERE id = $1", approval) == "pending"
