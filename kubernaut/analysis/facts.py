@@ -121,6 +121,9 @@ def observe(signals: Sequence[Signal], ctx: ResourceContext, *, rollout_window_s
     for name in ("tool", "app", "app_namespace", "repo", "path", "revision", "auto_sync", "self_heal"):
         facts[f"gitops.{name}"] = getattr(gitops, name) if gitops is not None else None
     facts["gitops.value_files"] = list(gitops.value_files) if gitops is not None else None
+    # Whether the change can be proposed in Git (a configured repository): the rules' guard turns spec changes
+    # into a recommendation only when it cannot.
+    facts["gitops.proposable"] = bool(gitops is not None and gitops.repository_configured) if live else None
     facts["hpa.at_max"] = ctx.hpa.at_max if ctx.hpa else (False if live and workload else None)
     facts["pdb.blocking"] = any((p.disruptions_allowed or 0) == 0 for p in ctx.pdbs) if live else None
     facts["pvc.expandable"] = (all(p.expandable for p in ctx.pvcs) if all(p.expandable is not None for p in ctx.pvcs)

@@ -80,7 +80,7 @@ class ContextGatherer:
                  time_budget_s: float = 3.0, event_limit: int = 20, managed_label: str | None = None,
                  managed_namespaces: list[str] | None = None, redact: Redactor | None = None,
                  gitops_detect_owners: bool = True, argocd_instance_label: str = gitops_detect.DEFAULT_INSTANCE_LABEL,
-                 argocd_namespaces: list[str] | None = None) -> None:
+                 argocd_namespaces: list[str] | None = None, gitops_repositories: list[str] | None = None) -> None:
         self._reader = reader
         self._unavailable = unavailable_reason or "no Kubernetes credentials"
         self._budget = time_budget_s
@@ -94,6 +94,7 @@ class ContextGatherer:
         self._gitops_owners = gitops_detect_owners
         self._argo_label = argocd_instance_label
         self._argo_namespaces = list(argocd_namespaces or ["argocd"])
+        self._gitops_repositories = {gitops_detect.normalise_url(u) for u in gitops_repositories or []}
 
     @property
     def available(self) -> bool:
@@ -454,8 +455,11 @@ class ContextGatherer:
         def get(kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
             return reader.get(kind, name, namespace, timeout=deadline.call_timeout())
 
-        return gitops_detect.detect(meta, ns, get,
-                                    instance_label=self._argo_label, argocd_namespaces=self._argo_namespaces)
+        info = gitops_detect.detect(meta, ns, get, instance_label=self._argo_label,
+                                    argocd_namespaces=self._argo_namespaces)
+        if info is not None and info.repo and gitops_detect.normalise_url(info.repo) in self._gitops_repositories:
+            info = info.model_copy(update={"repository_configured": True})
+        return info
 
     def _pods(self, ns: str | None, selector: dict[str, Any] | None, deadline: _Deadline) -> list[PodSummary]:
         query = selectors.to_query(selector)

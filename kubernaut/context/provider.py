@@ -41,7 +41,8 @@ class ContextProvider:
                                          redact=redactor(config.redaction),
                                          gitops_detect_owners=config.gitops.detect,
                                          argocd_instance_label=config.gitops.argocd_instance_label,
-                                         argocd_namespaces=config.gitops.argocd_namespaces)
+                                         argocd_namespaces=config.gitops.argocd_namespaces,
+                                         gitops_repositories=[r.url for r in config.gitops.repositories])
         self._pool = pool
         self._budget = config.analysis.context_time_budget_s
 

@@ -19,6 +19,7 @@ an owner that cannot be read (CRD not served, no RBAC) leaves the tool known and
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,14 @@ CONTROLLER_MANAGERS = ("argocd-controller", "argocd-application-controller", "ar
 
 def is_controller_manager(manager: str) -> bool:
     return any(manager == m or manager.startswith(m + "-") for m in CONTROLLER_MANAGERS)
+
+
+def normalise_url(url: str) -> str:
+    """Repository identity: scheme, credentials, trailing '.git' and '/' dropped; scp-like SSH made a path."""
+    u = re.sub(r"^[a-z+]+://", "", url.strip())
+    u = re.sub(r"^[^@/]+@", "", u)
+    u = re.sub(r"^([^/:]+):(?!\d)", r"\1/", u)  # git@host:org/repo → host/org/repo
+    return u.rstrip("/").removesuffix(".git").lower()
 
 
 def _clip(value: Any, n: int = 253) -> str | None:

@@ -34,6 +34,8 @@ class GitOpsInfo(BaseModel):
     via: str = Field(max_length=200, description="the marker or object that told us")
     unresolved: str | None = Field(default=None, max_length=500,
                                    description="why the owning object could not be read, when it could not")
+    repository_configured: bool = Field(default=False, description="gitops.repositories names this repository: "
+                                        "Kubernaut can propose the change there")
 
     def summary(self) -> str:
         where = f"{self.repo}" + (f" path {self.path}" if self.path else "") + \

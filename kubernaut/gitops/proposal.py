@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kubernaut.config.gitops import GitOpsConfig, RepositoryConfig
 from kubernaut.gitops import manifests
 from kubernaut.gitops.changes import FieldChange
+from kubernaut.gitops.detect import normalise_url
 from kubernaut.gitops.forge import Forge, PullRequest, forge_for
 from kubernaut.gitops.manifests import FileEdit, ManifestNotFound
 from kubernaut.gitops.models import GitOpsInfo
@@ -49,13 +50,7 @@ class Proposed(BaseModel):
     pr: PullRequest
 
 
-def normalise(url: str) -> str:
-    """Repository identity: scheme, credentials, trailing '.git' and '/' dropped; scp-like SSH made a path."""
-    u = url.strip()
-    u = re.sub(r"^[a-z+]+://", "", u)
-    u = re.sub(r"^[^@/]+@", "", u)
-    u = re.sub(r"^([^/:]+):(?!\d)", r"\1/", u)  # git@host:org/repo → host/org/repo
-    return u.rstrip("/").removesuffix(".git").lower()
+normalise = normalise_url
 
 
 def find_repository(config: GitOpsConfig, info: GitOpsInfo) -> RepositoryConfig | None:
