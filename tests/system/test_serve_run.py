@@ -66,6 +66,7 @@ def test_serve_run_brings_up_the_loop(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         _run_loop(base, process)
+        _check_mcp(base)
         _check_haproxy_is_private(port, stats_port, metrics_port)
         _check_no_dashboard_modules(process.pid)
     except AssertionError as error:
@@ -103,6 +104,18 @@ def _run_loop(base: str, process: subprocess.Popen) -> None:
     detail = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=5).json()
     assert detail["analysis"]["alternatives"][0]["action"] == "restart_pod"
     assert detail["actions"] and all(a["status"] == "dry_run" for a in detail["actions"])
+
+
+def _check_mcp(base: str) -> None:
+    """/mcp answers on the shipped run (its SDK task group runs in the gateway app's lifespan); without
+    authentication only loopback Host names (kubernaut/gateway/mcp/endpoint.py)."""
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    answer = httpx.post(f"{base}/mcp", json=initialize, headers=headers, timeout=10)
+    assert answer.status_code == 200 and answer.json()["result"]["serverInfo"]["name"] == "kubernaut", answer.text
+    rebound = httpx.post(f"{base}/mcp", json=initialize, headers={**headers, "Host": "evil.example"}, timeout=10)
+    assert rebound.status_code != 200 and "serverInfo" not in rebound.text
 
 
 def _check_no_dashboard_modules(root: int) -> None:
