@@ -49,7 +49,8 @@ def screen(result: AnalysisResult, situation: Situation) -> AnalysisResult:
     if scope is not None:
         return _refuse(result, situation, f"out of scope: {scope.summary.removeprefix('Out of scope: ')}",
                        scope, out_of_scope=True)
-    harmful = next((f for f in findings if f.kind in spec.harmful_when and relates(f, target, situation)), None)
+    harmful = next((f for f in findings if f.kind in spec.harmful_when and relates(f, target, situation)
+                    and not _proposable_in_git(f, situation)), None)
     if harmful is not None:
         return _refuse(result, situation, f"{harmful.kind.value}: {harmful.summary}", harmful)
     support = next((f for f in findings if f.kind in spec.helps_when and f.justifies
@@ -61,6 +62,12 @@ def screen(result: AnalysisResult, situation: Situation) -> AnalysisResult:
     result.reasoning.append(f"justified by {support.kind.value}: {support.summary}")
     result.reasoning.extend(f"evidence: {e}" for e in support.evidence[:3])
     return result
+
+
+def _proposable_in_git(finding: Finding, situation: Situation) -> bool:
+    """GitOps ownership harms a live change only: with a repository configured for the owner (fact
+    gitops.proposable) the orchestrator makes the change in Git (kubernaut/orchestration/gitops_flow.py)."""
+    return finding.kind is K.GITOPS_MANAGED and situation.facts.get("gitops.proposable") is True
 
 
 def _refuse(result: AnalysisResult, situation: Situation, why: str, finding: Finding | None, *,

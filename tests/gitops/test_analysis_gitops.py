@@ -28,3 +28,15 @@ def test_without_one_the_guard_recommends_the_change_in_git() -> None:
     sit, result = decided(False)
     assert result.action == "notify_only" and result.rule_id.endswith("+gitops-fix-in-git")
     assert sit.facts["gitops.proposable"] is False
+
+
+def test_the_do_no_harm_screen_lets_a_proposable_fix_through_and_still_refuses_a_live_one() -> None:
+    from tests.analysis.test_diagnosis import analyse, base, crashing
+
+    for configured, action in ((True, "increase_memory_limits"), (False, "notify_only")):
+        ctx = base(pods=[crashing(reason="OOMKilled", code=137)], traits=ARGO)
+        ctx.gitops = GitOpsInfo(tool="argocd", app="shop", repo="https://git.example.com/org/deploy", via="test",
+                                repository_configured=configured)
+        result = analyse("KubePodCrashLooping", ctx)
+        assert result.action == action, (configured, result.rule_id, result.reasoning)
+        assert any(f.kind.value == "ownership.gitops" for f in result.findings)
