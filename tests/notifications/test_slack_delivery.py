@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import pytest
 
 from kubernaut.config.settings import load_config
 from kubernaut.models.principal import Principal
@@ -19,10 +20,18 @@ from kubernaut.notifications.deployment import NotificationService
 from kubernaut.orchestration import approvals as approval_rules
 from kubernaut.storage import notifications
 from tests.support.polling import eventually
-from tests.support.sinks import free_port
+from tests.support.sinks import HttpSink, free_port
 from tests.support.slack_peer import SlackPeer
 
 TOKEN = "xoxb-delivery-test"
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    """A JSON sink of this test's own (every fresh database numbers its approvals from 1 again)."""
+    receiver = HttpSink().start()
+    yield receiver
+    receiver.stop()
 
 
 @asynccontextmanager
@@ -128,7 +137,7 @@ def card_channel(peer: SlackPeer, call: Any) -> str:
     return peer._answer("chat.postMessage", call.args, TOKEN)["channel"]
 
 
-async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fresh_dsn: str, http_sink: Any) -> None:
+async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fresh_dsn: str, sink: HttpSink) -> None:
     """Slack unreachable: the approval stays pending, its Slack delivery retries and the receiver is reported
     failing; after escalate_after_s the escalation goes to the pager route, and again before expiry."""
     down = f"http://127.0.0.1:{free_port()}/api/"
@@ -138,7 +147,7 @@ async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fres
                         "notifications": {
                             "console_url": "https://kubernaut.example.com/console",
                             "slack": {"bot_token": TOKEN, "api_url": down, "channel": "#ops", "timeout_s": 2},
-                            "receivers": [{"name": "pager", "urls": [http_sink.apprise_url]}],
+                            "receivers": [{"name": "pager", "urls": [sink.apprise_url]}],
                             "route": {"routes": [{"match": {"event": ["escalated", "expired"]},
                                                   "receivers": ["pager"]}]},
                             "escalation": {"escalate_after_s": 1.5, "remind_before_expiry_s": 2},
@@ -147,7 +156,7 @@ async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fres
         incident, approval = await approval_request(svc, ttl_s=6)
 
         def escalations() -> list[dict[str, Any]]:
-            return [m for m in http_sink.received if f"approval {approval} " in str(m.get("title"))]
+            return [m for m in sink.received if f"approval {approval} " in str(m.get("title"))]
 
         await eventually(lambda: _async(escalations() or None), timeout=20, what="escalation at the pager")
         assert time.monotonic() - started >= 1.5, "escalated before escalate_after_s"
@@ -172,10 +181,10 @@ async def test_slack_down_the_approval_stays_and_the_escalation_route_fires(fres
         assert incident
 
 
-async def test_a_route_repeat_interval_suppresses_repeats_of_a_group(fresh_dsn: str, http_sink: Any) -> None:
+async def test_a_route_repeat_interval_suppresses_repeats_of_a_group(fresh_dsn: str, sink: HttpSink) -> None:
     async with service({"storage": {"dsn": fresh_dsn}, "work": {"poll_interval_s": 0.2},
                         "notifications": {
-                            "receivers": [{"name": "mail", "urls": [http_sink.apprise_url]}],
+                            "receivers": [{"name": "mail", "urls": [sink.apprise_url]}],
                             "route": {"routes": [{"match": {"event": ["failed"]}, "receivers": ["mail"],
                                                   "group_by": ["namespace"], "repeat_interval_s": 3600}]}}}) as svc:
         incident, _ = await approval_request(svc)
@@ -184,8 +193,23 @@ async def test_a_route_repeat_interval_suppresses_repeats_of_a_group(fresh_dsn: 
         second = await notify(svc, incident, "workflow.failed", f"[kubernaut] failed #{incident} b")
         row = await eventually(lambda: _status(svc, second, "suppressed"), what="second suppressed")
         assert row["deliveries"] == {"mail": "suppressed"}
-        assert not [m for m in http_sink.received if m.get("title") == f"[kubernaut] failed #{incident} b"]
-        assert [m for m in http_sink.received if m.get("title") == f"[kubernaut] failed #{incident} a"]
+        assert not [m for m in sink.received if m.get("title") == f"[kubernaut] failed #{incident} b"]
+        assert [m for m in sink.received if m.get("title") == f"[kubernaut] failed #{incident} a"]
+
+
+async def run_to_rest(engine: Any, workflow_id: int) -> str:
+    """Advance the workflow until it waits or ends (the job worker's loop, minus its timing)."""
+    from kubernaut.storage.jobs import Reschedule
+
+    for _ in range(20):
+        try:
+            await engine.advance(workflow_id)
+        except Reschedule:
+            pass
+        current = await engine.db.pool.fetchval("SELECT phase FROM workflows WHERE id = $1", workflow_id)
+        if current not in ("pending", "executing", "verifying"):
+            return current
+    raise AssertionError("the workflow did not come to rest")
 
 
 async def _status(svc: Any, note_id: int, *states: str) -> asyncpg.Record | None:
@@ -195,3 +219,59 @@ async def _status(svc: Any, note_id: int, *states: str) -> asyncpg.Record | None
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_the_orchestrators_request_escalates_then_expires_on_slack_and_the_pager(fresh_dsn: str,
+                                                                                      sink: HttpSink) -> None:
+    """The real workflow engine asks for approval; the notifications deployment posts the card, escalates it to
+    the pager after escalate_after_s, and when the engine expires it the card loses its buttons and the expiry
+    pages too."""
+    from kubernaut.orchestration.engine import WorkflowEngine
+    from kubernaut.storage.database import Database
+    from tests.support.scripted_executor import ScriptedExecutor, seed
+
+    peer = SlackPeer(bot_token=TOKEN).start()
+    args = {"storage": {"dsn": fresh_dsn}, "execution": {"mode": "live"}, "work": {"poll_interval_s": 0.2},
+            "orchestration": {"stabilization_s": 0, "approval_ttl_s": 10, "autonomy_min_cases": 0,
+                              "autonomy_min_lower_bound": 0},
+            "notifications": {"slack": {"bot_token": TOKEN, "api_url": peer.api_url, "channel": "#ops"},
+                              "receivers": [{"name": "pager", "urls": [sink.apprise_url]}],
+                              "route": {"routes": [{"match": {"event": ["escalated", "expired"]},
+                                                    "receivers": ["pager"], "continue": True},
+                                                   {"match": {"event": ["expired"]}, "receivers": ["default"]}]},
+                              "escalation": {"escalate_after_s": 1}}}
+    config = load_config(args)
+    db = await Database.connect(config.storage)
+    try:
+        engine = WorkflowEngine(db, ScriptedExecutor(db), config)
+        workflow_id = await engine.start(await seed(db, environment="production", confidence=0.75))
+        assert await run_to_rest(engine, workflow_id) == "awaiting_approval"
+        approval = await db.pool.fetchval("SELECT id FROM approvals WHERE workflow_id = $1", workflow_id)
+        async with service(args) as svc:
+            svc.worker.wake()
+            card = await eventually(lambda: _async(next((c for c in peer.of("chat.postMessage")
+                                                         if f'"value": "{approval}"' in json.dumps(c.args)), None)),
+                                    what="the engine's approval card")
+            assert "replicas" in json.dumps(card.args["blocks"])  # the engine's dry-run diff, summarised
+
+            def paged(word: str) -> list[dict[str, Any]]:
+                return [m for m in sink.received if word in str(m.get("title"))
+                        and (f"approval {approval} " in str(m.get("title")) or f"#{approval}" in str(m))]
+
+            await eventually(lambda: _async(paged("ESCALATED") or None), timeout=20, what="escalated to the pager")
+            await eventually(lambda: db.pool.fetchval("SELECT expires_at <= now() FROM approvals WHERE id = $1",
+                                                      approval), timeout=20, what="the approval's expiry")
+            assert await run_to_rest(engine, workflow_id) == "timed_out"
+            svc.worker.wake()
+            update = await eventually(lambda: _async(next(iter(peer.of("chat.update")), None)), timeout=20,
+                                      what="the expired card updated")
+            text = json.dumps(update.args["blocks"])
+            assert "*Expired*" in text and "kubernaut_approve" not in text
+            expired = await eventually(lambda: _async([m for m in sink.received
+                                                       if "timed_out" in str(m.get("title"))
+                                                       and "scale_deployment" in str(m.get("title"))] or None),
+                                       timeout=20, what="the expiry paged")
+            assert expired
+    finally:
+        peer.stop()
+        await db.close()
