@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -164,7 +165,7 @@ async def _walk_through(driver: WebDriver, base: str, db: asyncpg.Connection, ad
                                  headers={"Authorization": "Bearer test-token-ingest"})
     assert sent.status_code == 200, sent.text
     (incident_id,) = sent.json()["incident_ids"]
-    link = f"{base}/console/incidents/{incident_id}"
+    link = f"{urlsplit(base).path}/console/incidents/{incident_id}"  # as the page writes it: under the prefix
     wait(driver, "the new incident in the open list", lambda d: d.find_elements(
         By.CSS_SELECTOR, f"a.incident-link[href='{link}']"))
     assert driver.execute_script("return window.kubernautMarker") == 42, "the list was reloaded, not updated"
@@ -229,7 +230,7 @@ async def _walk_through(driver: WebDriver, base: str, db: asyncpg.Connection, ad
     # The admin approves in the browser; the open incident page shows the workflow moving on.
     driver.delete_all_cookies()
     sign_in(driver, base, ADMIN_TOKEN)
-    driver.get(link)
+    driver.get(f"{base}/console/incidents/{incident_id}")
     wait(driver, "the incident page", lambda d: d.find_elements(By.ID, "incident-live"))
     driver.execute_script("window.kubernautMarker = 43")
     incident_tab = driver.current_window_handle

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernaut import __version__
 from kubernaut.gateway.services import GatewayServices
 
 
@@ -51,7 +50,6 @@ async def system_status(svc: GatewayServices) -> dict[str, Any]:
     except Exception as exc:
         deployments, serve_error = None, type(exc).__name__
     return {
-        "version": __version__,
         "execution_mode": cfg.execution.mode.value,
         "executor": await _bounded(svc.deployments.executor.status.remote()),
         "llm": await _bounded(svc.deployments.analysis.llm_status.remote()),
