@@ -248,6 +248,7 @@ async def _walk_through(driver: WebDriver, base: str, db: asyncpg.Connection, ad
     wait(driver, "the workflow executing after the approval (live, no reload)", lambda d: d.find_elements(
         By.CSS_SELECTOR, "tr.step[data-step='execute:0']"), timeout=120)
     assert driver.execute_script("return window.kubernautMarker") == 43, "the incident page was reloaded"
+    assert "awaiting approval" not in driver.find_element(By.ID, "workflow-phase").text
     assert re.search(r"Approval #\d+: (approved|used) by token:test-admin", driver.find_element(
         By.ID, "h-workflow").find_element(By.XPATH, "..").text)
     shoot(driver, tmp_path, "incident-approved")
