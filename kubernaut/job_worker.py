@@ -94,22 +94,42 @@ class JobWorker:
                 pass
 
     async def _run(self) -> None:
+        """Up to ``batch_size`` jobs in flight; a finished one frees its slot for the next claim at once. (Claiming a
+        batch and waiting for all of it made every job wait for the slowest of its batch: a burst of 600 analyses
+        took 30 rounds of its slowest incident, bench/RESULTS.md.)"""
         kinds = list(self._handlers)
-        while not self._stopping:
-            await self._reap(kinds)
-            try:
-                claimed = await claim(self._pool, kinds, self.owner, self._lease, self._batch, self._policies)
-            except Exception:
-                logger.exception("claiming jobs failed; retrying")
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self._wake.set()  # a free slot: claim again
+
+        try:
+            while not self._stopping:
+                self._wake.clear()  # before claiming: a wake-up from now on is seen by the wait below
+                await self._reap(kinds)
+                free = self._batch - len(running)
                 claimed = []
-            if claimed:
-                await asyncio.gather(*(self._run_one(job) for job in claimed))
-                continue  # there may be more
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+                if free > 0:
+                    try:
+                        claimed = await claim(self._pool, kinds, self.owner, self._lease, free, self._policies)
+                    except Exception:
+                        logger.exception("claiming jobs failed; retrying")
+                for job in claimed:
+                    task = asyncio.get_running_loop().create_task(self._run_one(job))
+                    running.add(task)
+                    task.add_done_callback(finished)
+                if claimed and len(claimed) == free:
+                    continue  # there may be more
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for task in list(running):  # stopping: the leases expire and another replica takes the jobs over
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     async def _reap(self, kinds: list[JobKind]) -> None:
         now = asyncio.get_running_loop().time()
