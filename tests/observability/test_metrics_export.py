@@ -77,6 +77,7 @@ def _probe_deployment():
             m.approval_decided("approved")
             m.assessment_recorded(action, 0.8)
             m.notification_sent(False)
+            m.notification_receiver_failures("pager", 3)
             m.job_dead_lettered("notify")
             m.job_replayed("notify")
             m.job_lease_lost("workflow")
