@@ -259,7 +259,10 @@ class Sampler(threading.Thread):
         now = time.time()
         procs = footprint.snapshot(self.serve_pid, self.pg_dir)
         for proc in procs:
-            self.cpu.setdefault(proc.pid, (proc.group, []))[1].append((now, proc.cpu_s))
+            # The latest group: Ray turns an idle worker process (ray::IDLE) into a replica, same pid.
+            points = self.cpu.get(proc.pid, ("", []))[1]
+            points.append((now, proc.cpu_s))
+            self.cpu[proc.pid] = (proc.group, points)
         groups = footprint.by_group(procs)
         self.samples.append((now, groups))
         return groups
