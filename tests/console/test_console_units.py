@@ -271,3 +271,27 @@ def test_learning_and_system_pages_render() -> None:
                       "message": ""}], serve_error=None, ray_dashboard_url="http://127.0.0.1:8265",
                  storage_kind="embedded", auth_methods=["token"], anonymous=False, notification_urls=1)
     assert "gateway" in html and "http://127.0.0.1:8265" in html and "running: 2" in html
+
+
+def test_without_authentication_on_loopback_there_is_no_sign_in() -> None:
+    """The quickstart: no authentication configured, loopback only, every local caller the anonymous admin, as
+    for the API. The sign-in page sends the browser on; a page gets a session (CSRF) without signing in."""
+    config = load_config({"console": {"session_secret": SECRET}})
+    previous = gateway_services._installed
+    gateway_services.install(GatewayServices(config=config, db=None, auth=build_chain(config.gateway, "127.0.0.1"),  # type: ignore[arg-type]
+                                             deployments=None, ingest=None, analyze_limiter=None))  # type: ignore[arg-type]
+    web._console = None
+    app = FastAPI()
+    for router in ROUTERS:
+        app.include_router(router)
+    try:
+        with TestClient(app, follow_redirects=False) as client:
+            assert client.get("/").headers["location"] == "/console/incidents"
+            moved = client.get("/console/signin?next=%2Fconsole%2Fapprovals")
+            assert moved.status_code == 303 and moved.headers["location"] == "/console/approvals"
+            # A form from another page (no session cookie, so not its CSRF token) decides nothing.
+            refused = client.post("/console/approvals/1/approve", data={"csrf": "x" * 43})
+            assert refused.status_code == 403 and "CSRF" in refused.text
+    finally:
+        gateway_services._installed = previous
+        web._console = None
