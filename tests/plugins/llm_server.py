@@ -51,6 +51,7 @@ class LlamaServer:
     log: Path
     model: str = MODEL_ALIAS
     process: subprocess.Popen[bytes] | None = None
+    context: int = 2048  # tokens; a prompt with a live cluster's context needs more (tests/analysis/test_llm_serve.py)
 
     @property
     def base_url(self) -> str:
@@ -61,7 +62,7 @@ class LlamaServer:
         # Own process group: kill() must take the server down without touching pytest.
         self.process = subprocess.Popen(
             [self.binary, "-m", self.model_path, "--alias", self.model, "--host", "127.0.0.1",
-             "--port", str(self.port), "-c", "2048", "-t", "2", "--jinja"],
+             "--port", str(self.port), "-c", str(self.context), "-t", "2", "--jinja"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
