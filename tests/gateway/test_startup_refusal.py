@@ -34,6 +34,9 @@ def test_serve_run_on_all_interfaces_without_authentication_refuses_to_serve(tmp
     config_file.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("KUBERNAUT_GATEWAY__")}
     env.update(RAY_ADDRESS="local", RAY_AUTH_MODE="disabled", KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+    # HAProxy's stats and Prometheus ports off their defaults (as tests/system/test_serve_run.py): another HAProxy
+    # on this machine holding 8404/9101 made HAProxy, and so this test, fail before the gateway could refuse.
+    env.update(RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()), RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()))
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(["bash", str(REPO / "scripts" / "run.sh"), str(config_file)], cwd=tmp_path,
