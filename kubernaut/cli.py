@@ -63,7 +63,7 @@ def _print(response: httpx.Response) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Exactly `serve run <config>`: the README's run command, with Ray token auth off for local use and the
     shipped ingress (kubernaut.ingress: HAProxy, throughput-optimized replicas) unless the environment says
-    otherwise."""
+    otherwise, on a local Ray without the dashboard's module processes unless --ray-dashboard (kubernaut.local_ray)."""
     from kubernaut.ingress import UnsafeConfig, serve_env
 
     config = Path(args.config) if args.config else shipped_config()
