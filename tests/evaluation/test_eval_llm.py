@@ -10,13 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kubernaut.execution.catalog.registry import CATALOG
 from tests.plugins.kube_testenv import KubeTestEnv
+from tests.plugins.llm_server import LlamaServer
+from tests.support.sinks import free_port
 
 pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -24,7 +26,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("h-esc-cronjob-bad-args", "f-oom-crashloop-pricing-engine")
 
 
-def test_eval_both_engines_with_the_local_model(kube_testenv: KubeTestEnv, llm_server: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def model_server(llm_binary: tuple[str, str], tmp_path: Path) -> Iterator[LlamaServer]:
+    """A private llama-server with a 4,096-token window: a scenario's live context makes a prompt of over 2,000
+    tokens, beyond the session server's 2,048."""
+    server = LlamaServer(llm_binary[0], llm_binary[1], free_port(), tmp_path / "llama-server.log", context=4096)
+    yield server.start()
+    server.stop()
+
+
+def test_eval_both_engines_with_the_local_model(kube_testenv: KubeTestEnv, model_server: LlamaServer,
+                                                tmp_path: Path) -> None:
+    llm_server = model_server
     out = tmp_path / "eval.json"
     subset = tmp_path / "scenarios"
     subset.mkdir()
