@@ -52,8 +52,10 @@ class AnalysisService(ReplicaBase):
         if cfg.llm_enabled:
             try:
                 # The investigation's read-only tools (analysis.llm_tools) read through this replica's ClusterAPI.
+                # In a fleet of several clusters the tools get no cluster (this API is the home cluster's: an
+                # incident of another cluster must not be investigated there) until they are given one per cluster.
                 api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s, read_retries=0) \
-                    if cluster.available else None
+                    if cluster.available and len(config.clusters()) == 1 else None
                 self._llm = LLMAnalyzer(cfg, budget_pool=self.db.pool, tools=default_registry(),
                                         tool_scope=scope_factory(config, api))
             except (ProviderConfigError, ValueError) as exc:
