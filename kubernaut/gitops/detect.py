@@ -104,10 +104,14 @@ def detect(metadata: dict[str, Any], namespace: str | None, get: Getter | None, 
     if argo is not None:
         app, app_ns, via = argo
         namespaces = [app_ns] if via == TRACKING_ID else list(argocd_namespaces) or [app_ns]
-        info = _argo_application(app, namespaces, get, via)
-        # app.kubernetes.io/instance is also what Helm charts set: without an Application behind it, a Helm
-        # marker says Helm; without either, the label alone is taken as Argo CD's (the cautious reading).
-        if info.unresolved is None or via != instance_label or not helm:
+        info, absent = _argo_application(app, namespaces, get, via)
+        # app.kubernetes.io/instance is the recommended label of every chart and many plain manifests, not
+        # Argo CD's alone: it says Argo CD only with an Application of that name behind it. When no such
+        # Application exists (or no Argo CD at all) it says nothing; when it cannot be read (forbidden,
+        # unreachable) it stays Argo CD's, the cautious reading. Argo's own markers, and a label the operator
+        # configured as Argo's, count by themselves.
+        generic = via == DEFAULT_INSTANCE_LABEL
+        if info.unresolved is None or not generic or (not absent and not helm):
             return info
     if helm:
         release = annotations.get(HELM_RELEASE) or labels.get(DEFAULT_INSTANCE_LABEL)
@@ -115,6 +119,9 @@ def detect(metadata: dict[str, Any], namespace: str | None, get: Getter | None, 
             annotations.get(HELM_RELEASE_NS) or namespace, 63), via=HELM_RELEASE if HELM_RELEASE in annotations
             else MANAGED_BY)
     return None
+
+
+_NOT_FOUND = " not found (or its CRD is not served)"
 
 
 def _read(get: Getter | None, kind: str, name: str, namespace: str | None) -> tuple[dict[str, Any] | None, str | None]:
@@ -125,18 +132,22 @@ def _read(get: Getter | None, kind: str, name: str, namespace: str | None) -> tu
     except ClusterError as exc:
         return None, f"{kind} {namespace}/{name}: {exc}"[:500]
     if obj is None:
-        return None, f"{kind} {namespace}/{name} not found (or its CRD is not served)"
+        return None, f"{kind} {namespace}/{name}{_NOT_FOUND}"
     return obj, None
 
 
-def _argo_application(app: str, namespaces: Sequence[str], get: Getter | None, via: str) -> GitOpsInfo:
+def _argo_application(app: str, namespaces: Sequence[str], get: Getter | None, via: str
+                      ) -> tuple[GitOpsInfo, bool]:
+    """The Application's ownership, and whether it is known to be absent (every lookup answered "not found")."""
     why = None
+    absent = get is not None
     for ns in namespaces:
         obj, why = _read(get, "Application", app, ns)
         if obj is not None:
-            return _from_application(obj, app, ns, via)
+            return _from_application(obj, app, ns, via), False
+        absent = absent and why is not None and why.endswith(_NOT_FOUND)
     return GitOpsInfo(tool="argocd", app=app, app_namespace=namespaces[0] if namespaces else None, via=via,
-                      unresolved=why)
+                      unresolved=why), absent
 
 
 def _from_application(obj: dict[str, Any], app: str, ns: str, via: str) -> GitOpsInfo:

@@ -46,11 +46,31 @@ def test_instance_label_without_an_application_but_with_helm_markers_is_helm() -
     assert info is not None and info.tool == "helm" and info.app == "shop"
 
 
-def test_instance_label_alone_is_read_as_argo_with_the_reason_the_owner_is_unknown() -> None:
-    get, _ = store({})
-    info = detect({"labels": {"app.kubernetes.io/instance": "shop"}}, "prod", get)
+def test_the_generic_instance_label_alone_is_not_argo_when_no_application_has_that_name() -> None:
+    # Every chart and many plain manifests set app.kubernetes.io/instance: by itself it is no GitOps owner.
+    get, seen = store({})
+    assert detect({"labels": {"app.kubernetes.io/instance": "shop"}}, "prod", get) is None
+    assert seen == [("Application", "shop", "argocd")]
+
+
+def test_the_instance_label_with_an_unreadable_application_stays_argo_with_the_reason() -> None:
+    def forbidden(kind: str, name: str, namespace: str | None) -> None:
+        raise Forbidden(403, "Forbidden", "applications.argoproj.io is forbidden")
+    info = detect({"labels": {"app.kubernetes.io/instance": "shop"}}, "prod", forbidden)
     assert info is not None and info.tool == "argocd" and info.repo is None
-    assert "not found" in (info.unresolved or "")
+    assert "forbidden" in (info.unresolved or "")
+
+
+def test_argo_specific_markers_count_without_an_application() -> None:
+    get, _ = store({})
+    for meta in ({"labels": {"argocd.argoproj.io/instance": "shop"}},
+                 {"annotations": {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:prod/shop"}}):
+        info = detect(meta, "prod", get)
+        assert info is not None and info.tool == "argocd" and "not found" in (info.unresolved or ""), meta
+    # A label the operator configured as Argo CD's counts by itself too.
+    info = detect({"labels": {"team.example.com/argo-app": "shop"}}, "prod", get,
+                  instance_label="team.example.com/argo-app")
+    assert info is not None and info.tool == "argocd"
 
 
 def test_flux_kustomization_and_its_git_repository() -> None:
