@@ -64,6 +64,24 @@ async def test_server_down_falls_back_and_opens_the_breaker() -> None:
     assert result.llm is not None and result.llm.calls == 0
 
 
+async def test_a_rejected_request_is_no_outage_but_wrong_credentials_open_the_breaker(scripted_llm: Any) -> None:
+    """A 400 (e.g. a prompt longer than the model's context window) is an answer about one request: the rules
+    decide for it, the next incident still asks the model. A 401 means the provider cannot serve us at all."""
+    from tests.plugins.llm_server import Scripted
+
+    engine, llm = engine_for(scripted_llm.base_url, llm_breaker_failures=2)
+    too_long = "This model's maximum context length is 2048 tokens; your prompt has 2900"
+    scripted_llm.script(*(Scripted(status=400, content=too_long) for _ in range(3)))
+    for _ in range(3):
+        assert_rules_decided(await engine.analyze(crashloop(), TARGET), "rejected")
+    assert llm.status()["circuit"]["state"] == "closed" and len(scripted_llm.requests) == 3
+
+    scripted_llm.script(*(Scripted(status=401, content="invalid api key") for _ in range(2)))
+    for _ in range(2):
+        assert_rules_decided(await engine.analyze(crashloop(), TARGET), "unusable")
+    assert llm.status()["circuit"]["state"] == "open"
+
+
 async def test_answer_slower_than_the_time_budget_falls_back_within_the_budget(llm_server: Any) -> None:
     engine, llm = engine_for(llm_server.base_url, llm_incident_time_budget_s=0.5)
     started = time.monotonic()

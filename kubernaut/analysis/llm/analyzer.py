@@ -338,7 +338,10 @@ class LLMAnalyzer:
             except ProviderError as exc:
                 # The provider refused or was unreachable: it generated nothing to charge.
                 await self.global_budget.settle(reservation, 0)
-                self.breaker.record_failure(str(exc))
+                if exc.kind == "rejected":  # it answered, about this request (e.g. longer than its context)
+                    self.breaker.record_success()
+                else:
+                    self.breaker.record_failure(str(exc))
                 self.metrics.call(model, exc.kind)
                 # The SDK already retried transport errors; the next model is no closer to the provider.
                 raise _Stop(f"provider error from {model}: {exc}") from None

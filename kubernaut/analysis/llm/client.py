@@ -29,6 +29,15 @@ class ProviderError(Exception):
         self.kind = kind
 
 
+def status_kind(status: int) -> str:
+    """``server_error`` (5xx) and ``unusable`` (401/403/404: credentials or model name wrong) say the provider
+    cannot serve us: they count against the breaker. ``rejected`` (any other 4xx, e.g. a prompt longer than the
+    model's context window, a parameter it does not support) is an answer about this one request."""
+    if status >= 500:
+        return "server_error"
+    return "unusable" if status in (401, 403, 404) else "rejected"
+
+
 def request_options(mode: str, schema: dict[str, Any], strict: bool) -> dict[str, Any]:
     """The request fields that ask for structured output in ``mode``."""
     if mode == "json_schema":
@@ -71,8 +80,7 @@ async def complete(client: AsyncOpenAI, *, model: str, messages: list[dict[str, 
     except openai.RateLimitError as exc:
         raise ProviderError("rate_limited", _status_message(exc)) from None
     except openai.APIStatusError as exc:
-        kind = "server_error" if exc.status_code >= 500 else "rejected"
-        raise ProviderError(kind, _status_message(exc)) from None
+        raise ProviderError(status_kind(exc.status_code), _status_message(exc)) from None
     except openai.APIError as exc:  # e.g. a body that is not a chat completion
         raise ProviderError("bad_response", str(exc)[:300]) from None
     latency_ms = (time.perf_counter() - started) * 1000
@@ -122,7 +130,7 @@ async def chat_with_tools(client: AsyncOpenAI, *, model: str, messages: list[dic
     except openai.RateLimitError as exc:
         raise ProviderError("rate_limited", _status_message(exc)) from None
     except openai.APIStatusError as exc:
-        raise ProviderError("server_error" if exc.status_code >= 500 else "rejected", _status_message(exc)) from None
+        raise ProviderError(status_kind(exc.status_code), _status_message(exc)) from None
     except openai.APIError as exc:
         raise ProviderError("bad_response", str(exc)[:300]) from None
     latency_ms = (time.perf_counter() - started) * 1000
