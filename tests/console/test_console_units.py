@@ -295,3 +295,18 @@ def test_without_authentication_on_loopback_there_is_no_sign_in() -> None:
     finally:
         gateway_services._installed = previous
         web._console = None
+
+
+def test_the_incident_list_shows_and_filters_by_cluster() -> None:
+    from kubernaut.gateway.console.pages import IncidentFilters
+
+    filters = IncidentFilters(None, None, "shop", None, None, 2, cluster="spoke-b")
+    assert filters.query() == "namespace=shop&cluster=spoke-b&page=2"
+    now = datetime.now(timezone.utc)
+    incident = {"id": 3, "cluster": "spoke-b", "target": {"kind": "Deployment", "name": "web", "namespace": "shop"},
+                "status": "open", "phase": "new", "severity": "warning", "environment": "staging", "priority": "P2",
+                "signals": ["KubePodCrashLooping"], "last_seen": now, "analysis": None}
+    html = render.environment().get_template("_incident_table.html").render(
+        base="", incidents=[incident], filters=filters, digest="d", refresh_ms=3000)
+    assert "<th scope=\"col\">Cluster</th>" in html and "<td>spoke-b</td>" in html
+    assert "cluster=spoke-b" in html  # the live refresh keeps the filter

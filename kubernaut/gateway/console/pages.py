@@ -94,13 +94,13 @@ def _blank(value: str | None) -> str | None:
 
 class IncidentFilters:
     def __init__(self, status: str | None, phase: str | None, namespace: str | None, severity: str | None,
-                 q: str | None, page: int) -> None:
+                 q: str | None, page: int, cluster: str | None = None) -> None:
         self.status, self.phase, self.namespace = _blank(status), _blank(phase), _blank(namespace)
-        self.severity, self.q, self.page = _blank(severity), _blank(q), page
+        self.severity, self.q, self.page, self.cluster = _blank(severity), _blank(q), page, _blank(cluster)
 
     def query(self, **changes: Any) -> str:
         values = {"status": self.status, "phase": self.phase, "namespace": self.namespace,
-                  "severity": self.severity, "q": self.q, "page": self.page, **changes}
+                  "cluster": self.cluster, "severity": self.severity, "q": self.q, "page": self.page, **changes}
         return urlencode({k: v for k, v in values.items() if v not in (None, "") and not (k == "page" and v == 1)})
 
 
@@ -111,8 +111,10 @@ def incident_filters(
     severity: str | None = Query(default=None, pattern="^(critical|high|warning|info|unknown)?$"),
     q: str | None = Query(default=None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"),
     page: int = Query(default=1, ge=1, le=100_000),
+    # The fleet's cluster names, as GET /api/v1/incidents?cluster= takes them.
+    cluster: str | None = Query(default=None, max_length=63, pattern=r"^([A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?)?$"),
 ) -> IncidentFilters:
-    return IncidentFilters(status, phase, namespace, severity, q, page)
+    return IncidentFilters(status, phase, namespace, severity, q, page, cluster)
 
 
 async def _incident_rows(v: Visit, f: IncidentFilters) -> dict[str, Any]:
@@ -120,7 +122,8 @@ async def _incident_rows(v: Visit, f: IncidentFilters) -> dict[str, Any]:
     size = v.svc.config.console.page_size
     # One more than a page tells whether there is a next one.
     items = await views.list_incidents(v.svc.db.pool, status=f.status, namespace=f.namespace, phase=f.phase,
-                                       severity=f.severity, text=f.q, limit=size + 1, offset=(f.page - 1) * size)
+                                       severity=f.severity, text=f.q, cluster=f.cluster, limit=size + 1,
+                                       offset=(f.page - 1) * size)
     shown = items[:size]
     return {"incidents": shown, "has_next": len(items) > size, "filters": f, "digest": digest(shown)}
 
