@@ -340,6 +340,9 @@ class AnalysisConfig(BaseModel):
     llm_max_retries: int = Field(default=1, ge=0, le=10)  # transport retries inside one call (SDK)
     llm_max_repairs: int = Field(default=2, ge=0, le=2)  # corrective re-asks after an invalid answer
     llm_max_completion_tokens: int = Field(default=400, ge=16, le=32_000)
+    # The model's context window (prompt + completion); None: read /v1/models' max_model_len where a self-hosted
+    # server offers it. When known, the prompt's DATA block is trimmed to fit (kubernaut/analysis/prompt_fit.py).
+    llm_context_tokens: int | None = Field(default=None, ge=256, le=10_000_000)
     llm_incident_token_budget: int = Field(default=8000, ge=100, le=1_000_000)  # prompt + completion, all calls
     llm_incident_time_budget_s: float = Field(default=30.0, gt=0, le=900)  # wall clock for the whole LLM phase
     # Global budget across all replicas, kept in PostgreSQL (kubernaut/storage/llm_budget.py); None = unlimited.
@@ -498,6 +501,9 @@ class FleetConfig(BaseModel):
     circuit_reset_s: float = Field(default=30.0, gt=0, le=3600)
     # How often a kubeconfig file or Secret is checked for changes (hot reload of credentials).
     reload_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    # Learning in a fleet counts the incident's own cluster first; the other clusters' record of the same
+    # signature weighs as at most this many cases (what worked elsewhere informs, never outvotes).
+    prior_cases: float = Field(default=2.0, ge=0, le=100)
 
     @field_validator("clusters")
     @classmethod

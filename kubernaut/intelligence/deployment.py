@@ -81,10 +81,12 @@ class IntelligenceService(ReplicaBase):
     async def ranking(self, signature: str, candidate_actions: list[str], incident_id: int | None = None,
                       priors: dict[str, float] | None = None,
                       prior_cases: float | None = None) -> list[dict[str, Any]]:
+        scope = await feedback.scope_of(self.db.pool, incident_id, self.config.home_cluster,
+                                        bool(self.config.fleet.clusters), self.config.fleet.prior_cases)
         ranked = await feedback.ranking(
             self.db.pool, signature, candidate_actions, incident_id=incident_id, priors=priors,
             prior_cases=self.cfg.ranking_prior_cases if prior_cases is None else prior_cases,
-            ef_search=self.cfg.hnsw_ef_search)
+            ef_search=self.cfg.hnsw_ef_search, scope=scope)
         return [r.model_dump(mode="json") for r in ranked]
 
     async def context_for(self, incident_id: int, k: int = 5) -> dict[str, Any] | None:

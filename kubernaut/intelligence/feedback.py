@@ -15,12 +15,12 @@ from typing import Any
 import asyncpg
 
 from kubernaut.intelligence.embeddings import Embedder
-from kubernaut.intelligence.models import ActionEvidence, IncidentContext, RankedAction
+from kubernaut.intelligence.models import ActionEvidence, ClusterScope, IncidentContext, RankedAction
 from kubernaut.intelligence.similarity import nearest_incidents
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signature import signature_of
 from kubernaut.models.stats import wilson_lower_bound
-from kubernaut.storage import assessments, incident_embeddings, learning, patterns
+from kubernaut.storage import assessments, fleet, incident_embeddings, learning, patterns
 
 
 def _evidence(signature: str, action: str, counts: learning.OutcomeCounts | None) -> ActionEvidence:
@@ -43,17 +43,54 @@ def _evidence(signature: str, action: str, counts: learning.OutcomeCounts | None
                           lower_bound=bound, mean_score=mean, mttr_s=mttr, last_at=counts.last_at, explanation=text)
 
 
+def _fleet_prior(ev: ActionEvidence, own: learning.OutcomeCounts | None, total: learning.OutcomeCounts | None,
+                 prior_cases: float) -> ActionEvidence:
+    """The cluster's own evidence with the other clusters' record as a prior of at most ``prior_cases`` cases."""
+    own_good, own_bad = (own.effective, own.ineffective) if own is not None else (0, 0)
+    good = (total.effective if total is not None else 0) - own_good
+    bad = (total.ineffective if total is not None else 0) - own_bad
+    if good + bad <= 0 or prior_cases <= 0:
+        return ev
+    weight = min(prior_cases, good + bad)
+    fleet_good, fleet_cases = weight * good / (good + bad), weight
+    bound = wilson_lower_bound(ev.successes + fleet_good, ev.cases + fleet_cases)
+    return ev.model_copy(update={
+        "fleet_successes": round(fleet_good, 4), "fleet_cases": round(fleet_cases, 4), "lower_bound": bound,
+        "explanation": f"{ev.explanation}; other clusters: {good}/{good + bad} effective, weighed as "
+                       f"{fleet_cases:.1f} case(s), lower bound with them {bound:.2f}"})
+
+
 async def evidence_many(conn: asyncpg.Pool | asyncpg.Connection, signature: str,
-                        actions: list[str] | None = None) -> dict[str, ActionEvidence]:
-    """Evidence per action for one signature (all actions with history when ``actions`` is None)."""
+                        actions: list[str] | None = None, scope: ClusterScope | None = None
+                        ) -> dict[str, ActionEvidence]:
+    """Evidence per action for one signature (all actions with history when ``actions`` is None). With a
+    ``scope`` (a fleet), the counts are the scope's cluster's and the rest of the fleet is a weaker prior;
+    without one (a single cluster), every outcome is the cluster's own."""
     counts = await learning.outcomes(conn, signature, actions)
+    if scope is None:
+        names = actions if actions is not None else sorted(counts)
+        return {a: _evidence(signature, a, counts.get(a)) for a in names}
+    own = await fleet.cluster_outcomes(conn, signature, actions, scope.cluster, scope.home)
     names = actions if actions is not None else sorted(counts)
-    return {a: _evidence(signature, a, counts.get(a)) for a in names}
+    return {a: _fleet_prior(_evidence(signature, a, own.get(a)), own.get(a), counts.get(a), scope.prior_cases)
+            for a in names}
 
 
-async def evidence_for(conn: asyncpg.Pool | asyncpg.Connection, signature: str, action: str) -> ActionEvidence:
+async def evidence_for(conn: asyncpg.Pool | asyncpg.Connection, signature: str, action: str,
+                       scope: ClusterScope | None = None) -> ActionEvidence:
     """For the autonomy gate: how often ``action`` was effective for this signature, with the Wilson bound."""
-    return (await evidence_many(conn, signature, [action]))[action]
+    return (await evidence_many(conn, signature, [action], scope))[action]
+
+
+async def scope_of(conn: asyncpg.Pool | asyncpg.Connection, incident_id: int | None, home: str, multi: bool,
+                   prior_cases: float) -> ClusterScope | None:
+    """The learning scope of an incident in a fleet (``multi``); None on a single cluster or with no incident."""
+    if not multi or incident_id is None:
+        return None
+    incident = await learning.learning_incident(conn, incident_id)
+    if incident is None:
+        return None
+    return ClusterScope(cluster=incident.cluster or home, home=home, prior_cases=prior_cases)
 
 
 async def _neighbour_outcomes(pool: asyncpg.Pool, incident_id: int, k: int, ef_search: int,
@@ -76,15 +113,17 @@ async def _neighbour_outcomes(pool: asyncpg.Pool, incident_id: int, k: int, ef_s
 
 async def ranking(pool: asyncpg.Pool, signature: str, candidates: list[str], *, incident_id: int | None = None,
                   priors: dict[str, float] | None = None, prior_cases: float = 2.0, neighbour_weight: float = 0.5,
-                  k: int = 10, ef_search: int = 100, min_similarity: float = 0.8) -> list[RankedAction]:
+                  k: int = 10, ef_search: int = 100, min_similarity: float = 0.8,
+                  scope: ClusterScope | None = None) -> list[RankedAction]:
     """Candidates ordered by measured outcomes: an estimate of success pulled towards a prior by
     ``prior_cases`` pseudo-cases, so one failure demotes an action below an untried one and a
     long good record promotes it. The prior of a candidate is ``priors[action]`` (the rule engine's own
     score for it) or 0.5. Ties keep the caller's order (the rule engine's own preference).
     Outcomes of similar past incidents (when ``incident_id`` is embedded) count at ``neighbour_weight``;
-    actions mined as harmful (new alerts tend to follow them) are halved."""
+    actions mined as harmful (new alerts tend to follow them) are halved. With a ``scope`` (a fleet) the
+    measured outcomes are the scope's cluster's, the other clusters' record a prior of a few cases."""
     unique = list(dict.fromkeys(candidates))
-    evidence = await evidence_many(pool, signature, unique)
+    evidence = await evidence_many(pool, signature, unique, scope)
     neighbours = await _neighbour_outcomes(pool, incident_id, k, ef_search, min_similarity) \
         if incident_id is not None else {}
     harmful = {action: p.detail for action, p in (await patterns.harmful(pool, unique)).items()}
@@ -93,9 +132,9 @@ async def ranking(pool: asyncpg.Pool, signature: str, candidates: list[str], *, 
         ev = evidence[action]
         good, bad = neighbours.get(action, (0.0, 0.0))
         prior = min(max((priors or {}).get(action, 0.5), 0.0), 1.0)
-        value = (ev.successes + neighbour_weight * good + prior * prior_cases) / (
-            ev.cases + neighbour_weight * (good + bad) + prior_cases) if (ev.cases or good or bad or prior_cases) \
-            else prior
+        value = (ev.successes + ev.fleet_successes + neighbour_weight * good + prior * prior_cases) / (
+            ev.cases + ev.fleet_cases + neighbour_weight * (good + bad) + prior_cases) \
+            if (ev.cases or ev.fleet_cases or good or bad or prior_cases) else prior
         reasons = [ev.explanation]
         if good or bad:
             reasons.append(f"similar incidents: {good:.1f} effective / {bad:.1f} ineffective (similarity-weighted)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ActionEvidence(BaseModel):
@@ -24,6 +24,20 @@ class ActionEvidence(BaseModel):
     mttr_s: float | None = None  # mean time from the incident's first alert to recovery
     last_at: datetime | None = None
     explanation: str = ""
+    # In a fleet: the other clusters' record of this (signature, action), weighed as at most
+    # ClusterScope.prior_cases cases (a weaker prior than this cluster's own). 0 on a single cluster.
+    fleet_successes: float = 0.0
+    fleet_cases: float = 0.0
+
+
+class ClusterScope(BaseModel):
+    """Whose outcomes count first: the incident's cluster, with the rest of the fleet as a prior."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str
+    home: str  # incidents from before the fleet (cluster NULL) are the home cluster's
+    prior_cases: float = 2.0  # the other clusters' record counts as at most this many cases
 
 
 class RankedAction(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 
-def wilson_lower_bound(successes: int, cases: int, z: float = 1.96) -> float:
+def wilson_lower_bound(successes: float, cases: float, z: float = 1.96) -> float:
     """Lower end of the Wilson score interval: a success rate we are ~97.5 % sure the truth exceeds."""
     if cases == 0:
         return 0.0

@@ -6,7 +6,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from kubernaut.intelligence.feedback import evidence_for
-from kubernaut.intelligence.models import ActionEvidence
+from kubernaut.intelligence.models import ActionEvidence, ClusterScope
 from kubernaut.models.stats import wilson_lower_bound
 from kubernaut.storage import workflows
 from kubernaut.storage.workflows import TERMINAL_LIVE_OUTCOMES, OutcomeCounts
@@ -29,6 +29,8 @@ class Evidence(BaseModel):
 
 def from_assessments(measured: ActionEvidence, min_cases: int, min_lower_bound: float) -> Evidence:
     """The gate on effectiveness assessments (intelligence's measured record)."""
+    # min_cases counts this cluster's own cases: the rest of the fleet informs the bound, it never makes up
+    # for a record this cluster does not have.
     sufficient = measured.cases >= min_cases and measured.lower_bound >= min_lower_bound
     return Evidence(signature=measured.signature, action=measured.action, successes=measured.successes,
                     cases=measured.cases, lower_bound=measured.lower_bound, sufficient=sufficient,
@@ -49,13 +51,17 @@ def from_workflows(signature: str, action: str, counts: OutcomeCounts, min_cases
 
 
 async def measure(conn: asyncpg.Connection | asyncpg.Pool, signature: str, action: str, min_cases: int,
-                  min_lower_bound: float) -> Evidence:
-    """Effectiveness assessments of ``action`` for this signature (intelligence), else workflow outcomes."""
+                  min_lower_bound: float, scope: ClusterScope | None = None) -> Evidence:
+    """Effectiveness assessments of ``action`` for this signature (intelligence), else workflow outcomes.
+    With a ``scope`` (a fleet): the scope's cluster's outcomes, the other clusters' as a weaker prior."""
     try:
-        measured = await evidence_for(conn, signature, action)
+        measured = await evidence_for(conn, signature, action, scope)
     except asyncpg.UndefinedTableError:  # a database without the learning tables yet
         measured = None
-    if measured is not None and measured.cases > 0:
+    if measured is not None and (measured.cases > 0 or measured.fleet_cases > 0):
         return from_assessments(measured, min_cases, min_lower_bound)
-    counts = await workflows.outcome_counts(conn, signature, action)
+    if scope is None:
+        counts = await workflows.outcome_counts(conn, signature, action)
+    else:
+        counts = await workflows.outcome_counts(conn, signature, action, cluster=scope.cluster, home=scope.home)
     return from_workflows(signature, action, counts, min_cases, min_lower_bound)

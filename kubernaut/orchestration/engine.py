@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from kubernaut.cluster.fleet import target_key
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.execution.catalog import CatalogError, get_action, validate_request
+from kubernaut.intelligence.models import ClusterScope
 from kubernaut.models.jobs import ActionRef, JobKind
 from kubernaut.models.principal import Principal
 from kubernaut.models.resource import ResourceRef
@@ -97,6 +98,14 @@ class WorkflowEngine:
         self.policy = load_policy(self.cfg.policy_file)
         self._on_notification = on_notification
 
+    def _learning_scope(self, incident: IncidentFacts) -> ClusterScope | None:
+        """In a fleet the autonomy evidence is the incident's cluster's (the fleet a weaker prior); None on one
+        cluster, where every outcome is its own (unchanged)."""
+        if not self.config.fleet.clusters:
+            return None
+        return ClusterScope(cluster=incident.cluster or self.config.home_cluster, home=self.config.home_cluster,
+                            prior_cases=self.config.fleet.prior_cases)
+
     def _key(self, target: ResourceRef, incident: IncidentFacts) -> str:
         """Blocking rules and one-workflow-per-target are per cluster (the home cluster's keys are unchanged)."""
         return target_key(target.key, incident.cluster, self.config.home_cluster)
@@ -170,6 +179,11 @@ class WorkflowEngine:
             if await gitops_flow.drive(self, run, gitops) == "ended":
                 return
             gitops = run.steps["gitops"].detail
+        # live-and-propose: the owner's self-heal is paused first (through the catalog), else no live change.
+        live_and_propose = gitops["mode"] == "live-and-propose" and not gitops.get("fallback")
+        if live_and_propose and not await gitops_flow.pause_self_heal(self, run, gitops):
+            await gitops_flow.follow_after_live(self, run)
+            return
 
         needs_approval = decision.outcome == "require_approval" or gitops.get("fallback") == "approval"
         if needs_approval and "approval" not in run.steps:
@@ -196,6 +210,9 @@ class WorkflowEngine:
                 if not passed:
                     return await self._rollback(run, f"verification of {planned.action} failed: "
                                                 f"{detail.get('reason', '')}")
+        if live_and_propose:  # the live fix holds; the PR is followed until Git has it, then self-heal resumes
+            await gitops_flow.follow_after_live(self, run)
+            return
         return await self._finish(run, "completed", "remediation executed and verified")
 
     # --- steps ---------------------------------------------------------------------------------
@@ -224,7 +241,7 @@ class WorkflowEngine:
                 history = await workflows.recent_outcomes(conn, self._key(proposal.target, incident), since)
                 block = blocking.check(self.cfg, history, facts.action, proposal.parameters, now)
                 evidence = await autonomy.measure(conn, wf.signature or "", facts.action, self.cfg.autonomy_min_cases,
-                                                  self.cfg.autonomy_min_lower_bound)
+                                                  self.cfg.autonomy_min_lower_bound, self._learning_scope(incident))
         return verdict.decide(self.policy, facts, block=block, evidence=evidence, dry_run=wf.dry_run,
                               unknown_environment=self.cfg.unknown_environment, now=now)
 
@@ -388,6 +405,7 @@ class WorkflowEngine:
         return True
 
     async def _rollback(self, run: _Run, why: str) -> None:
+        await gitops_flow.resume_self_heal(self, run, f"the live fix is undone: {why}")
         undone: list[str] = []
         impossible: list[str] = []
         for index in reversed(range(len(run.plan))):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 from pydantic import BaseModel, ConfigDict
+
+from kubernaut.storage.learning import OutcomeCounts
 
 
 async def adopt_home(pool: asyncpg.Pool, home: str) -> int:
@@ -40,3 +44,28 @@ async def outcomes_by_cluster(conn: asyncpg.Connection | asyncpg.Pool, signature
            GROUP BY GROUPING SETS ((x.cluster, a.action), (a.action))
            ORDER BY a.action, GROUPING(x.cluster), x.cluster""", signature)
     return [ClusterOutcomes.model_validate(dict(r)) for r in rows]
+
+
+_CLUSTER_OUTCOMES_SQL = """
+SELECT a.action, count(*) AS executions,
+       count(*) FILTER (WHERE a.verdict = 'effective') AS effective,
+       count(*) FILTER (WHERE a.verdict = 'ineffective') AS ineffective,
+       coalesce(sum(a.score), 0) AS score_sum, count(a.score) AS scored,
+       coalesce(sum(extract(epoch FROM a.recovered_at - i.first_seen))
+                FILTER (WHERE a.recovered_at >= i.first_seen), 0) AS recovery_s_sum,
+       count(*) FILTER (WHERE a.recovered_at >= i.first_seen) AS recoveries,
+       max(a.action_at) AS last_at
+FROM assessments a JOIN incidents i ON i.id = a.incident_id
+WHERE a.signature = $1 AND ($2::text[] IS NULL OR a.action = ANY($2)) AND a.status IN ('done', 'expired')
+  AND coalesce(i.cluster, $4) = $3
+GROUP BY a.action
+"""
+
+
+async def cluster_outcomes(conn: asyncpg.Connection | asyncpg.Pool, signature: str, actions: Sequence[str] | None,
+                           cluster: str, home: str) -> dict[str, OutcomeCounts]:
+    """Finished assessments of ``signature`` on incidents of one cluster, per action (an incident from before
+    the fleet, cluster NULL, is the home cluster's): the counts learning weighs first in a fleet."""
+    rows = await conn.fetch(_CLUSTER_OUTCOMES_SQL, signature, list(actions) if actions is not None else None,
+                            cluster, home)
+    return {r["action"]: OutcomeCounts.model_validate(dict(r)) for r in rows}

@@ -284,10 +284,11 @@ class LearningIncident(BaseModel):
     target_namespace: str | None
     severity: str | None
     environment: str | None
+    cluster: str | None = None  # None: from before the fleet (the home cluster)
 
 
 async def learning_incident(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int) -> LearningIncident | None:
     row = await conn.fetchrow(
         """SELECT id, fingerprint, coalesce(signals, '{}') AS signals, target_kind, target_name, target_namespace,
-                  severity, environment FROM incidents WHERE id = $1""", incident_id)
+                  severity, environment, cluster FROM incidents WHERE id = $1""", incident_id)
     return LearningIncident.model_validate(dict(row)) if row is not None else None

@@ -304,13 +304,16 @@ async def recent_outcomes(conn: Connection, target_key: str, since: datetime) ->
                         parameters=r["parameters"] or {}) for r in rows]
 
 
-async def outcome_counts(conn: Connection, signature: str, action: str) -> OutcomeCounts:
-    """Live (not dry-run) workflows that ran ``action`` for this signature and ended: completed vs all."""
+async def outcome_counts(conn: Connection, signature: str, action: str, *, cluster: str | None = None,
+                         home: str = "") -> OutcomeCounts:
+    """Live (not dry-run) workflows that ran ``action`` for this signature and ended: completed vs all (only
+    those about incidents of ``cluster`` when given; an incident without a cluster is ``home``'s)."""
     row = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE w.phase = 'completed') AS successes, count(*) AS cases
-           FROM workflows w JOIN analyses a ON a.id = w.analysis_id
-           WHERE NOT w.dry_run AND w.signature = $1 AND a.action = $2 AND w.phase = ANY($3::text[])""",
-        signature, action, list(TERMINAL_LIVE_OUTCOMES),
+           FROM workflows w JOIN analyses a ON a.id = w.analysis_id JOIN incidents i ON i.id = w.incident_id
+           WHERE NOT w.dry_run AND w.signature = $1 AND a.action = $2 AND w.phase = ANY($3::text[])
+             AND ($4::text IS NULL OR coalesce(i.cluster, $5) = $4)""",
+        signature, action, list(TERMINAL_LIVE_OUTCOMES), cluster, home,
     )
     return OutcomeCounts(successes=row["successes"], cases=row["cases"])
 
