@@ -11,12 +11,13 @@ token is paid for per incident on hosted ones.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernaut.analysis.facts import Situation
+from kubernaut.analysis.prompt_fit import CHARS_PER_TOKEN, estimate_tokens, fit_data, serialize
 from kubernaut.analysis.rules import RuleOutcome
 from kubernaut.analysis.runbooks import runbook
 from kubernaut.context.models import ResourceContext
@@ -115,13 +116,24 @@ def incident_data(situation: Situation) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[dict[str, str]]
+    trimmed: list[str] = field(default_factory=list)  # what the DATA block left out to fit the window
+    estimated_tokens: int = 0
+
+
 def build_messages(situation: Situation, outcome: RuleOutcome, actions: Sequence[str],
                    targets: Sequence[ResourceRef]) -> list[dict[str, str]]:
+    return build_prompt(situation, outcome, actions, targets).messages
+
+
+def build_prompt(situation: Situation, outcome: RuleOutcome, actions: Sequence[str], targets: Sequence[ResourceRef],
+                 max_prompt_tokens: int | None = None) -> Prompt:
+    """The messages; with ``max_prompt_tokens`` (the model's window less the completion), the DATA block is
+    trimmed to fit (kubernaut/analysis/prompt_fit.py) and the prompt says what it left out."""
     nonce = secrets.token_hex(6)
-    data = json.dumps(incident_data(situation), separators=(",", ":"), default=str, ensure_ascii=True)
-    # A nonce the data cannot know, and marker brackets broken up inside the data anyway: the block cannot be
-    # closed early by a label value.
-    data = data.replace("<<<", "< < <").replace(">>>", "> > >")
+    data_dict = incident_data(situation)
     rule = outcome.result
     parts = [
         "ALLOWED ACTIONS:\n" + action_menu(actions),
@@ -136,9 +148,29 @@ def build_messages(situation: Situation, outcome: RuleOutcome, actions: Sequence
         guidance = runbook(name)
         if guidance is not None and guidance.mitigation:
             parts.append(f"RUNBOOK {name}: {clip('; '.join(guidance.mitigation[:2]), 200)}")
-    parts.append(f"<<<DATA {nonce}>>>\n{data}\n<<<END DATA {nonce}>>>")
-    parts.append("Answer with the JSON object only.")
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(parts)}]
+    trimmed: list[str] = []
+    if max_prompt_tokens is not None:
+        fixed = estimate_tokens(_messages(parts, nonce, "", []))
+        room = int((max_prompt_tokens - fixed) * CHARS_PER_TOKEN) - _TRIM_NOTE_CHARS
+        data_dict, trimmed = fit_data(data_dict, max(room, 0))
+    # A nonce the data cannot know, and marker brackets broken up inside the data anyway: the block cannot be
+    # closed early by a label value.
+    data = serialize(data_dict).replace("<<<", "< < <").replace(">>>", "> > >")
+    messages = _messages(parts, nonce, data, trimmed)
+    return Prompt(messages=messages, trimmed=trimmed, estimated_tokens=estimate_tokens(messages))
+
+
+# Room kept for the line that names what was trimmed (every step named is well under this).
+_TRIM_NOTE_CHARS = 400
+
+
+def _messages(parts: list[str], nonce: str, data: str, trimmed: list[str]) -> list[dict[str, str]]:
+    body = list(parts)
+    if trimmed:
+        body.append("DATA TRIMMED to fit the model's context window (not shown): " + ", ".join(trimmed))
+    body.append(f"<<<DATA {nonce}>>>\n{data}\n<<<END DATA {nonce}>>>")
+    body.append("Answer with the JSON object only.")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(body)}]
 
 
 def repair_message(answer: str, problem: str) -> list[dict[str, str]]:

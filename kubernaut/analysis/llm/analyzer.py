@@ -20,11 +20,13 @@ from openai import AsyncOpenAI
 from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.llm.client import ProviderError, ToolTurn, chat_with_tools, complete
+from kubernaut.analysis.llm.context_window import ContextWindows
 from kubernaut.analysis.llm.investigation import Investigation, investigate
 from kubernaut.analysis.llm.metrics import LLMMetrics
 from kubernaut.analysis.llm.providers import bounded_strings, estimate_cost, make_client, response_format
 from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
-from kubernaut.analysis.prompt import build_messages, repair_message
+from kubernaut.analysis.prompt import build_prompt, repair_message
+from kubernaut.analysis.prompt_fit import estimate_tokens
 from kubernaut.analysis.rules import RuleOutcome
 from kubernaut.analysis.tools.registry import ToolRegistry
 from kubernaut.breaker import BreakerState, CircuitBreaker
@@ -155,12 +157,14 @@ class LLMAnalyzer:
         self.tool_scope = tool_scope
         self.investigate_model = cfg.llm_investigate_model or cfg.llm_model
         self._no_tools: dict[str, str] = {}  # model → why the provider refused tool calls (auto mode)
+        self.windows = ContextWindows(cfg, self.client)
 
     def status(self) -> dict[str, object]:
         return {
             "enabled": True, "provider": self.cfg.llm_provider, "base_url": self.cfg.llm_base_url,
             "models": self.models, "response_format": self.mode, "circuit": self.breaker.snapshot(),
             "available": self.breaker.state is not BreakerState.OPEN, "global_budget": self.global_budget.snapshot(),
+            "context_windows": self.windows.snapshot(),
             "tools": {"mode": self.cfg.llm_tools, "enabled": self._tools_wanted(),
                       "available": sorted(self.tools.tools) if self.tools else [],
                       "investigate_model": self.investigate_model, "refused_by": dict(self._no_tools)},
@@ -180,7 +184,14 @@ class LLMAnalyzer:
         actions = allowed_actions(cfg, outcome, targets)
         forbidden = {name: g.reason for g in outcome.guards for name in g.forbid}
         schema = json_schema(actions, targets, bounded_strings=bounded_strings(cfg))
-        messages = build_messages(situation, outcome, actions, targets)
+        window = await self.windows.get(self.models[0])
+        prompt = build_prompt(situation, outcome, actions, targets,
+                              None if window is None else window - cfg.llm_max_completion_tokens
+                              - self._schema_tokens(schema))
+        if prompt.trimmed:
+            result.notes.append(f"prompt trimmed to fit {self.models[0]}'s {window}-token context: "
+                                + ", ".join(prompt.trimmed))
+        messages = prompt.messages
         budget = _Budget(cfg.llm_incident_token_budget, time.monotonic() + cfg.llm_incident_time_budget_s)
         try:
             if self._tools_wanted():
@@ -296,6 +307,10 @@ class LLMAnalyzer:
         self.metrics.call(model, "tool_turn", turn.prompt_tokens, turn.completion_tokens, turn.latency_ms)
         return turn
 
+    def _schema_tokens(self, schema: dict[str, object]) -> int:
+        """In ``tools`` mode the schema is a tool definition, part of the prompt the model reads."""
+        return int(len(json.dumps(schema)) / _CHARS_PER_TOKEN) if self.mode == "tools" else 0
+
     async def _ask(self, model: str, messages: list[dict[str, str]], schema: dict[str, object], actions: list[str],
                    targets: list[ResourceRef], forbidden: dict[str, str], budget: _Budget, out: LLMOutcome
                    ) -> tuple[AnalysisResult | None, str]:
@@ -312,6 +327,14 @@ class LLMAnalyzer:
             if max_tokens < MIN_COMPLETION_TOKENS:
                 raise _Stop(f"token budget exhausted ({cfg.llm_incident_token_budget} per incident; "
                             f"prompt needs ~{prompt_estimate})")
+            window = await self.windows.get(model)
+            if window is not None:
+                # The server refuses a prompt plus completion longer than its window: ask only what fits.
+                in_window = estimate_tokens(messages) + self._schema_tokens(schema)
+                if window - in_window < MIN_COMPLETION_TOKENS:
+                    raise _Stop(f"the prompt (~{in_window} tokens, trimmed) does not fit {model}'s "
+                                f"{window}-token context with room for an answer")
+                max_tokens = min(max_tokens, window - in_window)
             # The global budget (all replicas) bounds this call's completion as the incident's budget does.
             reservation = await self.global_budget.reserve(prompt_estimate + max_tokens,
                                                            prompt_estimate + MIN_COMPLETION_TOKENS, time_left)
