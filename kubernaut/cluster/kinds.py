@@ -93,4 +93,6 @@ EXECUTOR_KINDS: frozenset[str] = frozenset({
     "ReplicationController", "ResourceQuota", "LimitRange", "Deployment", "StatefulSet", "DaemonSet",
     "ReplicaSet", "Job", "CronJob", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
     "StorageClass",
+    # GitOps owners whose self-heal live-and-propose pauses and resumes (pause/resume_gitops_self_heal).
+    "Application", "Kustomization", "HelmRelease",
 })

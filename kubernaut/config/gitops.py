@@ -76,6 +76,9 @@ class GitOpsConfig(BaseModel):
     # How often a proposal's PR is looked at, and how long a merged change may take to reach the cluster.
     poll_interval_s: float = Field(default=30.0, ge=0.1, le=3600)
     sync_timeout_s: float = Field(default=900.0, ge=1, le=7 * 86400)
+    # live-and-propose: the owner's self-heal is paused for the live fix until the PR is merged and synced, or
+    # at most this long (then resumed: the controller puts Git's value back while the PR waits).
+    self_heal_pause_s: float = Field(default=86400.0, ge=1, le=30 * 86400)
     # An open PR nobody merges or closes escalates after this.
     review_timeout_s: float = Field(default=7 * 86400.0, ge=1, le=90 * 86400)
     # A forge or Git server outage: tries with exponential backoff before the workflow escalates.

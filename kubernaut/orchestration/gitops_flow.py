@@ -19,10 +19,12 @@ from kubernaut.gitops.manifests import ManifestNotFound
 from kubernaut.gitops.models import GitOpsInfo
 from kubernaut.gitops.proposal import ProposalRequest, Proposed
 from kubernaut.gitops.repository import GitError
+from kubernaut.models.resource import ResourceRef
 from kubernaut.orchestration.gitops_mode import decide_mode
 from kubernaut.storage import gitops as gitops_store
 from kubernaut.storage import notifications
 from kubernaut.storage.jobs import Reschedule
+from kubernaut.storage.workflows import PlanStep
 
 # The engine and its run (kubernaut/orchestration/engine.py) are passed in, not imported: no import cycle.
 WorkflowEngine = Any
@@ -173,6 +175,7 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
             return "ended"
         if pr.state == "closed":
             who = pr.closed_by or "someone"
+            await resume_self_heal(engine, run, f"PR #{pr.number} was closed by {who}")
             await engine._record(run, "propose", "declined", {"pr": pr.model_dump(mode="json"), "closed_by": who})
             await engine._finish(run, "declined", f"PR #{pr.number} ({pr.url}) was closed by {who} without merging: "
                                  "nothing was changed")
@@ -180,6 +183,7 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
         if pr.state == "open":
             opened_at = datetime.fromisoformat(run.steps["propose:opened"].detail["opened_at"])
             if _now() - opened_at > timedelta(seconds=cfg.review_timeout_s):
+                await resume_self_heal(engine, run, "review timeout")
                 await engine._finish(run, "timed_out", f"PR #{pr.number} was neither merged nor closed within "
                                      f"{cfg.review_timeout_s:.0f}s: escalated")
                 return "ended"
@@ -209,12 +213,15 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
         if not synced:
             if _now() - merged_at < timedelta(seconds=cfg.sync_timeout_s):
                 raise Reschedule(min(cfg.poll_interval_s, 5.0), "waiting for the GitOps controller to sync")
+            await resume_self_heal(engine, run, "sync timeout")
             await engine._record(run, "synced", "failed", {"seen": seen})
             await engine._finish(run, "failed", f"PR #{proposed.pr.number} was merged but the cluster did not take "
                                  f"its values within {cfg.sync_timeout_s:.0f}s ({'; '.join(seen)}): escalated")
             return "ended"
         await engine._record(run, "synced", "succeeded", {"seen": seen})
         await engine._set_phase(run, "verifying")
+    # Git now says what the live fix did: the owner may heal again (it keeps the synced value).
+    await resume_self_heal(engine, run, f"PR #{proposed.pr.number} merged and synced")
     return await _verify(engine, run, port, repo, req, proposed)
 
 
@@ -259,3 +266,85 @@ async def _revert(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
     await engine._finish(run, "rolled_back", f"verification failed ({why}); revert PR #{pr.number} ({pr.url}) "
                          "opened: escalated to a human to merge it")
     return "ended"
+
+
+# --- live-and-propose: the owner's self-heal paused for the live fix, resumed once Git has it ------------------
+
+PAUSE, RESUME = "gitops:pause", "gitops:resume"
+
+
+def owner_target(info: GitOpsInfo) -> ResourceRef | None:
+    """The object whose self-heal reverts live drift: the Argo CD Application, the Flux Kustomization or
+    HelmRelease (Helm alone has no controller that heals)."""
+    if info.tool == "helm" or not info.app or not info.app_namespace:
+        return None
+    kind = "Application" if info.tool == "argocd" else \
+        "HelmRelease" if ("helm.toolkit.fluxcd.io" in info.via or "HelmRelease" in info.via) else "Kustomization"
+    return ResourceRef(kind=kind, name=info.app, namespace=info.app_namespace)
+
+
+async def pause_self_heal(engine: WorkflowEngine, run: _Run, detail: dict[str, Any]) -> bool:
+    """Before the live fix of live-and-propose: pause the owner's self-heal through the action catalog (dry-run,
+    then the change). False when it could not be paused: the live fix would be reverted at once, so the workflow
+    goes on as ``propose`` (the PR only)."""
+    if PAUSE in run.steps:
+        return run.steps[PAUSE].status == "succeeded"
+    info = GitOpsInfo.model_validate(detail["gitops"])
+    if info.self_heal is False:
+        await engine._record(run, PAUSE, "skipped", {"reason": f"{info.tool} {info.app} does not self-heal"})
+        return True
+    target = owner_target(info)
+    if target is None:
+        await engine._record(run, PAUSE, "skipped", {"reason": f"{info.tool} has no self-heal to pause"})
+        return True
+    step = PlanStep(action="pause_gitops_self_heal", target=target,
+                    purpose="keep the live fix until its change in Git is merged")
+    if f"dry_run:{PAUSE}" not in run.steps:
+        dry = await engine._call(run, f"dry_run:{PAUSE}", step, dry_run=True)
+        if dry.status not in ("dry_run", "succeeded"):
+            await engine._record(run, PAUSE, "failed", {"error": dry.error or dry.message, "dry_run": True})
+            return False
+    result = await engine._call(run, PAUSE, step, dry_run=False)
+    if result.status != "succeeded":
+        await engine._record(run, PAUSE, "failed", result.model_dump(mode="json"), action_id=result.action_id,
+                             kind="action")
+        return False
+    await engine._record(run, PAUSE, "succeeded", {**run.steps[PAUSE].detail, "paused_at": _now().isoformat()},
+                         action_id=result.action_id, kind="action")
+    return True
+
+
+async def resume_self_heal(engine: WorkflowEngine, run: _Run, why: str) -> None:
+    """The recorded inverse of the pause, once (merged and synced, closed, timed out, or the live fix undone).
+    A failed resume does not stop the workflow: it is recorded, and the completion names it for a human."""
+    paused = run.steps.get(PAUSE)
+    if paused is None or paused.status != "succeeded" or RESUME in run.steps or not paused.detail.get("inverse"):
+        return
+    inverse = PlanStep.model_validate(paused.detail["inverse"])
+    result = await engine._call(run, RESUME, inverse.model_copy(update={"purpose": why}), dry_run=False)
+    if result.status != "succeeded":
+        await engine._record(run, RESUME, "failed", {**result.model_dump(mode="json"), "why": why},
+                             action_id=result.action_id, kind="action")
+
+
+async def follow_after_live(engine: WorkflowEngine, run: _Run) -> str:
+    """live-and-propose after the live fix is verified: follow the PR as in propose mode; self-heal comes back
+    when it is merged and synced, closed, or after ``gitops.self_heal_pause_s``."""
+    port = engine.gitops
+    opened = run.steps.get("propose:opened")
+    if port is None or opened is None:
+        return "live"
+    info = GitOpsInfo.model_validate(opened.detail["request"]["gitops"])
+    repo = port.repository(info)
+    if repo is None:
+        return "live"
+    paused = run.steps.get(PAUSE)
+    if paused is not None and paused.status == "succeeded" and RESUME not in run.steps:
+        since = datetime.fromisoformat(paused.detail.get("paused_at") or opened.detail["opened_at"])
+        if _now() - since > timedelta(seconds=engine.config.gitops.self_heal_pause_s):
+            await resume_self_heal(engine, run, f"paused longer than gitops.self_heal_pause_s "
+                                   f"({engine.config.gitops.self_heal_pause_s:.0f}s) with the PR not merged")
+    if "propose" not in run.steps:
+        await engine._set_phase(run, "proposed")
+    req = ProposalRequest.model_validate(opened.detail["request"])
+    return await _follow(engine, run, port, repo, req, Proposed.model_validate(opened.detail["proposed"]))

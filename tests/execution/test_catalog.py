@@ -32,6 +32,7 @@ EXPECTED_NAMES = {
     "increase_cpu_limits", "update_hpa", "relax_pdb", "quarantine_pod", "cordon_node", "uncordon_node",
     "drain_node", "taint_node", "remove_taint", "expand_pvc", "cleanup_orphaned_pvcs", "suspend_cronjob",
     "resume_cronjob", "rerun_job", "remove_network_policy", "collect_diagnostics", "notify_only",
+    "pause_gitops_self_heal", "resume_gitops_self_heal",
 }  # fmt: skip
 
 POD = ResourceRef(kind="Pod", name="api-7d4b9c-x2x", namespace="payments")
@@ -45,6 +46,7 @@ NS = ResourceRef(kind="Namespace", name="payments")
 JOB = ResourceRef(kind="Job", name="nightly-report", namespace="payments")
 CRON = ResourceRef(kind="CronJob", name="nightly", namespace="payments")
 NETPOL = ResourceRef(kind="NetworkPolicy", name="deny-egress", namespace="payments")
+ARGO_APP = ResourceRef(kind="Application", name="payments", namespace="argocd")
 
 # One valid request per action: the baseline every bound test perturbs.
 VALID: dict[str, tuple[ResourceRef, dict[str, Any]]] = {
@@ -76,11 +78,14 @@ VALID: dict[str, tuple[ResourceRef, dict[str, Any]]] = {
     "remove_network_policy": (NETPOL, {}),
     "collect_diagnostics": (DEPLOY, {"include_logs": True, "tail_lines": 500}),
     "notify_only": (DEPLOY, {"reason": "GitOps-managed: fix the memory limit in git.\nSee the runbook."}),
+    "pause_gitops_self_heal": (ARGO_APP, {}),
+    "resume_gitops_self_heal": (ARGO_APP, {}),
 }
 
 KNOWN_KINDS = {
     "Pod", "Deployment", "StatefulSet", "DaemonSet", "Node", "PersistentVolumeClaim", "Namespace", "Job",
     "CronJob", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "*",
+    "Application", "Kustomization", "HelmRelease",
 }  # fmt: skip
 KNOWN_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
 
@@ -94,9 +99,9 @@ def refused(name: str, target: ResourceRef | dict[str, Any], params: Any) -> str
 # --- vocabulary --------------------------------------------------------------------------------
 
 
-def test_exactly_the_28_actions() -> None:
+def test_exactly_the_30_actions() -> None:
     assert set(CATALOG) == EXPECTED_NAMES
-    assert len(CATALOG) == 28
+    assert len(CATALOG) == 30
     assert set(ACTION_NAMES) == EXPECTED_NAMES
     assert set(VALID) == EXPECTED_NAMES
 
@@ -156,6 +161,8 @@ def test_target_kinds() -> None:
         ("resume_rollout", "pause_rollout"),
         ("suspend_cronjob", "resume_cronjob"),
         ("resume_cronjob", "suspend_cronjob"),
+        ("pause_gitops_self_heal", "resume_gitops_self_heal"),
+        ("resume_gitops_self_heal", "pause_gitops_self_heal"),
         ("taint_node", "remove_taint"),
         ("remove_taint", "taint_node"),
         ("scale_deployment", "scale_deployment"),

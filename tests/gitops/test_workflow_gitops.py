@@ -72,17 +72,18 @@ spec:
 
 class Scene:
     def __init__(self, harness: Harness, api: ClusterAPI, server: GitServer, name: str, *, token: str = TOKEN,
-                 path: str = "apps/shop", verify_timeout_s: float = 60) -> None:
+                 path: str = "apps/shop", verify_timeout_s: float = 60, self_heal_pause_s: float = 86400) -> None:
         self.h, self.api, self.server, self.name = harness, api, server, f"{name}-{uuid.uuid4().hex[:6]}"
         self.ns = harness.namespace or ""
         server.create(self.name, {"apps/shop/deployment.yaml": manifest(self.ns)})
         self.peer = ForgePeer(server.bare(self.name), TOKEN, f"org/{self.name}")
-        self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop")
+        self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop", application=("shop", self.ns))
         self.config = load_config({
             "execution": {"mode": "live"},
             "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "verify_timeout_s": verify_timeout_s,
                               "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
-            "gitops": {"poll_interval_s": 0.2, "sync_timeout_s": 30, "repositories": [{
+            "gitops": {"poll_interval_s": 0.2, "sync_timeout_s": 30, "self_heal_pause_s": self_heal_pause_s,
+                       "repositories": [{
                 "url": f"https://git.example.com/org/{self.name}.git", "clone_url": server.url(self.name),
                 "forge": "github", "api_url": self.peer.url, "project": f"org/{self.name}",
                 "token": token}]}})
@@ -100,7 +101,8 @@ class Scene:
                        "targetRevision": "main"},
             "destination": {"namespace": self.ns}, "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}})
 
-    async def incident(self, environment: str = "production") -> int:
+    async def incident(self, environment: str = "production", action: str = "increase_memory_limits",
+                       parameters: dict[str, Any] | None = None) -> int:
         """The analysis of an OOM on the Deployment, with the context the analysis gathers (owner detected)."""
         target = ResourceRef(kind="Deployment", name="shop", namespace=self.ns)
         ctx = await ContextGatherer(KubeReader(self.api, 5.0), time_budget_s=10).gather(target)
@@ -113,8 +115,8 @@ class Scene:
                RETURNING id""", uuid.uuid4().hex, self.ns, environment)
         analysis = await self.h.db.pool.fetchval(
             """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause, facts)
-               VALUES ($1, 'rules', 'increase_memory_limits', $2, $3, 0.9, 'app OOMKilled at 64Mi', $4) RETURNING id""",
-            incident, {"container": "app", "new_limit": "128Mi"}, target.model_dump(), facts)
+               VALUES ($1, 'rules', $2, $3, $4, 0.9, 'app OOMKilled at 64Mi', $5) RETURNING id""",
+            incident, action, parameters or {"container": "app", "new_limit": "128Mi"}, target.model_dump(), facts)
         workflow = await self.engine.start(analysis)
         assert workflow is not None
         return workflow
@@ -131,6 +133,28 @@ class Scene:
         rows = await self.h.db.pool.fetch("SELECT name, status, detail FROM workflow_steps WHERE workflow_id = $1",
                                           workflow)
         return {r["name"]: r for r in rows}
+
+    async def until_step(self, workflow: int, name: str, timeout: float = 90) -> dict[str, Any]:
+        """Advance the workflow like the job worker does until step ``name`` is recorded."""
+        import asyncio
+        import time
+
+        from kubernaut.storage.jobs import Reschedule
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.engine.advance(workflow)
+            except Reschedule:
+                pass
+            steps = await self.steps(workflow)
+            if name in steps:
+                return steps
+            assert time.monotonic() < deadline, (name, {k: v["status"] for k, v in steps.items()},
+                                                 await self.reason(workflow))
+            await asyncio.sleep(0.2)
+
+    def self_heal(self) -> bool:
+        return self.reconciler.self_heal()
 
     async def reason(self, workflow: int) -> str:
         return await self.h.db.pool.fetchval("SELECT error FROM workflows WHERE id = $1", workflow) or ""
@@ -266,17 +290,71 @@ async def test_flux_kustomization_owner_is_read_from_the_cluster(scene: Any) -> 
     assert ctx.gitops.self_heal is True and ctx.gitops.unresolved is None
 
 
-async def test_live_and_propose_outside_production_changes_live_and_opens_the_pr(scene: Any) -> None:
+async def test_live_and_propose_pauses_self_heal_until_the_pr_is_merged_then_resumes_it(scene: Any) -> None:
     s = scene()
     await s.deploy()
     wf = await s.incident(environment="staging")
-    assert await drive(s.engine, wf, timeout=90) == "completed", await s.reason(wf)
-    steps = await s.steps(wf)
+    steps = await s.until_step(wf, "verify:0")
     assert steps["gitops"]["detail"]["mode"] == "live-and-propose"
+    assert steps["gitops:pause"]["status"] == "succeeded" and steps["verify:0"]["status"] == "succeeded"
     number = steps["propose:opened"]["detail"]["proposed"]["pr"]["number"]
-    assert s.peer.changes[number].state == "open"
-    assert await s.live_memory() == "128Mi" and [r["action"] for r in await s.live_actions(wf)] == [
-        "increase_memory_limits"]
+    # The Application no longer self-heals: the controller leaves the live fix alone while the PR is open.
+    assert s.self_heal() is False
+    assert s.reconciler.sync_once() == 0 and await s.live_memory() == "128Mi"
+    # The workflow follows the PR: it stays proposed, self-heal paused, until the PR is merged.
+    assert await drive(s.engine, wf, until=("proposed",), timeout=10) == "proposed"
+    assert s.peer.changes[number].state == "open" and "gitops:resume" not in await s.steps(wf)
+    assert s.self_heal() is False
+
+    s.peer.merge(number)
+    s.reconciler.sync_once()  # a new commit on main: synced even with self-heal paused, as Argo CD does
+    assert await drive(s.engine, wf, timeout=60) == "completed", await s.reason(wf)
+    steps = await s.steps(wf)
+    assert steps["gitops:resume"]["status"] == "succeeded" and steps["synced"]["status"] == "succeeded"
+    assert steps["verify:gitops"]["status"] == "succeeded"
+    assert s.self_heal() is True
+    s.reconciler.sync_once()  # self-heal on again: Git now says 128Mi, so nothing is reverted
+    assert await s.live_memory() == "128Mi"
+    assert [r["action"] for r in await s.live_actions(wf)] == [
+        "pause_gitops_self_heal", "increase_memory_limits", "resume_gitops_self_heal"]
+
+
+async def test_live_and_propose_resumes_self_heal_after_the_pause_timeout_and_follows_the_pr(scene: Any) -> None:
+    s = scene(self_heal_pause_s=1)
+    await s.deploy()
+    wf = await s.incident(environment="staging")
+    steps = await s.until_step(wf, "gitops:resume", timeout=60)
+    assert steps["gitops:resume"]["status"] == "succeeded", steps["gitops:resume"]["detail"]
+    assert s.self_heal() is True
+    s.reconciler.sync_once()  # the controller heals again: the PR is not merged, Git still says 64Mi
+    assert await s.live_memory() == "64Mi"
+    number = steps["propose:opened"]["detail"]["proposed"]["pr"]["number"]
+    s.peer.close(number, by="bob")
+    assert await drive(s.engine, wf, timeout=30) == "declined"
+    assert "closed by bob" in await s.reason(wf)
+
+
+async def test_rollback_deployment_proposes_the_images_of_the_revision_rolled_back_to(scene: Any) -> None:
+    s = scene()
+    await s.deploy()
+    # A bad image reached Git and was synced: revision 2 of the Deployment.
+    s.server.commit_on(s.name, "main", "apps/shop/deployment.yaml",
+                       manifest(s.ns).replace("image: nginx:1.25", "image: nginx:1.26-bad"), "bump shop")
+    s.reconciler.sync_once()
+    await wait_rollout(s.h.admin, "Deployment", s.ns, "shop")
+    wf = await s.incident(action="rollback_deployment", parameters={})
+    assert await drive(s.engine, wf, until=("proposed", "failed", "awaiting_approval"), timeout=60) == "proposed", \
+        await s.reason(wf)
+    steps = await s.steps(wf)
+    request = steps["propose:opened"]["detail"]["request"]
+    assert [(c["field"], c["value"]) for c in request["changes"]] == [("containers.app.image", "nginx:1.25")]
+    proposed = steps["propose:opened"]["detail"]["proposed"]
+    pushed = s.server.show(s.name, proposed["branch"], "apps/shop/deployment.yaml")
+    assert "image: nginx:1.25" in pushed and "nginx:1.26-bad" not in pushed
+    assert "# sized for the old cache" in pushed
+    dep = await s.h.admin.get("Deployment", "shop", s.ns)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26-bad"  # nothing live
+    assert await s.live_actions(wf) == []
 
 
 async def test_a_proposed_change_that_does_not_roll_out_is_undone_by_a_revert_pr(scene: Any) -> None:

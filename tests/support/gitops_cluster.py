@@ -102,8 +102,12 @@ class Reconciler:
 
     MANAGER = "argocd-application-controller"
 
-    def __init__(self, api: ClusterAPI, bare: Path, path: str, branch: str = "main") -> None:
+    def __init__(self, api: ClusterAPI, bare: Path, path: str, branch: str = "main",
+                 application: tuple[str, str] | None = None) -> None:
         self.api = api
+        # (name, namespace) of the Application whose spec.syncPolicy.automated.selfHeal this reconciler honours,
+        # as Argo CD does: with it off, a new commit is still synced but live drift is left alone.
+        self.application = application
         self.bare = bare
         self.path = path.strip("/")
         self.branch = branch
@@ -122,8 +126,20 @@ class Reconciler:
                 docs += [d for d in yaml.safe_load_all(self._git("show", f"{self.branch}:{name}")) if d]
         return docs
 
+    def self_heal(self) -> bool:
+        if self.application is None:
+            return True
+        name, namespace = self.application
+        app = self.api.get_or_none_blocking("Application", name, namespace) or {}
+        automated = ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated")
+        return isinstance(automated, dict) and bool(automated.get("selfHeal"))
+
     def sync_once(self) -> int:
-        """One sync: every manifest applied (force: the controller owns its fields, drift is reverted)."""
+        """One sync: every manifest applied (force: the controller owns its fields, drift is reverted). With
+        self-heal paused and no new commit since the last sync, nothing is applied: the drift stays."""
+        head = self._git("rev-parse", self.branch).strip()
+        if self.applied and self.applied[-1] == head and not self.self_heal():
+            return 0
         count = 0
         for doc in self.manifests():
             meta = doc.get("metadata") or {}
@@ -132,7 +148,7 @@ class Reconciler:
                           query=[("fieldManager", self.MANAGER), ("force", "true")], body=json.dumps(doc),
                           content_type="application/apply-patch+yaml")
             count += 1
-        self.applied.append(self._git("rev-parse", self.branch).strip())
+        self.applied.append(head)
         return count
 
     def start(self, interval_s: float = 0.5) -> None:

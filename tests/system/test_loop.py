@@ -216,7 +216,7 @@ async def test_health_ready_info_docs_and_catalog(api: httpx.AsyncClient) -> Non
     schema = (await api.get("/openapi.json")).json()
     assert "/api/v1/alerts" in schema["paths"] and "/api/v1/incidents/{incident_id}" in schema["paths"]
     actions = (await api.get("/api/v1/actions")).json()["actions"]
-    assert len(actions) == 28 and all("parameters_schema" in a for a in actions)
+    assert len(actions) == 30 and all("parameters_schema" in a for a in actions)
     metrics = await api.get("/metrics")
     assert "kubernaut_gateway_requests_total" in metrics.text
 

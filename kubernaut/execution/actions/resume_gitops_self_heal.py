@@ -1,0 +1,11 @@
+"""resume_gitops_self_heal: Let a GitOps owner revert live drift again (the inverse of the pause)."""
+
+from __future__ import annotations
+
+from kubernaut.execution.catalog.declaration import declared
+from kubernaut.execution.catalog.params import NoParams
+from kubernaut.execution.operations.gitops import SelfHeal
+
+OPERATION = SelfHeal("resume_gitops_self_heal", heal=True, undone_by="pause_gitops_self_heal")
+
+SPEC = declared(__name__, params=NoParams, planner=OPERATION.plan, operation=OPERATION)
