@@ -61,9 +61,10 @@ def assessable(action: ActionState | None) -> str | None:
     """None when the action is scored, else why not (dry-run, failed, read-only)."""
     if action is None:
         return "no such action"
-    if action.dry_run:
+    if action.dry_run and action.synced_at is None:
         return "dry-run actions changed nothing and are not scored"
-    if action.status != "succeeded":
+    # A proposed change is scored from the moment its merge was synced (its dry-run stands for it).
+    if action.status != ("dry_run" if action.dry_run else "succeeded"):
         return f"the action {action.status}: only executed actions are scored"
     try:
         if not get_action(action.action).mutates:
@@ -112,7 +113,7 @@ class Assessor:
         alertname = signals[0] if signals else UNKNOWN_ALERT
         subject_kind = action.incident_kind or target.kind
         signature = action.workflow_signature or signature_of(signals, subject_kind)
-        action_at = action.finished_at or action.created_at
+        action_at = action.synced_at or action.finished_at or action.created_at
         due_at = action_at + timedelta(seconds=self.config.orchestration.stabilization_s)
         return await assessments.create(self.pool, NewAssessment(
             action_id=action.id, incident_id=action.incident_id, workflow_id=action.workflow_id,
@@ -222,7 +223,7 @@ class Assessor:
             errors.append(str(exc))
 
         try:
-            before = action.created_at
+            before = action.synced_at or action.created_at
             components["metrics"] = await self.metrics.check(subject, before, now)
         except SourceUnavailable as exc:
             errors.append(str(exc))

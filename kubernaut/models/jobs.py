@@ -130,8 +130,9 @@ _SPECS = (
     # One job per approval request: it waits (reschedules) until notifications.escalation says to notify again.
     JobSpec(JobKind.ESCALATE, "notify again about an approval nobody decided (escalation, reminder before expiry)",
             ("kubernaut.storage.notifications",), "notifications", ApprovalRef),
-    JobSpec(JobKind.ASSESS, "score an executed mutating action after its stabilization window",
-            ("kubernaut.orchestration.engine", "kubernaut.effectiveness.monitor"), "effectiveness", ActionRef),
+    JobSpec(JobKind.ASSESS, "score an executed mutating action (or a proposed change once synced) after its "
+            "stabilization window", ("kubernaut.orchestration.engine", "kubernaut.orchestration.gitops_flow",
+                                     "kubernaut.effectiveness.monitor"), "effectiveness", ActionRef),
     JobSpec(JobKind.EMBED, "embed an incident whose assessment completed, for similarity search",
             ("kubernaut.effectiveness.monitor",), "intelligence", IncidentRef),
     JobSpec(JobKind.MINE, "fold final assessments into the learning statistics (periodic)",

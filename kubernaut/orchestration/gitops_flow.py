@@ -13,16 +13,18 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from kubernaut.config.gitops import RepositoryConfig
+from kubernaut.execution.catalog import get_action
 from kubernaut.gitops.changes import FieldChange, NoGitForm, changes_for
 from kubernaut.gitops.forge import ForgeError, PullRequest
 from kubernaut.gitops.manifests import ManifestNotFound
 from kubernaut.gitops.models import GitOpsInfo
 from kubernaut.gitops.proposal import ProposalRequest, Proposed
 from kubernaut.gitops.repository import GitError
+from kubernaut.models.jobs import ActionRef, JobKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.orchestration.gitops_mode import decide_mode
 from kubernaut.storage import gitops as gitops_store
-from kubernaut.storage import notifications
+from kubernaut.storage import jobs, notifications
 from kubernaut.storage.jobs import Reschedule
 from kubernaut.storage.workflows import PlanStep
 
@@ -218,7 +220,13 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
             await engine._finish(run, "failed", f"PR #{proposed.pr.number} was merged but the cluster did not take "
                                  f"its values within {cfg.sync_timeout_s:.0f}s ({'; '.join(seen)}): escalated")
             return "ended"
-        await engine._record(run, "synced", "succeeded", {"seen": seen})
+        # Effectiveness: the proposed change is assessed from now (baseline at sync time), through the dry-run
+        # action that stands for it; a live-and-propose workflow's live fix already has its own assessment.
+        dry = run.steps.get(f"dry_run:{len(run.plan) - 1}")
+        proposed_action = dry.action_id if dry is not None and "execute:0" not in run.steps else None
+        await engine._record(run, "synced", "succeeded", {"seen": seen, "proposed_action_id": proposed_action})
+        if proposed_action is not None and get_action(run.plan[-1].action).mutates:
+            await jobs.enqueue(engine.db.pool, JobKind.ASSESS, ActionRef(action_id=proposed_action))
         await engine._set_phase(run, "verifying")
     # Git now says what the live fix did: the owner may heal again (it keeps the synced value).
     await resume_self_heal(engine, run, f"PR #{proposed.pr.number} merged and synced")

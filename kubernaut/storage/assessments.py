@@ -27,6 +27,9 @@ class ActionState(BaseModel):
     action: str
     dry_run: bool
     status: str
+    # A proposed change (GitOps propose mode): the dry-run of the action carried into Git, and when the cluster
+    # took the merged change (the workflow's ``synced`` step naming this action); None for everything else.
+    synced_at: datetime | None = None
 
 
 class ActionToAssess(ActionState):
@@ -150,7 +153,10 @@ async def action_to_assess(conn: asyncpg.Connection | asyncpg.Pool, action_id: i
     row = await conn.fetchrow(
         """SELECT x.id, x.incident_id, x.workflow_id, x.action, x.target, x.dry_run, x.status, x.created_at,
                   x.finished_at, i.signals, i.target_kind AS incident_kind, i.target_name AS incident_name,
-                  i.target_namespace AS incident_namespace, w.signature AS workflow_signature, x.cluster
+                  i.target_namespace AS incident_namespace, w.signature AS workflow_signature, x.cluster,
+                  (SELECT s.finished_at FROM workflow_steps s WHERE s.workflow_id = x.workflow_id
+                     AND s.name = 'synced' AND s.status = 'succeeded'
+                     AND s.detail->>'proposed_action_id' = x.id::text) AS synced_at
            FROM actions x LEFT JOIN incidents i ON i.id = x.incident_id
            LEFT JOIN workflows w ON w.id = x.workflow_id WHERE x.id = $1""",
         action_id,

@@ -203,6 +203,34 @@ async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_an
     phase = await s.h.db.pool.fetchval("SELECT i.phase FROM incidents i JOIN workflows w ON w.incident_id = i.id "
                                        "WHERE w.id = $1", wf)
     assert phase == "remediated"
+    await _assessed_after_the_sync(s, wf)
+
+
+async def _assessed_after_the_sync(s: Scene, wf: int) -> None:
+    """The proposed change is scored by the ASSESS job: its baseline at sync time, scored after stabilization."""
+    from datetime import timedelta
+
+    from kubernaut.effectiveness.monitor import Assessor
+    from kubernaut.effectiveness.target_reader import TargetReader
+    from kubernaut.storage.jobs import Reschedule
+
+    pool = s.h.db.pool
+    synced = await pool.fetchrow("SELECT detail, finished_at FROM workflow_steps WHERE workflow_id = $1 AND "
+                                 "name = 'synced'", wf)
+    action_id = synced["detail"]["proposed_action_id"]
+    assert action_id == await pool.fetchval("SELECT action_id FROM workflow_steps WHERE workflow_id = $1 AND "
+                                            "name = 'dry_run:0'", wf)
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE kind = 'assess' AND ref_id = $1", action_id) == 1
+    config = s.config.model_copy(update={"orchestration": s.config.orchestration.model_copy(
+        update={"stabilization_s": 60})})
+    at = synced["finished_at"]
+    with pytest.raises(Reschedule):  # within the stabilization window: the baseline, then a wait
+        await Assessor(pool, config, TargetReader(s.api, 5.0), now=lambda: at + timedelta(seconds=1)).run(action_id)
+    await Assessor(pool, config, TargetReader(s.api, 5.0), now=lambda: at + timedelta(seconds=61)).run(action_id)
+    row = await pool.fetchrow("SELECT status, verdict, action_at, baseline, health FROM assessments "
+                              "WHERE action_id = $1", action_id)
+    assert row is not None and row["action_at"] == at and row["status"] == "done", row
+    assert row["baseline"] is not None and row["health"] is not None, row
 
 
 async def test_closed_pr_declines_the_workflow_naming_who_closed_it(scene: Any) -> None:
