@@ -12,6 +12,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from kubernaut.analysis import second_opinion
+from kubernaut.analysis.cluster_wait import ClusterWait
 from kubernaut.analysis.dry import analyze_webhook
 from kubernaut.analysis.engine import Analyzer
 from kubernaut.analysis.learning import HandleIntelligence, Learner
@@ -21,7 +22,6 @@ from kubernaut.analysis.rules import load_rules
 from kubernaut.analysis.tools.builtin import default_registry, scope_factory
 from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.client import ClusterConnection, connect
-from kubernaut.cluster.errors import ClusterError
 from kubernaut.cluster.fleet import Fleet
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
@@ -32,7 +32,7 @@ from kubernaut.observability import metrics
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import alerts, analyses, audit, incidents, jobs
-from kubernaut.storage.jobs import Job, RetryLater
+from kubernaut.storage.jobs import Job
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class AnalysisService(ReplicaBase):
             self._analyzers[""] = Analyzer(cfg, self._rules, ContextProvider(
                 config, ClusterConnection(None, "none", "the incident's cluster is not configured"), self.db.pool),
                 self._llm, learner)
+        self._cluster_wait = ClusterWait(self._fleet, config.fleet.unreachable_escalate_after_s)
         # The same owner lookup as the processor, so /api/v1/analyze groups alerts into the incidents
         # the processor would form.
         self._owners = OwnerResolver(cluster.api_client if cluster.available else None, config.cluster_name,
@@ -116,7 +117,7 @@ class AnalysisService(ReplicaBase):
         incident = await incidents.subject(self.db.pool, incident_id)
         if incident is None:
             return
-        await self._cluster_answers(incident.cluster)
+        await self._cluster_wait.check(self.db.pool, incident_id, incident.cluster)
         received = await alerts.of_incident(self.db.pool, incident_id)
         if not received:
             return
@@ -156,18 +157,6 @@ class AnalysisService(ReplicaBase):
     async def _second_opinion(self, job: Job) -> None:
         assert self._holmes is not None
         await second_opinion.record(self.db.pool, self._holmes, self._context, job.payload(AnalysisRef).analysis_id)
-
-    async def _cluster_answers(self, cluster: str | None) -> None:
-        """In a fleet, an incident of a cluster whose API server does not answer waits (the job is retried with
-        its backoff, and resumes once the cluster is back; a dead letter after its attempts): analysed blind,
-        it would be decided without the live state. The other clusters' incidents are not held up."""
-        member = self._fleet.members.get(cluster or self._fleet.home) if self._fleet is not None else None
-        if member is None or member.api is None:
-            return
-        try:
-            await asyncio.to_thread(member.api.call, "GET", "/version", timeout_s=5.0)
-        except ClusterError as exc:
-            raise RetryLater(f"cluster {member.name} unreachable: {str(exc)[:200]}") from None
 
     async def _gave_up(self, job: Job, error: str) -> None:
         if job.kind is JobKind.SECOND_OPINION:

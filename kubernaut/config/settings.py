@@ -323,7 +323,9 @@ class AnalysisConfig(BaseModel):
     rules_files: list[Path] = Field(default_factory=list)
 
     # -- LLM provider (None/empty model → rule engine only) ------------------------------------------
-    llm_provider: str = Field(default="openai", pattern="^(openai|azure|ollama|vllm|llama-cpp|compatible)$")
+    llm_provider: str = Field(default="openai",
+                              pattern="^(openai|azure|ollama|vllm|llama-cpp|compatible|serve_handle)$")
+    llm_serve_app: str = "llm"  # serve_handle: the co-deployed Serve app (kubernaut/llm_handle.py ingress)
     llm_base_url: str | None = None  # e.g. http://llm:8000/v1 (the optional Serve app `llm`), Ollama's /v1
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
@@ -504,6 +506,9 @@ class FleetConfig(BaseModel):
     # Learning in a fleet counts the incident's own cluster first; the other clusters' record of the same
     # signature weighs as at most this many cases (what worked elsewhere informs, never outvotes).
     prior_cases: float = Field(default=2.0, ge=0, le=100)
+    # An incident of a cluster whose API server does not answer waits (its analysis is retried) and is escalated,
+    # with a notification naming the cluster, once the cluster has not answered for this long.
+    unreachable_escalate_after_s: float = Field(default=300.0, ge=1, le=7 * 86400)
 
     @field_validator("clusters")
     @classmethod

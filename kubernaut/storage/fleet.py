@@ -69,3 +69,11 @@ async def cluster_outcomes(conn: asyncpg.Connection | asyncpg.Pool, signature: s
     rows = await conn.fetch(_CLUSTER_OUTCOMES_SQL, signature, list(actions) if actions is not None else None,
                             cluster, home)
     return {r["action"]: OutcomeCounts.model_validate(dict(r)) for r in rows}
+
+
+async def escalate_waiting(conn: asyncpg.Connection, incident_id: int) -> bool:
+    """Escalate an open incident that is not escalated yet (its cluster does not answer); False if nothing changed."""
+    return await conn.fetchval(
+        """UPDATE incidents SET phase = 'escalated', updated_at = now()
+           WHERE id = $1 AND status = 'open' AND phase IS DISTINCT FROM 'escalated' RETURNING true""",
+        incident_id) is not None
