@@ -33,6 +33,7 @@ class PullRequest(BaseModel):
     head: str
     mergeable: bool | None = None  # None: the forge has not computed it (yet)
     closed_by: str | None = None
+    merged_by: str | None = None
     merge_commit: str | None = None
 
 
@@ -102,7 +103,8 @@ class GitHub:
             "open" if doc.get("state") == "open" else "closed"
         return PullRequest(number=int(doc["number"]), url=str(doc.get("html_url") or ""), state=state,
                            head=str((doc.get("head") or {}).get("ref") or ""), mergeable=doc.get("mergeable"),
-                           closed_by=closed_by, merge_commit=doc.get("merge_commit_sha") if state == "merged" else None)
+                           closed_by=closed_by, merge_commit=doc.get("merge_commit_sha") if state == "merged" else None,
+                           merged_by=((doc.get("merged_by") or {}).get("login")) if state == "merged" else None)
 
     def create(self, head: str, base: str, title: str, body: str) -> PullRequest:
         return self._pr(self._http.call("POST", f"{self._repo}/pulls",
@@ -141,7 +143,8 @@ class GitLab:
         return PullRequest(number=int(doc["iid"]), url=str(doc.get("web_url") or ""), state=state,
                            head=str(doc.get("source_branch") or ""), mergeable=mergeable,
                            closed_by=((doc.get("closed_by") or {}).get("username")) if state == "closed" else None,
-                           merge_commit=doc.get("merge_commit_sha") if state == "merged" else None)
+                           merge_commit=doc.get("merge_commit_sha") if state == "merged" else None,
+                           merged_by=((doc.get("merged_by") or {}).get("username")) if state == "merged" else None)
 
     def create(self, head: str, base: str, title: str, body: str) -> PullRequest:
         return self._mr(self._http.call("POST", f"{self._project}/merge_requests", {

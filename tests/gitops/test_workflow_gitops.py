@@ -199,6 +199,7 @@ async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_an
     assert await s.live_memory() == "128Mi" and await s.live_actions(wf) == []
     steps = await s.steps(wf)
     assert steps["propose"]["status"] == "succeeded" and steps["synced"]["status"] == "succeeded"
+    assert steps["propose"]["detail"]["pr"]["merged_by"] == "carol"  # who merged, from the forge (console)
     assert steps["verify:gitops"]["status"] == "succeeded"
     phase = await s.h.db.pool.fetchval("SELECT i.phase FROM incidents i JOIN workflows w ON w.incident_id = i.id "
                                        "WHERE w.id = $1", wf)

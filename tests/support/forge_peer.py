@@ -24,6 +24,7 @@ class Change:
     body: str
     state: str = "open"  # open | closed | merged
     closed_by: str | None = None
+    merged_by: str | None = None
     merge_commit: str | None = None
     comments: list[str] = field(default_factory=list)
 
@@ -97,7 +98,7 @@ class ForgePeer:
     def mergeable(self, change: Change) -> bool:
         return _git(self.bare, "merge-tree", "--write-tree", change.base, change.head).returncode == 0
 
-    def merge(self, number: int) -> str:
+    def merge(self, number: int, by: str = "carol") -> str:
         with self._lock:
             change = self.changes[number]
             tree = _git(self.bare, "merge-tree", "--write-tree", change.base, change.head)
@@ -108,7 +109,7 @@ class ForgePeer:
             commit = _git(self.bare, "commit-tree", tree.stdout.split()[0], "-p", base, "-p", head, "-m",
                           f"Merge #{number} from {change.head}").stdout.strip()
             _git(self.bare, "update-ref", f"refs/heads/{change.base}", commit, base)
-            change.state, change.merge_commit = "merged", commit
+            change.state, change.merge_commit, change.merged_by = "merged", commit, by
             return commit
 
     def close(self, number: int, by: str) -> None:
@@ -136,7 +137,7 @@ class ForgePeer:
                 else "closed", "merged": c.state == "merged", "merged_at": "2026-01-01T00:00:00Z"
                 if c.state == "merged" else None, "head": {"ref": c.head}, "base": {"ref": c.base},
                 "mergeable": self.mergeable(c) if c.state == "open" else None, "title": c.title, "body": c.body,
-                "merge_commit_sha": c.merge_commit}
+                "merge_commit_sha": c.merge_commit, "merged_by": {"login": c.merged_by} if c.merged_by else None}
 
     def _github(self, method: str, rest: str, body: dict[str, Any]) -> tuple[int, Any]:
         if method == "GET" and rest == "":
@@ -164,7 +165,8 @@ class ForgePeer:
                 "state": {"open": "opened"}.get(c.state, c.state), "source_branch": c.head, "target_branch": c.base,
                 "has_conflicts": not self.mergeable(c) if c.state == "open" else False,
                 "detailed_merge_status": "mergeable" if c.state != "open" or self.mergeable(c) else "conflict",
-                "closed_by": {"username": c.closed_by} if c.closed_by else None, "merge_commit_sha": c.merge_commit}
+                "closed_by": {"username": c.closed_by} if c.closed_by else None, "merge_commit_sha": c.merge_commit,
+                "merged_by": {"username": c.merged_by} if c.merged_by else None}
 
     def _gitlab(self, method: str, rest: str, body: dict[str, Any]) -> tuple[int, Any]:
         if method == "GET" and rest == "":
