@@ -179,16 +179,15 @@ class WorkflowEngine:
             if await gitops_flow.drive(self, run, gitops) == "ended":
                 return
             gitops = run.steps["gitops"].detail
+        needs_approval = decision.outcome == "require_approval" or gitops.get("fallback") == "approval"
+        if needs_approval and "approval" not in run.steps:
+            if not await self._approval(run):
+                return
         # live-and-propose: the owner's self-heal is paused first (through the catalog), else no live change.
         live_and_propose = gitops["mode"] == "live-and-propose" and not gitops.get("fallback")
         if live_and_propose and not await gitops_flow.pause_self_heal(self, run, gitops):
             await gitops_flow.follow_after_live(self, run)
             return
-
-        needs_approval = decision.outcome == "require_approval" or gitops.get("fallback") == "approval"
-        if needs_approval and "approval" not in run.steps:
-            if not await self._approval(run):
-                return
 
         for index, planned in enumerate(run.plan):
             name = f"execute:{index}"
