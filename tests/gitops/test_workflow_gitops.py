@@ -126,8 +126,8 @@ class Scene:
         return dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
 
     async def live_actions(self, workflow: int) -> list[Any]:
-        return await self.h.db.pool.fetch("SELECT action, status FROM actions WHERE workflow_id = $1 AND NOT dry_run",
-                                          workflow)
+        return await self.h.db.pool.fetch("SELECT action, status FROM actions WHERE workflow_id = $1 AND NOT dry_run "
+                                          "ORDER BY id", workflow)
 
     async def steps(self, workflow: int) -> dict[str, Any]:
         rows = await self.h.db.pool.fetch("SELECT name, status, detail FROM workflow_steps WHERE workflow_id = $1",
