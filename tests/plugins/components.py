@@ -45,6 +45,7 @@ COMPONENT_FIXTURES: dict[str, frozenset[str]] = {
     "chaos_pg": frozenset({"postgres"}),                   # tests/system/test_fault_injection.py
     "dev_cluster": frozenset({"ray"}),                     # tests/observability/test_metrics_export.py
     "vllm_app": frozenset({"ray", "llm"}),                 # tests/analysis/test_llm_vllm.py
+    "llm_serve_app": frozenset({"ray", "llm"}),            # tests/analysis/test_llm_serve_app.py
 }
 # Fixtures that start a real server process outside the four components: slow, with no component marker.
 SLOW_FIXTURES = frozenset({"alertmanager_for", "prometheus_stack",  # tests/plugins/{alertmanager,prometheus}.py

@@ -1,5 +1,6 @@
 """The model's context window: configured (``analysis.llm_context_tokens``), else what a self-hosted server
-says in ``/v1/models`` (vLLM and ray.serve.llm give ``max_model_len``), else unknown (no trimming)."""
+says in ``/v1/models`` (vLLM gives ``max_model_len``, ray.serve.llm's
+``metadata.max_request_context_length``), else unknown (no trimming)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ class ContextWindows:
             return
         self._failed_at = None
         for entry in entries:
-            value = entry.get("max_model_len")
+            # vLLM's own server: max_model_len; ray.serve.llm's ingress: metadata.max_request_context_length.
+            value = entry.get("max_model_len") or (entry.get("metadata") or {}).get("max_request_context_length")
             self._known[str(entry.get("id"))] = int(value) if isinstance(value, int) and value > 0 else None
         for model in (self.cfg.llm_model, self.cfg.llm_escalation_model):
             if model:

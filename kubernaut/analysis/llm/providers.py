@@ -2,7 +2,8 @@
 
 Every provider is reached through the ``openai`` SDK: OpenAI itself, Azure OpenAI
 (``AsyncAzureOpenAI``), and OpenAI-compatible servers — Ollama, vLLM (also as the optional Serve
-app ``llm``), llama.cpp's ``llama-server``, llama-cpp-python's server, or anything else at a base URL.
+app ``llm``), llama.cpp's ``llama-server``, llama-cpp-python's server, or anything else at a base URL; and the
+co-deployed ``llm`` app through a DeploymentHandle (``serve_handle``, kubernaut/analysis/llm/serve_handle.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import httpx2
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
+from kubernaut.analysis.llm.serve_handle import HANDLE_BASE_URL, ServeHandleTransport
 from kubernaut.config.settings import AnalysisConfig
 
 OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434/v1"
@@ -25,10 +28,11 @@ DEFAULT_RESPONSE_FORMAT: dict[str, str] = {
     "ollama": "json_schema",
     "compatible": "json_schema",
     "llama-cpp": "json_object",
+    "serve_handle": "json_schema",  # the `llm` Serve app (vLLM) through a DeploymentHandle
 }
 
 # Hosted providers bill per token; self-hosted ones cost nothing per call unless prices are configured.
-SELF_HOSTED = frozenset({"vllm", "ollama", "llama-cpp", "compatible"})
+SELF_HOSTED = frozenset({"vllm", "ollama", "llama-cpp", "compatible", "serve_handle"})
 
 # USD per 1,000 tokens for a few well-known hosted models; configured prices take precedence.
 KNOWN_PRICES: dict[str, dict[str, float]] = {
@@ -66,6 +70,10 @@ def make_client(cfg: AnalysisConfig, http_client: Any | None = None) -> AsyncOpe
             azure_endpoint=endpoint, azure_deployment=cfg.azure_deployment, api_version=cfg.azure_api_version,
             api_key=key or os.environ.get("AZURE_OPENAI_API_KEY"), **common,
         )
+    if cfg.llm_provider == "serve_handle":
+        # The co-deployed `llm` app in this Ray cluster: the SDK as usual, the transport a DeploymentHandle.
+        transport = httpx2.AsyncClient(transport=ServeHandleTransport(cfg.llm_serve_app), timeout=common["timeout"])
+        return AsyncOpenAI(api_key="not-needed", base_url=HANDLE_BASE_URL, **{**common, "http_client": transport})
     if cfg.llm_provider == "openai":
         return AsyncOpenAI(api_key=key or os.environ.get("OPENAI_API_KEY"), base_url=cfg.llm_base_url, **common)
     base_url = cfg.llm_base_url or (OLLAMA_DEFAULT_URL if cfg.llm_provider == "ollama" else None)

@@ -1,0 +1,181 @@
+"""The `llm` Serve app (ray.serve.llm + vLLM on CPU) co-deployed with a Kubernaut app on one Ray cluster (the
+session's), the analysis reaching it (a) through the app's OpenAI route over HTTP (provider vllm) and (b) through
+a DeploymentHandle (provider serve_handle, kubernaut/analysis/llm/serve_handle.py). For each: a webhook goes in,
+the analysis stored in PostgreSQL must have been decided by the LLM (engine llm:<model>, tokens, latency); the
+latency of both is recorded (docs/evaluation.md). Runs when KUBERNAUT_TEST_VLLM=1 (tests/support/harness.py);
+it fails, never skips, when the rules' fallback decides."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sysconfig
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.support.harness import requires_vllm
+from tests.support.polling import eventually
+from tests.support.webhooks import payload
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, requires_vllm, pytest.mark.timeout(2400)]
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "llm-server.sh"
+APP = "llm-cohosted"
+LLM_APP = "llm"
+TOKEN = "llm-cohosted-admin-token"
+MODEL = "smollm2-135m"
+
+
+def _vllm_env() -> tuple[dict[str, Any], str]:
+    """The runtime_env that gives a worker of this Python the vLLM venv's packages, and the model's directory."""
+    proc = subprocess.run(["bash", str(SCRIPT), "vllm-build"], capture_output=True, text=True, timeout=1800,
+                          stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/llm-server.sh vllm-build failed:\n{proc.stderr[-4000:]}", pytrace=False)
+    python, model_dir = proc.stdout.strip().splitlines()[-1].split()
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert site != sysconfig.get_paths()["purelib"]
+    env = {"PYTHONPATH": f"{site}:{REPO}", "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    return {"env_vars": env}, model_dir
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def llm_serve_app(serve_app: Any) -> AsyncIterator[str]:
+    """The `llm` app on the session's Ray; yields its OpenAI base URL (through the session's Serve proxy)."""
+    import ray
+    from ray import serve
+
+    from tests.support.llm_app import deploy_llm_app
+
+    runtime_env, model_dir = await asyncio.to_thread(_vllm_env)
+    build = ray.remote(num_cpus=0, runtime_env=runtime_env)(deploy_llm_app)
+    await asyncio.wrap_future(build.remote(model_dir, runtime_env, LLM_APP, f"/{LLM_APP}").future())
+    base = f"{serve_app.base_url}/{LLM_APP}/v1"
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            async def ready() -> bool:
+                try:
+                    response = await client.get(f"{base}/models")
+                    return response.status_code == 200 and MODEL in response.text
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=900, interval=2.0, what="the llm app serving the model")
+        yield base
+    finally:
+        await asyncio.to_thread(serve.delete, LLM_APP)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def app_dsn(pg_dsn: str) -> str:
+    name = f"t_llmc_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, query = pg_dsn.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+async def _deploy_kubernaut(serve_app: Any, app_dsn: str, app_kubeconfig: str, llm: dict[str, Any]) -> str:
+    """The Kubernaut app under /llm-cohosted with the analysis configured by ``llm`` (re-deploying updates it)."""
+    from ray import serve
+
+    from kubernaut.app import build_app
+    from kubernaut.config import load_config
+    from kubernaut.identity.static_tokens import hash_token
+
+    config = load_config({
+        "cluster_name": APP,
+        "storage": {"dsn": app_dsn},
+        "kubernetes": {"kubeconfig": app_kubeconfig},
+        "gateway": {"tokens": [{"name": "llmc-admin", "roles": ["admin"], "hash": hash_token(TOKEN)}]},
+        "work": {"poll_interval_s": 0.5, "lease_s": 300},
+        "analysis": {"llm_model": MODEL, "llm_max_completion_tokens": 256, "llm_incident_time_budget_s": 420,
+                     "llm_request_timeout_s": 400, "llm_max_retries": 0, **llm},
+        "deployments": {"analysis": {"autoscaling": {"min_replicas": 1, "max_replicas": 1}}},
+    })
+    await asyncio.to_thread(serve.run, build_app(config), name=APP, route_prefix=f"/{APP}", blocking=False)
+    base = f"{serve_app.base_url}/{APP}"
+    async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async def configured() -> bool:
+            try:
+                info = (await client.get(f"{base}/api/v1/info")).json()["analysis"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
+            return info.get("provider") == llm["llm_provider"]
+
+        await eventually(configured, timeout=240, what=f"{APP} app ready with {llm['llm_provider']}")
+    return base
+
+
+async def _decide(base: str, app_dsn: str, alertname: str) -> asyncpg.Record:
+    body = payload("captured_am0.25_firing_prometheus_rule.json")
+    body["alerts"][0]["labels"] = {"alertname": alertname, "severity": "critical", "job": "kube-scheduler"}
+    body["alerts"][0].pop("fingerprint")
+    body["commonLabels"], body["groupLabels"] = {"alertname": alertname}, {"alertname": alertname}
+    conn = await asyncpg.connect(app_dsn)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            response = await api.post("/api/v1/alerts", json=body)
+            assert response.status_code == 200, response.text
+            (incident_id,) = response.json()["incident_ids"]
+
+        async def row() -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT engine, fallback_reason, llm_provider, llm_model, llm_calls, prompt_tokens, completion_tokens,"
+                " llm_latency_ms, latency_ms FROM analyses WHERE incident_id = $1 ORDER BY id DESC LIMIT 1",
+                incident_id)
+
+        return await eventually(row, timeout=600, interval=1.0, what=f"analysis of incident {incident_id}")
+    finally:
+        await conn.close()
+
+
+def _assert_llm_decided(row: asyncpg.Record, provider: str) -> None:
+    assert row["engine"] == f"llm:{MODEL}", f"the rules decided: {row['fallback_reason']}"
+    assert row["fallback_reason"] is None
+    assert (row["llm_provider"], row["llm_model"]) == (provider, MODEL)
+    assert row["llm_calls"] >= 1 and row["prompt_tokens"] > 100 and row["completion_tokens"] > 10
+    assert 0 < row["llm_latency_ms"] <= row["latency_ms"]
+
+
+async def test_the_analysis_reaches_the_cohosted_llm_app_over_http_and_through_a_handle(
+        llm_serve_app: str, serve_app: Any, app_dsn: str, app_kubeconfig: str, record_property: Any) -> None:
+    latencies: dict[str, list[float]] = {}
+    # (a) HTTP: the llm app's OpenAI route through the session's Serve proxy.
+    base = await _deploy_kubernaut(serve_app, app_dsn, app_kubeconfig,
+                                   {"llm_provider": "vllm", "llm_base_url": llm_serve_app})
+    try:
+        for alertname in ("KubeSchedulerDown", "KubeControllerManagerDown"):
+            row = await _decide(base, app_dsn, alertname)
+            _assert_llm_decided(row, "vllm")
+            latencies.setdefault("http", []).append(row["llm_latency_ms"])
+        # (b) DeploymentHandle: the same app, its analysis now calling the llm app's ingress in-cluster.
+        base = await _deploy_kubernaut(serve_app, app_dsn, app_kubeconfig,
+                                       {"llm_provider": "serve_handle", "llm_serve_app": LLM_APP})
+        for alertname in ("KubeProxyDown", "KubeletDown"):
+            row = await _decide(base, app_dsn, alertname)
+            _assert_llm_decided(row, "serve_handle")
+            latencies.setdefault("handle", []).append(row["llm_latency_ms"])
+        async with httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            info = (await client.get(f"{base}/api/v1/info")).json()["analysis"]
+        # The window came from the llm app's model listing, through the handle.
+        assert info["context_windows"] == {"source": "server", "models": {MODEL: 2048}}, info
+    finally:
+        from ray import serve
+
+        await asyncio.to_thread(serve.delete, APP)
+    for path, values in latencies.items():
+        record_property(f"llm_latency_ms_{path}", [round(v) for v in values])
+    print(f"\nllm latency ms (analysis deployment → llm app): {latencies}")
