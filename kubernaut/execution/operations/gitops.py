@@ -20,10 +20,10 @@ from kubernaut.models.resource import ResourceRef
 FLUX_KINDS = ("Kustomization", "HelmRelease")
 
 
-def healing(obj: Obj) -> bool:
-    """Whether the owner reverts live drift now."""
+def healing(obj: Obj, kind: str) -> bool:
+    """Whether the owner (of ``kind``) reverts live drift now."""
     spec = obj.get("spec") or {}
-    if obj.get("kind") in FLUX_KINDS:
+    if kind in FLUX_KINDS:
         return not spec.get("suspend")
     automated = (spec.get("syncPolicy") or {}).get("automated")
     return isinstance(automated, dict) and bool(automated.get("selfHeal"))
@@ -56,7 +56,7 @@ class SelfHeal(Operation):
     async def prepare(self, ctx: Context, target: ResourceRef, params: ActionParams,
                       undo: dict[str, Any] | None) -> Prepared:
         obj = await must_get(ctx, target)
-        now = healing(obj)
+        now = healing(obj, target.kind)
         if now == self.heal:
             state = "already self-heals" if now else "does not self-heal"
             raise Refused(f"{target} {state}: nothing to {'resume' if self.heal else 'pause'}")
@@ -73,5 +73,5 @@ class SelfHeal(Operation):
 
     async def verify(self, ctx: Context, target: ResourceRef, params: ActionParams, record: dict[str, Any],
                      after: dict[str, Any]) -> Verification:
-        now = healing(await must_get(ctx, target))
+        now = healing(await must_get(ctx, target), target.kind)
         return Verification(now == self.heal, [f"{_field(target.kind)}: self-heal {'on' if now else 'paused'}"])
