@@ -32,6 +32,8 @@ APP = "llm-cohosted"
 LLM_APP = "llm"
 TOKEN = "llm-cohosted-admin-token"
 MODEL = "smollm2-135m"
+DEPLOYMENTS = ("gateway", "processor", "analysis", "context", "orchestrator", "executor", "effectiveness",
+               "intelligence", "notifications")
 
 
 def _vllm_env() -> tuple[dict[str, Any], str]:
@@ -103,7 +105,9 @@ async def _deploy_kubernaut(serve_app: Any, app_dsn: str, app_kubeconfig: str, l
         "work": {"poll_interval_s": 0.5, "lease_s": 300},
         "analysis": {"llm_model": MODEL, "llm_max_completion_tokens": 256, "llm_incident_time_budget_s": 420,
                      "llm_request_timeout_s": 400, "llm_max_retries": 0, **llm},
-        "deployments": {"analysis": {"autoscaling": {"min_replicas": 1, "max_replicas": 1}}},
+        # No CPU reservations: the session's Ray has 2 CPUs, the session app and the llm app's engine hold them.
+        "deployments": {name: {"num_cpus": 0, **({"autoscaling": {"min_replicas": 1, "max_replicas": 1}}
+                                                 if name == "analysis" else {})} for name in DEPLOYMENTS},
     })
     await asyncio.to_thread(serve.run, build_app(config), name=APP, route_prefix=f"/{APP}", blocking=False)
     base = f"{serve_app.base_url}/{APP}"
