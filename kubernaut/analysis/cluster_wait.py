@@ -57,7 +57,7 @@ class ClusterWait:
             await incidents.lock(conn, incident_id)
             if not await fleet_store.escalate_waiting(conn, incident_id):
                 return  # already escalated (by this wait or by anything else): one notification
-            metrics.incident_transition("escalated")
+            metrics.incident_transition("escalated", cluster)
             await audit.append(conn, "analysis", "incident.escalated", incident_id, {
                 "cluster": cluster, "reason": "cluster unreachable", "unreachable_since": at.isoformat(),
                 "error": error})

@@ -71,7 +71,8 @@ class K8sExecutor(ReplicaBase):
         outcome = {"dry_run": "succeeded", "succeeded": "succeeded", "failed": "failed", "refused": "rejected",
                    "planned": "skipped"}.get(result.status, result.status)
         metrics.action_executed(request.action, outcome, dry_run=result.dry_run,
-                                seconds=time.perf_counter() - started)
+                                seconds=time.perf_counter() - started,
+                                cluster=request.cluster or self.config.home_cluster)
         return result
 
     async def verify(self, action_id: int) -> dict[str, Any]:

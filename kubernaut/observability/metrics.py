@@ -58,6 +58,11 @@ _ACTION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
+# The ``cluster`` label of incident and action metrics: which cluster of a fleet (issue 16) the event is about.
+_CLUSTER_VALUES = ("cluster", "the incident's cluster (fleet.clusters; cluster_name on a single cluster; none: "
+                              "an incident from before the fleet)")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One application metric: the single source for recording, docs, dashboard and alert rules."""
@@ -110,10 +115,11 @@ METRICS: tuple[MetricSpec, ...] = (
                ("reason",), label_values=(("reason", "missing | malformed | invalid | forbidden | unavailable"),)),
     # -- incidents ---------------------------------------------------------------------------------------
     MetricSpec("kubernaut_incident_transitions", "counter",
-               "Incidents entering a phase (the incident funnel).",
-               ("phase",),
+               "Incidents entering a phase (the incident funnel), by phase and the incident's cluster.",
+               ("phase", "cluster"),
                label_values=(("phase", "new | analyzed | analysis_failed | awaiting_approval | dry_run_completed "
-                                       "| remediated | escalated | action_failed | workflow_failed | resolved"),)),
+                                       "| remediated | escalated | action_failed | workflow_failed | resolved"),
+                             _CLUSTER_VALUES)),
     MetricSpec("kubernaut_incidents", "gauge",
                "Incidents currently in each phase, as last counted from the database by this replica.",
                ("phase",), aggregation="max"),
@@ -144,10 +150,10 @@ METRICS: tuple[MetricSpec, ...] = (
                ("cluster",), aggregation="max"),
     # -- workflow and execution ------------------------------------------------------------------------
     MetricSpec("kubernaut_actions", "counter",
-               "Catalog actions by name, outcome and execution mode.",
-               ("action", "outcome", "mode"),
+               "Catalog actions by name, outcome, execution mode and the cluster acted on.",
+               ("action", "outcome", "mode", "cluster"),
                label_values=(("outcome", "succeeded | failed | rolled_back | rejected | skipped"),
-                             ("mode", "dry-run | live"))),
+                             ("mode", "dry-run | live"), _CLUSTER_VALUES)),
     MetricSpec("kubernaut_action_duration_seconds", "histogram",
                "Time to execute one catalog action (dry-run included), by action.",
                ("action",), _ACTION_BUCKETS),
@@ -155,8 +161,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "Approval requests waiting for a human, as last counted from the database by this replica.",
                (), aggregation="max"),
     MetricSpec("kubernaut_approval_decisions", "counter",
-               "Approval requests decided, by decision.",
-               ("decision",), label_values=(("decision", "approved | rejected | expired"),)),
+               "Approval requests decided, by decision and the incident's cluster.",
+               ("decision", "cluster"), label_values=(("decision", "approved | rejected | expired"), _CLUSTER_VALUES)),
     # -- effectiveness and notifications -----------------------------------------------------------------
     MetricSpec("kubernaut_assessment_score", "histogram",
                "Effectiveness score (0..1) of executed actions, by action.",
@@ -389,9 +395,10 @@ def webhooks_answered() -> dict[str, float]:
             if sample.name.endswith("_count")}
 
 
-def incident_transition(phase: str) -> None:
-    """An incident entered ``phase`` (call where ``incidents.set_phase`` is called, and on creation: ``new``)."""
-    _record("kubernaut_incident_transitions", 1, {"phase": phase})
+def incident_transition(phase: str, cluster: str | None = None) -> None:
+    """An incident of ``cluster`` entered ``phase`` (``incidents.set_phase`` and creation: ``new``). None: an
+    incident from before the fleet, recorded as ``none``."""
+    _record("kubernaut_incident_transitions", 1, {"phase": phase, "cluster": cluster})
 
 
 _reported_phases: set[str] = set()
@@ -456,10 +463,12 @@ def llm_circuit_state(provider: str, state: str) -> None:
     _record("kubernaut_llm_circuit_state", float(CIRCUIT_STATES.get(state, 2)), {"provider": provider})
 
 
-def action_executed(action: str, outcome: str, *, dry_run: bool, seconds: float | None = None) -> None:
-    """A catalog action finished: ``outcome`` succeeded/failed/rolled_back/rejected/skipped."""
+def action_executed(action: str, outcome: str, *, dry_run: bool, seconds: float | None = None,
+                    cluster: str | None = None) -> None:
+    """A catalog action on ``cluster`` finished: ``outcome`` succeeded/failed/rolled_back/rejected/skipped."""
     name = _action_label(action)
-    _record("kubernaut_actions", 1, {"action": name, "outcome": outcome, "mode": "dry-run" if dry_run else "live"})
+    _record("kubernaut_actions", 1, {"action": name, "outcome": outcome, "mode": "dry-run" if dry_run else "live",
+                                     "cluster": cluster})
     if seconds is not None:
         _record("kubernaut_action_duration_seconds", max(seconds, 0.0), {"action": name})
 
@@ -486,9 +495,9 @@ def approvals_pending(count: int) -> None:
     _record("kubernaut_approvals_pending", float(count))
 
 
-def approval_decided(decision: str) -> None:
-    """An approval request was ``approved``, ``rejected`` or ``expired``."""
-    _record("kubernaut_approval_decisions", 1, {"decision": decision})
+def approval_decided(decision: str, cluster: str | None = None) -> None:
+    """An approval request about an incident of ``cluster`` was ``approved``, ``rejected`` or ``expired``."""
+    _record("kubernaut_approval_decisions", 1, {"decision": decision, "cluster": cluster})
 
 
 def assessment_recorded(action: str, score: float) -> None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kubernaut.models.principal import Principal
 from kubernaut.observability import metrics
 from kubernaut.orchestration.workflow_job import wake as wake_workflow
-from kubernaut.storage import approvals, audit, notifications
+from kubernaut.storage import approvals, audit, incidents, notifications
 from kubernaut.storage.approvals import ApprovalRecord
 from kubernaut.storage.slack import approval_messages as slack_messages
 
@@ -153,6 +153,7 @@ async def commit(pool: asyncpg.Pool, approval_id: int, approve: bool, principal:
                                          override=override or None, method=principal.method, roles=roles,
                                          address=source.address, user_agent=source.user_agent)
         await audit.append(conn, principal.actor, f"approval.{status}", pending.incident_id, detail)
+        cluster = await incidents.cluster_of(conn, pending.incident_id)
         if await slack_messages(conn, approval_id):
             # Wherever it was decided (REST, console, Slack), the Slack messages that asked for it show the outcome.
             await notifications.create(conn, pending.incident_id, "approval.decided",
@@ -161,7 +162,7 @@ async def commit(pool: asyncpg.Pool, approval_id: int, approve: bool, principal:
                                             + (f" ({reason})" if reason else ""),
                                        severity="info", approval_id=approval_id)
         await wake_workflow(conn, pending.workflow_id)
-    metrics.approval_decided(status)
+    metrics.approval_decided(status, cluster)
     return decided
 
 

@@ -359,7 +359,7 @@ class WorkflowEngine:
                 wait_s = None
             if approval is not None and approval.status == "pending" and wait_s is None:
                 await approvals.expire(conn, approval.id)
-                metrics.approval_decided("expired")
+                metrics.approval_decided("expired", run.incident.cluster)
                 await audit.append(conn, "orchestrator", "approval.expired", run.incident_id,
                                    {"approval_id": approval.id})
                 approval = await approvals.for_workflow(conn, run.id)
@@ -429,7 +429,8 @@ class WorkflowEngine:
                                           f"{why}; rollback by {inverse.action} failed too: {result.error}: "
                                           "escalated to a human")
             undone.append(inverse.action)
-            metrics.action_executed(run.plan[index].action, "rolled_back", dry_run=False)
+            metrics.action_executed(run.plan[index].action, "rolled_back", dry_run=False,
+                                    cluster=run.incident.cluster)
         if undone:
             note = f"{why}; rolled back by {', '.join(undone)}"
             if impossible:

@@ -55,7 +55,7 @@ async def join_or_open(
         classification.priority, classification.model_dump(), seen_at, count, cluster,
     )
     if row["opened"]:
-        metrics.incident_transition("new")
+        metrics.incident_transition("new", cluster)
     metrics.alert_deduplicated("incident", count - (1 if row["opened"] else 0))
     return row["id"], row["opened"]
 
@@ -80,6 +80,13 @@ async def subject(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int) -> 
     return IncidentSubject(id=row["id"], signals=list(row["signals"] or []), cluster=row["cluster"],
                            target=ResourceRef(kind=row["target_kind"], name=row["target_name"],
                                               namespace=row["target_namespace"]))
+
+
+async def cluster_of(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int | None) -> str | None:
+    """The incident's cluster (None: unknown incident, or from before the fleet): for metric labels."""
+    if incident_id is None:
+        return None
+    return await conn.fetchval("SELECT cluster FROM incidents WHERE id = $1", incident_id)
 
 
 async def lock(conn: asyncpg.Connection, incident_id: int) -> None:
@@ -153,8 +160,9 @@ async def refresh_firing(conn: asyncpg.Connection, incident_id: int, fingerprint
 
 
 async def set_phase(conn: asyncpg.Connection | asyncpg.Pool, incident_id: int, phase: str) -> None:
-    metrics.incident_transition(phase)
-    await conn.execute("UPDATE incidents SET phase = $2, updated_at = now() WHERE id = $1", incident_id, phase)
+    cluster = await conn.fetchval("UPDATE incidents SET phase = $2, updated_at = now() WHERE id = $1 RETURNING cluster",
+                                  incident_id, phase)
+    metrics.incident_transition(phase, cluster)
 
 
 async def open_by_phase(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:

@@ -64,17 +64,17 @@ def _probe_deployment():
             m.alert_rejected("unauthorized")
             m.alert_deduplicated("redelivery", 2)
             m.webhook_handled("accepted", 0.05)
-            m.incident_transition("new")
+            m.incident_transition("new", "spoke-b")
             m.incidents_by_phase({"new": 2, "analyzed": 1})
             m.analysis_completed("llm:probe-model", "ok", 1.2, prompt_tokens=100, completion_tokens=20,
                                  cost_usd=0.01)
             m.llm_request("probe-model", "ok")
             m.llm_circuit_state("vllm", "open")
             m.cluster_circuit_state("spoke-b", "open")
-            m.action_executed(action, "succeeded", dry_run=True, seconds=0.3)
+            m.action_executed(action, "succeeded", dry_run=True, seconds=0.3, cluster="spoke-b")
             m.action_executed("not-a-catalog-action", "rejected", dry_run=False)
             m.approvals_pending(4)
-            m.approval_decided("approved")
+            m.approval_decided("approved", "spoke-b")
             m.assessment_recorded(action, 0.8)
             m.notification_sent(False)
             m.notification_receiver_failures("pager", 3)
@@ -234,7 +234,12 @@ def test_every_documented_metric_is_exported_by_the_worker_node(dev_cluster: Dev
     assert _value(samples, "ray_kubernaut_llm_tokens_total", model="probe-model", kind="prompt") == 100
     assert _value(samples, "ray_kubernaut_llm_tokens_total", model="probe-model", kind="completion") == 20
     assert _value(samples, "ray_kubernaut_llm_circuit_state", provider="vllm") == 2
-    assert _value(samples, "ray_kubernaut_actions_total", action=action, outcome="succeeded", mode="dry-run") == 1
+    assert _value(samples, "ray_kubernaut_actions_total", action=action, outcome="succeeded", mode="dry-run",
+                  cluster="spoke-b") == 1
+    # The cluster of the incident or action (issue 16); none where the caller does not know it.
+    assert _value(samples, "ray_kubernaut_incident_transitions_total", phase="new", cluster="spoke-b") == 1
+    assert _value(samples, "ray_kubernaut_approval_decisions_total", decision="approved", cluster="spoke-b") == 1
+    assert _value(samples, "ray_kubernaut_actions_total", action="unknown", cluster="none") == 1
     # An action name outside the catalog never becomes a label value of its own.
     assert _value(samples, "ray_kubernaut_actions_total", action="unknown", outcome="rejected", mode="live") == 1
     assert _value(samples, "ray_kubernaut_actions_total", action="not-a-catalog-action") is None
