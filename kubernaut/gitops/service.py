@@ -61,6 +61,17 @@ class GitOpsService:
     async def revert(self, repo: RepositoryConfig, proposed: Proposed, why: str) -> PullRequest:
         return await asyncio.to_thread(proposal.revert, self.config, repo, proposed, why)
 
+    async def owner_revision(self, info: GitOpsInfo) -> str | None:
+        """The commit an Argo CD Application reports it is synced to (status.sync.revision); None when unknown."""
+        if self._cluster is None or info.tool != "argocd" or not info.app or not info.app_namespace:
+            return None
+        try:
+            app = await self._cluster.get_or_none("Application", info.app, info.app_namespace)
+        except ClusterError:
+            return None
+        revision = (((app or {}).get("status") or {}).get("sync") or {}).get("revision")
+        return str(revision) if revision else None
+
     async def revision_images(self, replicaset: str, namespace: str | None) -> dict[str, str]:
         """Container → image of a ReplicaSet's template: what rollback_deployment restores, as Git should say."""
         if self._cluster is None:

@@ -40,6 +40,7 @@ class GitOpsPort(Protocol):
     async def repropose(self, repo: RepositoryConfig, req: ProposalRequest, proposed: Proposed) -> Proposed: ...
     async def synced(self, changes: list[FieldChange]) -> tuple[bool | None, list[str]]: ...
     async def revision_images(self, replicaset: str, namespace: str | None) -> dict[str, str]: ...
+    async def owner_revision(self, info: GitOpsInfo) -> str | None: ...
     async def rollout(self, kind: str, name: str, namespace: str | None) -> tuple[bool | None, str]: ...
     async def revert(self, repo: RepositoryConfig, proposed: Proposed, why: str) -> PullRequest: ...
 
@@ -228,7 +229,17 @@ async def _follow(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
         if proposed_action is not None and get_action(run.plan[-1].action).mutates:
             await jobs.enqueue(engine.db.pool, JobKind.ASSESS, ActionRef(action_id=proposed_action))
         await engine._set_phase(run, "verifying")
-    # Git now says what the live fix did: the owner may heal again (it keeps the synced value).
+    paused = run.steps.get(PAUSE)
+    if paused is not None and paused.status == "succeeded" and RESUME not in run.steps and req.gitops.tool == "argocd":
+        # Argo CD syncs new commits with self-heal off: resume only once it reports the merge commit, else its
+        # self-heal could put back the revision it synced before.
+        merged = PullRequest.model_validate(run.steps["propose"].detail["pr"])
+        merged_at = datetime.fromisoformat(run.steps["propose"].detail["merged_at"])
+        if merged.merge_commit and await port.owner_revision(req.gitops) != merged.merge_commit \
+                and _now() - merged_at < timedelta(seconds=cfg.sync_timeout_s):
+            raise Reschedule(min(cfg.poll_interval_s, 5.0), "waiting for Argo CD to sync the merge commit")
+    # Git now says what the live fix did: the owner may heal again (it keeps the synced value). Flux syncs
+    # nothing while suspended: it is resumed at once and applies the merge.
     await resume_self_heal(engine, run, f"PR #{proposed.pr.number} merged and synced")
     return await _verify(engine, run, port, repo, req, proposed)
 

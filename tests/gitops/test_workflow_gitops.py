@@ -336,6 +336,9 @@ async def test_live_and_propose_pauses_self_heal_until_the_pr_is_merged_then_res
     assert s.self_heal() is False
 
     s.peer.merge(number)
+    # Merged, and the live values already match Git: still paused until Argo CD reports the merge commit synced.
+    assert await drive(s.engine, wf, until=("verifying", "completed", "failed"), timeout=30) == "verifying"
+    assert s.self_heal() is False and "gitops:resume" not in await s.steps(wf)
     s.reconciler.sync_once()  # a new commit on main: synced even with self-heal paused, as Argo CD does
     assert await drive(s.engine, wf, timeout=60) == "completed", await s.reason(wf)
     steps = await s.steps(wf)

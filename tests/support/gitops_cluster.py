@@ -149,6 +149,13 @@ class Reconciler:
                           content_type="application/apply-patch+yaml")
             count += 1
         self.applied.append(head)
+        if self.application is not None:  # what Argo CD reports: the revision the Application is synced to
+            name, namespace = self.application
+            res = self.api.resource_blocking("Application", "patch")
+            if self.api.get_or_none_blocking("Application", name, namespace) is not None:
+                self.api.call("PATCH", res.path(namespace, name, "status"), body=json.dumps(
+                    {"status": {"sync": {"status": "Synced", "revision": head}}}),
+                    content_type="application/merge-patch+json")
         return count
 
     def start(self, interval_s: float = 0.5) -> None:
