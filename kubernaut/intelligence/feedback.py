@@ -94,12 +94,18 @@ async def scope_of(conn: asyncpg.Pool | asyncpg.Connection, incident_id: int | N
 
 
 async def _neighbour_outcomes(pool: asyncpg.Pool, incident_id: int, k: int, ef_search: int,
-                              min_similarity: float) -> dict[str, tuple[float, float]]:
+                              min_similarity: float, scope: ClusterScope | None = None
+                              ) -> dict[str, tuple[float, float]]:
     stored = await incident_embeddings.stored(pool, incident_id)
     if stored is None:
         return {}
     neighbours = await incident_embeddings.nearest(pool, stored.embedding, stored.provider, k, ef_search,
                                                    exclude=incident_id)
+    if scope is not None and neighbours:
+        # In a fleet, similar incidents count only on the incident's own cluster: the other clusters' outcomes
+        # are the prior of the evidence already, and must not count again at neighbour weight.
+        clusters = await fleet.clusters_of(pool, [n.incident_id for n in neighbours], scope.home)
+        neighbours = [n for n in neighbours if clusters.get(n.incident_id) == scope.cluster]
     outcomes: dict[str, tuple[float, float]] = {}
     for n in neighbours:
         if n.action is None or n.verdict not in ("effective", "ineffective") or n.similarity is None \
@@ -124,7 +130,7 @@ async def ranking(pool: asyncpg.Pool, signature: str, candidates: list[str], *, 
     measured outcomes are the scope's cluster's, the other clusters' record a prior of a few cases."""
     unique = list(dict.fromkeys(candidates))
     evidence = await evidence_many(pool, signature, unique, scope)
-    neighbours = await _neighbour_outcomes(pool, incident_id, k, ef_search, min_similarity) \
+    neighbours = await _neighbour_outcomes(pool, incident_id, k, ef_search, min_similarity, scope) \
         if incident_id is not None else {}
     harmful = {action: p.detail for action, p in (await patterns.harmful(pool, unique)).items()}
     scored: list[tuple[float, int, RankedAction]] = []

@@ -77,3 +77,11 @@ async def escalate_waiting(conn: asyncpg.Connection, incident_id: int) -> bool:
         """UPDATE incidents SET phase = 'escalated', updated_at = now()
            WHERE id = $1 AND status = 'open' AND phase IS DISTINCT FROM 'escalated' RETURNING true""",
         incident_id) is not None
+
+
+async def clusters_of(conn: asyncpg.Connection | asyncpg.Pool, incident_ids: Sequence[int], home: str
+                      ) -> dict[int, str]:
+    """The cluster of each incident (one from before the fleet: ``home``)."""
+    rows = await conn.fetch("SELECT id, coalesce(cluster, $2) AS cluster FROM incidents WHERE id = ANY($1::bigint[])",
+                            list(incident_ids), home)
+    return {r["id"]: r["cluster"] for r in rows}

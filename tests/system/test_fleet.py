@@ -123,7 +123,8 @@ async def fleet_app(serve_app: Any, pg_dsn: str, kube_testenv: KubeTestEnv, exec
     async with live_application(
         serve_app, APP, dsn, kube_testenv.executor_kubeconfig,
         cluster_name="a",
-        fleet={"circuit_failures": 1, "circuit_reset_s": 2, "reload_interval_s": 1, "clusters": [
+        fleet={"circuit_failures": 1, "circuit_reset_s": 2, "reload_interval_s": 1, "unreachable_escalate_after_s": 3,
+               "clusters": [
             {"name": "a", "kubeconfig": kube_testenv.executor_kubeconfig},
             {"name": "b", "kubeconfig": spoke_b.kubeconfig}]},
         execution={"cooldown_s": 0},
@@ -133,7 +134,8 @@ async def fleet_app(serve_app: Any, pg_dsn: str, kube_testenv: KubeTestEnv, exec
               "kinds": {"analyze": {"max_attempts": 100, "backoff_initial_s": 0.5, "backoff_max_s": 2}}},
         gateway={"rate_limit_per_s": 0},
         # Each test's OOM fix is judged ineffective (the pods still OOM): learning would then rank another
-        # action first for the next incident of the signature, in any cluster (it counts fleet-wide).
+        # action first for the next incident of the signature on that cluster (the next test's).
+        # Per-cluster learning is tested on PostgreSQL: tests/intelligence/test_fleet_learning.py.
         analysis={"learning_enabled": False},
     ) as base:
         yield base, dsn
@@ -320,6 +322,12 @@ async def test_cluster_b_down_mid_run_a_carries_on_b_waits_and_resumes(
                         "AND attempts >= 1 AND last_error LIKE '%cluster b unreachable%'", incident_b)
 
                 await eventually(waiting, timeout=30, what="b's analysis waiting for b")
+                # Past fleet.unreachable_escalate_after_s a human is told which cluster, since when.
+                note = await eventually(lambda: db.fetchrow(
+                    "SELECT n.title, n.body, i.phase FROM notifications n JOIN incidents i ON i.id = n.incident_id "
+                    "WHERE n.incident_id = $1 AND n.title LIKE '%cluster b unreachable%'", incident_b),
+                    timeout=60, what="b's incident escalated: cluster b unreachable")
+                assert note["phase"] == "escalated" and "has not answered since" in note["body"]
                 assert await db.fetchval("SELECT count(*) FROM analyses WHERE incident_id = $1", incident_b) == 0
                 ready = await eventually(
                     lambda: _ready_when(http, lambda body: body.get("clusters") == "degraded"),
