@@ -58,7 +58,7 @@ async def measure(conn: asyncpg.Connection | asyncpg.Pool, signature: str, actio
         measured = await evidence_for(conn, signature, action, scope)
     except asyncpg.UndefinedTableError:  # a database without the learning tables yet
         measured = None
-    if measured is not None and (measured.cases > 0 or measured.fleet_cases > 0):
+    if measured is not None and measured.cases > 0:
         return from_assessments(measured, min_cases, min_lower_bound)
     if scope is None:
         counts = await workflows.outcome_counts(conn, signature, action)
