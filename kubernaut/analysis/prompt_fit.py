@@ -21,8 +21,9 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens of ``messages`` (their text, not the JSON envelope the request wraps them in)."""
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    """Prompt tokens of ``messages`` (their text and tool calls, not the JSON envelope of the request)."""
+    chars = sum(len(str(m.get("content") or "")) + (len(json.dumps(m["tool_calls"])) if m.get("tool_calls") else 0)
+                for m in messages)
     return int(chars / CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS * len(messages)
 
 

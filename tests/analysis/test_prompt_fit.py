@@ -140,3 +140,25 @@ def test_trim_steps_go_in_order_and_stop_once_it_fits() -> None:
     assert trimmed[:2] == ["context.nodes", "context.pvcs"] and len(trimmed) <= len(TRIM_STEPS)
     assert fitted["observed"] == {"pod.crashlooping": True} and fitted["findings"][0]["summary"] == "s"
     assert json.loads(serialize(fitted))["alerts"] == [{"labels": {"alertname": "A"}}]
+
+
+async def test_an_investigation_that_cannot_fit_the_window_ends_and_the_model_still_decides() -> None:
+    from kubernaut.analysis.tools.builtin import ToolScope, default_registry
+    from kubernaut.cluster.redaction import redactor
+    from tests.support.tool_calling_llm import tool_llm
+
+    # The tools' schemas alone are ~1,200 tokens: with them the prompt outgrows a 1,800-token window, without
+    # them it fits. The investigation must end before asking (a refused request would read as "this model has
+    # no tool calls", and auto mode would stop offering tools to it for good).
+    for peer in tool_llm():
+        peer.script(decision())
+        cfg = AnalysisConfig(llm_provider="vllm", llm_base_url=peer.base_url, llm_model="small", llm_max_retries=0,
+                             llm_tools="auto", llm_context_tokens=1800, llm_max_completion_tokens=300)
+        llm = LLMAnalyzer(cfg, tools=default_registry(), tool_scope=lambda situation: ToolScope(
+            situation=situation, cluster=None, redactor=redactor()))
+        result = await Analyzer(cfg, RULES, CrashingWeb(rollout=False), llm).analyze(crashloop(), DEPLOY)
+        assert result.engine == "llm:small", result.fallback_reason
+        assert result.llm is not None and "filled small's 1800-token context" in (result.llm.investigation or "")
+        (body,) = peer.requests
+        assert "tools" not in body and request_chars(body) / CHARS_PER_TOKEN + body["max_tokens"] <= 1800
+        assert llm.status()["tools"]["refused_by"] == {} and llm.status()["tools"]["enabled"] is True

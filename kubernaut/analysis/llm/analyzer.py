@@ -21,7 +21,7 @@ from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.llm.client import ProviderError, ToolTurn, chat_with_tools, complete
 from kubernaut.analysis.llm.context_window import ContextWindows
-from kubernaut.analysis.llm.investigation import Investigation, investigate
+from kubernaut.analysis.llm.investigation import ContextFull, Investigation, investigate
 from kubernaut.analysis.llm.metrics import LLMMetrics
 from kubernaut.analysis.llm.providers import bounded_strings, estimate_cost, make_client, response_format
 from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
@@ -269,6 +269,13 @@ class LLMAnalyzer:
     async def _tool_turn(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                          max_tokens: int, time_left: float, budget: _Budget) -> ToolTurn:
         """One investigation call under the same budgets, global budget and breaker as a decision call."""
+        window = await self.windows.get(model)
+        if window is not None:
+            # A request longer than the window is refused (a 400, which would read as "no tool calls").
+            in_window = estimate_tokens(messages) + int(len(json.dumps(tools)) / _CHARS_PER_TOKEN)
+            if window - in_window < 32:
+                raise ContextFull(f"the conversation (~{in_window} tokens) filled {model}'s {window}-token context")
+            max_tokens = min(max_tokens, window - in_window)
         prompt_estimate = int(len(json.dumps(messages, default=str)) / _CHARS_PER_TOKEN)
         reservation = await self.global_budget.reserve(prompt_estimate + max_tokens, prompt_estimate + 32, time_left)
         if reservation is not None:

@@ -75,6 +75,10 @@ def _key(name: str, arguments: str) -> str:
         return name + arguments
 
 
+class ContextFull(Exception):
+    """The conversation no longer fits the model's context window: the investigation ends with what it has."""
+
+
 async def investigate(cfg: AnalysisConfig, chat: Chat, model: str, registry: ToolRegistry, scope: Any,
                       decision_messages: list[dict[str, str]], *, time_left: Callable[[], float],
                       tokens_left: Callable[[], int], out: Investigation | None = None) -> Investigation:
@@ -100,7 +104,11 @@ async def investigate(cfg: AnalysisConfig, chat: Chat, model: str, registry: Too
         if max_tokens < 32:
             out.ended = f"tool token budget of {cfg.llm_tool_token_budget} spent"
             return out
-        turn = await chat(model, messages, tools, max_tokens, left)
+        try:
+            turn = await chat(model, messages, tools, max_tokens, left)
+        except ContextFull as full:
+            out.ended = str(full)
+            return out
         out.calls += 1
         out.prompt_tokens += turn.prompt_tokens
         out.completion_tokens += turn.completion_tokens
