@@ -126,6 +126,8 @@ def test_sign_in_needs_the_forms_csrf_token_and_a_valid_token(client: TestClient
     assert good.status_code == 303 and good.headers["location"] == "/console/approvals"
     sealed = client.cookies[SESSION_COOKIE]
     assert "tok-viewer" not in sealed  # encrypted, not only signed
+    # Only characters a cookie carries unquoted (a quoted value is not unquoted by every client).
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", sealed), sealed
     session = SessionCodec(key_from_secret(SECRET), 3600).open(sealed, Session)
     assert session is not None and session.credential == "tok-viewer" and session.method == "token"
     assert session.csrf != csrf_of(form.text)  # signing in starts a new session (no fixation)

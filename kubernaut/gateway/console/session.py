@@ -76,12 +76,16 @@ class SessionCodec:
         self.ttl_s = ttl_s
 
     def seal(self, value: BaseModel) -> str:
-        return self._fernet.encrypt(value.model_dump_json().encode()).decode()
+        # Without base64's "=" padding: a cookie value with "=" is sent quoted (RFC 6265 allows it, but not every
+        # client unquotes it again), so the token is kept to the characters a cookie carries as they are.
+        return self._fernet.encrypt(value.model_dump_json().encode()).decode().rstrip("=")
 
     def open(self, cookie: str | None, model: type[Model], ttl_s: int | None = None) -> Model | None:
         """The value of a cookie this codec sealed within ``ttl_s`` (the session's by default); else None."""
         if not cookie or len(cookie) > 32_768:
             return None
+        cookie = cookie.strip('"').rstrip("=")
+        cookie += "=" * (-len(cookie) % 4)
         try:
             return model.model_validate_json(self._fernet.decrypt(cookie.encode(), ttl=ttl_s or self.ttl_s))
         except (InvalidToken, ValidationError, ValueError):
