@@ -75,7 +75,8 @@ async def llm_app(serve_app: Any, app_dsn: str, app_kubeconfig: str, model_serve
             "llm_provider": "compatible", "llm_base_url": model_server.base_url, "llm_model": MODEL,
             # Budgets for 2 shared CPU cores (see tests/analysis/test_llm_path.py); no SDK retry, and one provider
             # failure opens the breaker, so the outage shows on the next incident.
-            "llm_max_completion_tokens": 256, "llm_incident_time_budget_s": 420, "llm_request_timeout_s": 400,
+            # 512: at 256 the 135M model's answer was once cut off mid-JSON (clean-clone CI) and the rules decided.
+            "llm_max_completion_tokens": 512, "llm_incident_time_budget_s": 420, "llm_request_timeout_s": 400,
             "llm_max_retries": 0, "llm_breaker_failures": 1, "llm_breaker_reset_s": 3600,
         },
         # One analysis replica: the breaker is per replica, and /api/v1/info must ask the one that saw the outage.
