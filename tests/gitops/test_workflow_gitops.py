@@ -116,7 +116,8 @@ class Scene:
         analysis = await self.h.db.pool.fetchval(
             """INSERT INTO analyses (incident_id, engine, action, parameters, target, confidence, root_cause, facts)
                VALUES ($1, 'rules', $2, $3, $4, 0.9, 'app OOMKilled at 64Mi', $5) RETURNING id""",
-            incident, action, parameters or {"container": "app", "new_limit": "128Mi"}, target.model_dump(), facts)
+            incident, action, {"container": "app", "new_limit": "128Mi"} if parameters is None else parameters,
+            target.model_dump(), facts)
         workflow = await self.engine.start(analysis)
         assert workflow is not None
         return workflow

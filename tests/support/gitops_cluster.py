@@ -153,9 +153,9 @@ class Reconciler:
             name, namespace = self.application
             res = self.api.resource_blocking("Application", "patch")
             if self.api.get_or_none_blocking("Application", name, namespace) is not None:
-                self.api.call("PATCH", res.path(namespace, name, "status"), body=json.dumps(
-                    {"status": {"sync": {"status": "Synced", "revision": head}}}),
-                    content_type="application/merge-patch+json")
+                self.api.call("PATCH", res.path(namespace, name, "status"),
+                              body={"status": {"sync": {"status": "Synced", "revision": head}}},
+                              content_type="application/merge-patch+json")
         return count
 
     def start(self, interval_s: float = 0.5) -> None:
