@@ -103,7 +103,7 @@ async def _deploy_kubernaut(serve_app: Any, app_dsn: str, app_kubeconfig: str, l
         "kubernetes": {"kubeconfig": app_kubeconfig},
         "gateway": {"tokens": [{"name": "llmc-admin", "roles": ["admin"], "hash": hash_token(TOKEN)}]},
         "work": {"poll_interval_s": 0.5, "lease_s": 300},
-        "analysis": {"llm_model": MODEL, "llm_max_completion_tokens": 256, "llm_incident_time_budget_s": 420,
+        "analysis": {"llm_model": MODEL, "llm_max_completion_tokens": 640, "llm_incident_time_budget_s": 420,
                      "llm_request_timeout_s": 400, "llm_max_retries": 0, **llm},
         # No CPU reservations: the session's Ray has 2 CPUs, the session app and the llm app's engine hold them.
         "deployments": {name: {"num_cpus": 0, **({"autoscaling": {"min_replicas": 1, "max_replicas": 1}}

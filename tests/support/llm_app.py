@@ -16,13 +16,13 @@ def deploy_llm_app(model_dir: str, runtime_env: dict[str, Any], name: str = "llm
     from ray import serve
     from ray.serve.llm import LLMConfig, build_openai_app
 
-    # Placement as scripts/llm-server.sh vllm-up has it (proven on 2 cores): one CPU bundle, half of it for the
-    # replica; the ingress asks for none.
+    # No CPU reserved: the session's 2 CPUs are all reserved by its Kubernaut app (a replica asking for CPU is
+    # never scheduled); the bundle reserves memory only. The ingress asks for nothing either.
     llm = LLMConfig(
         model_loading_config={"model_id": "smollm2-135m", "model_source": model_dir},
         accelerator_config={"kind": "cpu"},
-        placement_group_config={"bundles": [{"CPU": 1}]},
-        deployment_config={"ray_actor_options": {"num_cpus": 0.5, "runtime_env": runtime_env}},
+        placement_group_config={"bundles": [{"memory": 512 * 1024 * 1024}]},
+        deployment_config={"ray_actor_options": {"num_cpus": 0, "runtime_env": runtime_env}},
         engine_kwargs={"max_model_len": max_model_len, "dtype": "bfloat16", "enforce_eager": True},
     )
     app = build_openai_app({
