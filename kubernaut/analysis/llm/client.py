@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,23 @@ def status_kind(status: int) -> str:
     return "unusable" if status in (401, 403, 404) else "rejected"
 
 
+@contextmanager
+def provider_errors() -> Iterator[None]:
+    """The SDK's exceptions as :class:`ProviderError` of a kind (the breaker and the metrics go by the kind)."""
+    try:
+        yield
+    except openai.APITimeoutError as exc:
+        raise ProviderError("timeout", str(exc) or "request timed out") from None
+    except openai.APIConnectionError as exc:
+        raise ProviderError("connection", str(exc) or "connection failed") from None
+    except openai.RateLimitError as exc:
+        raise ProviderError("rate_limited", _status_message(exc)) from None
+    except openai.APIStatusError as exc:
+        raise ProviderError(status_kind(exc.status_code), _status_message(exc)) from None
+    except openai.APIError as exc:  # e.g. a body that is not a chat completion
+        raise ProviderError("bad_response", str(exc)[:300]) from None
+
+
 def request_options(mode: str, schema: dict[str, Any], strict: bool) -> dict[str, Any]:
     """The request fields that ask for structured output in ``mode``."""
     if mode == "json_schema":
@@ -68,21 +87,11 @@ def _text(response: Any, mode: str) -> str:
 async def complete(client: AsyncOpenAI, *, model: str, messages: list[dict[str, str]], schema: dict[str, Any],
                    mode: str, strict: bool, max_tokens: int, timeout_s: float, temperature: float) -> Completion:
     started = time.perf_counter()
-    try:
+    with provider_errors():
         response = await client.chat.completions.create(
             model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, timeout=timeout_s,
             **request_options(mode, schema, strict),
         )
-    except openai.APITimeoutError as exc:
-        raise ProviderError("timeout", str(exc) or "request timed out") from None
-    except openai.APIConnectionError as exc:
-        raise ProviderError("connection", str(exc) or "connection failed") from None
-    except openai.RateLimitError as exc:
-        raise ProviderError("rate_limited", _status_message(exc)) from None
-    except openai.APIStatusError as exc:
-        raise ProviderError(status_kind(exc.status_code), _status_message(exc)) from None
-    except openai.APIError as exc:  # e.g. a body that is not a chat completion
-        raise ProviderError("bad_response", str(exc)[:300]) from None
     latency_ms = (time.perf_counter() - started) * 1000
     usage = getattr(response, "usage", None)
     choices = getattr(response, "choices", None) or []
@@ -119,20 +128,10 @@ async def chat_with_tools(client: AsyncOpenAI, *, model: str, messages: list[dic
                           ) -> ToolTurn:
     """A chat completion that may answer with tool calls (``tool_choice: auto``); errors as in :func:`complete`."""
     started = time.perf_counter()
-    try:
+    with provider_errors():
         response = await client.chat.completions.create(
             model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, timeout=timeout_s,
             tools=tools, tool_choice="auto")
-    except openai.APITimeoutError as exc:
-        raise ProviderError("timeout", str(exc) or "request timed out") from None
-    except openai.APIConnectionError as exc:
-        raise ProviderError("connection", str(exc) or "connection failed") from None
-    except openai.RateLimitError as exc:
-        raise ProviderError("rate_limited", _status_message(exc)) from None
-    except openai.APIStatusError as exc:
-        raise ProviderError(status_kind(exc.status_code), _status_message(exc)) from None
-    except openai.APIError as exc:
-        raise ProviderError("bad_response", str(exc)[:300]) from None
     latency_ms = (time.perf_counter() - started) * 1000
     usage = getattr(response, "usage", None)
     choices = getattr(response, "choices", None) or []
