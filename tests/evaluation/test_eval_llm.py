@@ -48,11 +48,15 @@ def test_eval_both_engines_with_the_local_model(kube_testenv: KubeTestEnv, model
            "KUBERNAUT_ANALYSIS__LLM_MODEL": llm_server.model,
            # Budgets for 2 shared cores (tests/analysis/test_llm_path.py); no SDK retries.
            "KUBERNAUT_ANALYSIS__LLM_MAX_COMPLETION_TOKENS": "256",
+           # llama-server's /v1/models does not say its window: told here, the prompt is fitted to it
+           # (analysis/prompt_fit.py). One scenario at a time: two at once shared the 4,096 tokens and the server
+           # answered "Context size has been exceeded" (clean-clone CI).
+           "KUBERNAUT_ANALYSIS__LLM_CONTEXT_TOKENS": "4096",
            "KUBERNAUT_ANALYSIS__LLM_INCIDENT_TIME_BUDGET_S": "300",
            "KUBERNAUT_ANALYSIS__LLM_REQUEST_TIMEOUT_S": "240", "KUBERNAUT_ANALYSIS__LLM_MAX_RETRIES": "0"}
     proc = subprocess.run(
         [sys.executable, "-m", "kubernaut.cli", "eval", "--kubeconfig", kube_testenv.admin_kubeconfig,
-         "--engine", "both", "--scenarios-dir", str(subset), "--concurrency", "2",
+         "--engine", "both", "--scenarios-dir", str(subset), "--concurrency", "1",
          "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=800, env=env)
     tail = (proc.stdout + proc.stderr)[-6000:]
