@@ -280,21 +280,14 @@ class LLMAnalyzer:
         reservation = await self.global_budget.reserve(prompt_estimate + max_tokens, prompt_estimate + 32, time_left)
         if reservation is not None:
             max_tokens = max(16, reservation.tokens - prompt_estimate)
-        if not self.breaker.allow():
-            await self.global_budget.settle(reservation, 0)
-            snap = self.breaker.snapshot()
-            raise _Stop(f"circuit breaker open after {snap['consecutive_failures']} provider failures "
-                        f"({snap['last_error']}); retry in {snap['retry_in_s'] or 0:.0f}s")
+        await self._admit(reservation)
         try:
             turn = await asyncio.wait_for(
                 chat_with_tools(self.client, model=model, messages=messages, tools=tools, max_tokens=max_tokens,
                                 timeout_s=min(self.cfg.llm_request_timeout_s, time_left),
                                 temperature=self.cfg.llm_temperature), timeout=time_left)
         except asyncio.TimeoutError:
-            self.breaker.record_failure("timeout: slower than the time budget")
-            self.metrics.call(model, "timeout")
-            raise _Stop(f"{model} did not answer within the time budget of "
-                        f"{self.cfg.llm_incident_time_budget_s:g}s") from None
+            raise self._timed_out(model) from None
         except ProviderError as exc:
             await self.global_budget.settle(reservation, 0)
             if exc.kind == "rejected":
@@ -313,6 +306,20 @@ class LLMAnalyzer:
         budget.tokens_left -= used
         self.metrics.call(model, "tool_turn", turn.prompt_tokens, turn.completion_tokens, turn.latency_ms)
         return turn
+
+    async def _admit(self, reservation: llm_budget.Reservation | None) -> None:
+        """The breaker's leave for one call; refused: the reservation is given back and the LLM phase ends."""
+        if not self.breaker.allow():
+            await self.global_budget.settle(reservation, 0)
+            snap = self.breaker.snapshot()
+            raise _Stop(f"circuit breaker open after {snap['consecutive_failures']} provider failures "
+                        f"({snap['last_error']}); retry in {snap['retry_in_s'] or 0:.0f}s")
+
+    def _timed_out(self, model: str) -> _Stop:
+        """Slow beyond the budget is a provider failure: enough of them open the breaker."""
+        self.breaker.record_failure("timeout: slower than the time budget")
+        self.metrics.call(model, "timeout")
+        return _Stop(f"{model} did not answer within the time budget of {self.cfg.llm_incident_time_budget_s:g}s")
 
     def _schema_tokens(self, schema: dict[str, object]) -> int:
         """In ``tools`` mode the schema is a tool definition, part of the prompt the model reads."""
@@ -347,11 +354,7 @@ class LLMAnalyzer:
                                                            prompt_estimate + MIN_COMPLETION_TOKENS, time_left)
             if reservation is not None:
                 max_tokens = reservation.tokens - prompt_estimate
-            if not self.breaker.allow():
-                await self.global_budget.settle(reservation, 0)
-                snap = self.breaker.snapshot()
-                raise _Stop(f"circuit breaker open after {snap['consecutive_failures']} provider failures "
-                            f"({snap['last_error']}); retry in {snap['retry_in_s'] or 0:.0f}s")
+            await self._admit(reservation)
             try:
                 completion = await asyncio.wait_for(
                     complete(self.client, model=model, messages=messages, schema=schema, mode=self.mode,
@@ -360,11 +363,7 @@ class LLMAnalyzer:
                     timeout=time_left,
                 )
             except asyncio.TimeoutError:
-                # Slow beyond the budget is a provider failure: enough of them open the breaker.
-                self.breaker.record_failure("timeout: slower than the time budget")
-                self.metrics.call(model, "timeout")
-                raise _Stop(f"{model} did not answer within the time budget of "
-                            f"{cfg.llm_incident_time_budget_s:g}s") from None
+                raise self._timed_out(model) from None
             except ProviderError as exc:
                 # The provider refused or was unreachable: it generated nothing to charge.
                 await self.global_budget.settle(reservation, 0)
