@@ -76,14 +76,60 @@ def lost_alerts(dsn: str, run: str, receipts: dict[str, int]) -> int:
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGINT)
+    """Ctrl-C to the process alone, then its process group. For `kubernaut run` that is `serve run`'s own shutdown
+    (Serve stops its replicas and HAProxy, then Ray stops GCS and raylet): SIGINT to the whole group stopped GCS and
+    raylet at the same moment as the driver, before Serve could stop anything."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def stop_app(process: subprocess.Popen[bytes], settle_s: float = 20) -> list[str]:
+    """Stop a `kubernaut run` and every process it started (Ray's workers and HAProxy have process groups of their
+    own: a signal to the group does not reach them). Processes still running ``settle_s`` after the stop are killed
+    (they are this app's: same pid, same command line as while it ran) and returned, "pid command", so that a
+    teardown that leaves something behind shows."""
+    from bench.footprint import _children, _descendants
+
+    ours = {pid: cmd for pid in _descendants([process.pid], _children()) if pid != process.pid
+            and (cmd := _cmdline(pid))}
+    _stop(process)
+    deadline = time.monotonic() + settle_s
+    while True:
+        alive = {pid: cmd for pid, cmd in ours.items() if _cmdline(pid) == cmd and _running(pid)}
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return [f"{pid} {cmd.replace(chr(0), ' ').strip()[:160]}" for pid, cmd in alive.items()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -138,5 +184,9 @@ def kubernaut_serve(dsn: str, workdir: Path, overrides: dict[str, Any] | None = 
         wait_http(f"http://127.0.0.1:{port}/ready", 240)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        left = stop_app(process)
         log.close()
+        # What outlived the stop (killed by stop_app): bench/pipeline.py reports it.
+        (workdir / "left_behind.txt").write_text("".join(f"{line}\n" for line in left))
+        if left:
+            print(f"harness: {len(left)} processes outlived `kubernaut run`'s stop (killed): {left}", file=sys.stderr)

@@ -169,6 +169,25 @@ def real_binary() -> str:
     return found
 
 
+def die_with_parent(parent: int | None = None) -> None:
+    """Have the kernel send this process (and the HAProxy it execs into: the setting survives exec) SIGTERM, HAProxy's
+    immediate stop, when the Ray worker that started it dies. Ray stops HAProxy only on a graceful Serve shutdown
+    (``HAProxyManager.shutdown``); when Ray's processes go down together (Ctrl-C's process group, a test's or a
+    benchmark's teardown) or the manager's worker is killed, HAProxy was left running, reparented to init, holding
+    the ingress port. Linux only (``PR_SET_PDEATHSIG``); raises OSError when the parent has already gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid() if parent is None else parent
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the prctl: no signal would come
+        raise OSError(f"the process that started HAProxy (pid {parent}) has exited")
+
+
 def guard_main(argv: list[str]) -> int:
     """``haproxy-guard -db -f <cfg> …``: write ``<cfg>.kubernaut`` = :func:`harden` (<cfg>), exec HAProxy on it. The
     process keeps its pid (exec), so Ray's reloads (``-sf <pid>``) and waits work unchanged."""
@@ -187,6 +206,7 @@ def guard_main(argv: list[str]) -> int:
         binary = real_binary()
         if Path(binary).resolve() == Path(sys.argv[0]).resolve() or binary.endswith(GUARD_NAME):
             raise ValueError(f"{binary} is this guard, not HAProxy (set {REAL_BINARY_ENV})")
+        die_with_parent()
     except (ValueError, IndexError, OSError) as error:
         print(f"kubernaut haproxy-guard: not starting HAProxy: {error}", file=sys.stderr)
         return 1

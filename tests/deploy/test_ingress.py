@@ -240,3 +240,53 @@ def test_the_guard_finds_rays_haproxy_itself_and_never_runs_itself(tmp_path: Pat
     loop = subprocess.run([env["RAY_SERVE_HAPROXY_BINARY_PATH"], "-c", "-f", str(config)], env=env,
                           capture_output=True, text=True, timeout=30, check=False)
     assert loop.returncode == 1 and "is this guard" in loop.stderr
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_haproxy_started_by_the_guard_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """Ray stops HAProxy only on a graceful Serve shutdown; when the HAProxy manager's worker dies (Ray's processes
+    stopped together, a replica killed) the HAProxy it started must not stay behind holding the ingress port."""
+    import signal
+    import time
+
+    fake = tmp_path / "fake-haproxy"
+    fake.write_text(f"#!{sys.executable}\nimport os, pathlib, time\n"
+                    f"pathlib.Path({str(tmp_path / 'haproxy.pid')!r}).write_text(str(os.getpid()))\ntime.sleep(120)\n")
+    fake.chmod(0o700)
+    env = {**os.environ, **ingress.serve_env({"RAY_SERVE_HAPROXY_BINARY_PATH": str(fake)}, directory=tmp_path)}
+    config = tmp_path / "node" / "haproxy.cfg"
+    config.parent.mkdir()
+    config.write_text(ray_config(tmp_path, "127.0.0.1"))
+    # Stands in for Ray's HAProxy manager actor: starts the guard as Ray does, then is killed.
+    manager = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                                "subprocess.Popen(sys.argv[1:]); time.sleep(120)",
+                                env["RAY_SERVE_HAPROXY_BINARY_PATH"], "-db", "-f", str(config)],
+                               env=env, start_new_session=True)
+    pid_file = tmp_path / "haproxy.pid"
+    haproxy = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and manager.poll() is None, "the guard did not start HAProxy"
+            time.sleep(0.05)
+        haproxy = int(pid_file.read_text())
+        assert not _dead(haproxy)
+        manager.kill()
+        manager.wait(10)
+        deadline = time.monotonic() + 10
+        while not _dead(haproxy) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _dead(haproxy), "HAProxy outlived the process that started it"
+    finally:
+        if manager.poll() is None:
+            manager.kill()
+        if haproxy and not _dead(haproxy):
+            os.kill(haproxy, signal.SIGKILL)
