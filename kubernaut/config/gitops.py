@@ -15,6 +15,32 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 _LABEL = r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 
 
+class GitHubAppConfig(BaseModel):
+    """A GitHub App instead of a token: its JWT (RS256, signed with the App's private key) is exchanged for an
+    installation token, used for the REST calls and as the ``x-access-token`` password of git over HTTPS.
+
+    The private key is read from a file (a mounted Secret) or an environment variable, never from the
+    configuration file itself: there is deliberately no inline key field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.]+$",
+                        description="the App's id (or client id): the JWT's issuer")
+    private_key_file: Path | None = None
+    private_key_env: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                        description="the name of an environment variable holding the PEM key")
+    installation_id: int | None = Field(default=None, ge=1, description="default: looked up for the repository "
+                                        "(GET /repos/{owner}/{repo}/installation)")
+    # An installation token lives an hour; it is renewed this long before its expires_at.
+    refresh_before_s: float = Field(default=300.0, ge=0, le=3000)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> GitHubAppConfig:
+        if (self.private_key_file is None) == (self.private_key_env is None):
+            raise ValueError("gitops.repositories[].github_app: give private_key_file or private_key_env (one)")
+        return self
+
+
 class RepositoryConfig(BaseModel):
     """One Git repository Kubernaut may propose changes to, and the forge that reviews them."""
 
@@ -33,6 +59,7 @@ class RepositoryConfig(BaseModel):
     # The forge token: inline (from a Secret through KUBERNAUT_GITOPS__...) or a file mounted from a Secret.
     token: SecretStr | None = None
     token_file: Path | None = None
+    github_app: GitHubAppConfig | None = None  # forge github only; instead of token/token_file
     base_branch: str | None = Field(default=None, max_length=255, description="default: the revision the owner "
                                     "follows, else main")
     # Helm: the value path in the values file for a field Kubernaut changes, per container where it matters:
@@ -45,6 +72,11 @@ class RepositoryConfig(BaseModel):
     def _one_token_source(self) -> RepositoryConfig:
         if self.token is not None and self.token_file is not None:
             raise ValueError("gitops.repositories: give token or token_file, not both")
+        if self.github_app is not None:
+            if self.forge != "github":
+                raise ValueError("gitops.repositories: github_app is for forge github")
+            if self.token is not None or self.token_file is not None:
+                raise ValueError("gitops.repositories: give github_app or a token, not both")
         return self
 
     def secret(self) -> str | None:

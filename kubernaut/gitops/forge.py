@@ -1,12 +1,14 @@
 """Pull requests (GitHub) and merge requests (GitLab) over their REST APIs, with httpx: create, read state,
 comment, close. Only the few endpoints a proposal needs.
 
-A missing token is refused before any request (fail closed); 401/403 are ``ForgeError(auth=True)``, never
+A missing token is refused before any request (fail closed); a 401 gets one retry with a new token when the
+credentials can make one (a GitHub App's installation token); 401/403 are ``ForgeError(auth=True)``, never
 retried; 429/5xx and transport errors are ``transient`` (the caller retries with backoff, then escalates).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
@@ -45,16 +47,51 @@ class Forge(Protocol):
     def close(self, number: int) -> None: ...
 
 
+class Credentials(Protocol):
+    """Where a forge token comes from: a configured token, or a GitHub App's installation token
+    (kubernaut/gitops/github_app.py)."""
+
+    def token(self) -> str: ...
+
+    def refresh(self) -> str | None:
+        """After a 401: a new token to try once more, or None when there is no other to get."""
+        ...
+
+
+class StaticToken:
+    """A configured token. Missing or empty is refused here, before any request (fail closed)."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = _need(token)
+
+    def token(self) -> str:
+        return self._token
+
+    def refresh(self) -> str | None:
+        return None
+
+
 class _Http:
-    def __init__(self, api_url: str, headers: dict[str, str], timeout_s: float, transport: Any = None) -> None:
+    def __init__(self, api_url: str, credentials: Credentials, auth: Callable[[str], dict[str, str]],
+                 headers: dict[str, str], timeout_s: float, transport: Any = None) -> None:
+        self._credentials = credentials
+        self._auth = auth
         self._client = httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=timeout_s,
                                     transport=transport, follow_redirects=False)
 
-    def call(self, method: str, path: str, json: Any = None) -> Any:
+    def _send(self, method: str, path: str, json: Any, token: str) -> httpx.Response:
         try:
-            response = self._client.request(method, path, json=json)
+            return self._client.request(method, path, json=json, headers=self._auth(token))
         except httpx.HTTPError as exc:
             raise ForgeError(f"{method} {path}: {type(exc).__name__}: {exc}", transient=True) from None
+
+    def call(self, method: str, path: str, json: Any = None) -> Any:
+        response = self._send(method, path, json, self._credentials.token())
+        if response.status_code == 401:
+            # An installation token may have been revoked or expired early: one new token, one more try.
+            fresh = self._credentials.refresh()
+            if fresh is not None:
+                response = self._send(method, path, json, fresh)
         if response.status_code in (401, 403):
             raise ForgeError(f"{method} {path}: {response.status_code}: the forge refused the credentials "
                              f"({_message(response)})", status=response.status_code, auth=True)
@@ -85,13 +122,23 @@ def _need(token: str | None) -> str:
     return token
 
 
+GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+
+
+def github_repo_path(project: str) -> str:
+    return "/repos/" + "/".join(quote(p, safe="") for p in project.split("/", 1))
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 class GitHub:
-    def __init__(self, api_url: str, project: str, token: str | None, timeout_s: float = 15.0,
+    def __init__(self, api_url: str, project: str, token: str | Credentials | None, timeout_s: float = 15.0,
                  transport: Any = None) -> None:
-        self._repo = "/repos/" + "/".join(quote(p, safe="") for p in project.split("/", 1))
-        self._http = _Http(api_url, {"Authorization": f"Bearer {_need(token)}",
-                                     "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
-                           timeout_s, transport)
+        self._repo = github_repo_path(project)
+        credentials = token if token is not None and not isinstance(token, str) else StaticToken(token)
+        self._http = _Http(api_url, credentials, _bearer, GITHUB_HEADERS, timeout_s, transport)
 
     def check(self) -> None:
         doc = self._http.call("GET", self._repo)
@@ -129,7 +176,7 @@ class GitLab:
     def __init__(self, api_url: str, project: str, token: str | None, timeout_s: float = 15.0,
                  transport: Any = None) -> None:
         self._project = f"/projects/{quote(project, safe='')}"
-        self._http = _Http(api_url, {"PRIVATE-TOKEN": _need(token)}, timeout_s, transport)
+        self._http = _Http(api_url, StaticToken(token), lambda t: {"PRIVATE-TOKEN": t}, {}, timeout_s, transport)
 
     def check(self) -> None:
         self._http.call("GET", self._project)
@@ -160,9 +207,12 @@ class GitLab:
         self._http.call("PUT", f"{self._project}/merge_requests/{number}", {"state_event": "close"})
 
 
-def forge_for(kind: str, api_url: str, project: str, token: str | None, timeout_s: float = 15.0) -> Forge:
+def forge_for(kind: str, api_url: str, project: str, token: str | Credentials | None, timeout_s: float = 15.0
+              ) -> Forge:
     if kind == "github":
         return GitHub(api_url, project, token, timeout_s)
+    if not isinstance(token, (str, type(None))):
+        raise ForgeError(f"{kind}: only a token is supported, not {type(token).__name__}", auth=True)
     if kind == "gitlab":
         return GitLab(api_url, project, token, timeout_s)
     raise ForgeError(f"unknown forge {kind!r}")

@@ -16,7 +16,8 @@ from kubernaut.config.gitops import GitOpsConfig, RepositoryConfig
 from kubernaut.gitops import manifests
 from kubernaut.gitops.changes import FieldChange
 from kubernaut.gitops.detect import normalise_url
-from kubernaut.gitops.forge import Forge, PullRequest, forge_for
+from kubernaut.gitops.forge import Credentials, Forge, PullRequest, StaticToken, forge_for
+from kubernaut.gitops.github_app import installation_tokens
 from kubernaut.gitops.manifests import FileEdit, ManifestNotFound
 from kubernaut.gitops.models import GitOpsInfo
 from kubernaut.gitops.repository import checkout
@@ -68,8 +69,23 @@ def _base(repo: RepositoryConfig, info: GitOpsInfo) -> str:
     return "main" if not rev or rev == "HEAD" or re.fullmatch(r"[0-9a-f]{7,40}", rev) else rev
 
 
+def credentials(config: GitOpsConfig, repo: RepositoryConfig) -> Credentials:
+    """The repository's token, or its GitHub App's installation token; refused (ForgeError) when neither is
+    usable: nothing is pushed or asked anonymously."""
+    if repo.github_app is not None:
+        return installation_tokens(repo.github_app, repo.api_url, repo.project, config.request_timeout_s)
+    return StaticToken(repo.secret())
+
+
 def _forge(config: GitOpsConfig, repo: RepositoryConfig) -> Forge:
-    return forge_for(repo.forge, repo.api_url, repo.project, repo.secret(), config.request_timeout_s)
+    creds = credentials(config, repo)
+    return forge_for(repo.forge, repo.api_url, repo.project,
+                     creds if repo.github_app is not None else creds.token(), config.request_timeout_s)
+
+
+def _git_token(config: GitOpsConfig, repo: RepositoryConfig) -> str:
+    """The password of git over HTTPS: the same token the forge calls use (an App's: the cached, checked one)."""
+    return credentials(config, repo).token()
 
 
 def edits_for(root: Path, repo: RepositoryConfig, info: GitOpsInfo, changes: list[FieldChange]) -> list[FileEdit]:
@@ -105,7 +121,7 @@ def _commit_edit(config: GitOpsConfig, repo: RepositoryConfig, req: ProposalRequ
     """Clone ``base``, edit, commit on ``branch``, push (forced: the branch is ours).
 
     Returns (commit, files, diff, title, body)."""
-    token = repo.secret()
+    token = _git_token(config, repo)
     user = "oauth2" if repo.forge == "gitlab" else "x-access-token"
     with checkout(repo.clone_url or repo.url, base, token=token, user=user, work_dir=config.work_dir) as co:
         edits = edits_for(co.root, repo, req.gitops, req.changes)
@@ -152,7 +168,7 @@ def revert(config: GitOpsConfig, repo: RepositoryConfig, proposed: Proposed, why
     forge.check()
     merged = proposed.pr.merge_commit or proposed.commit
     branch = f"{proposed.branch}-revert"
-    token = repo.secret()
+    token = _git_token(config, repo)
     user = "oauth2" if repo.forge == "gitlab" else "x-access-token"
     with checkout(repo.clone_url or repo.url, proposed.base, token=token, user=user, work_dir=config.work_dir) as co:
         co.branch(branch)

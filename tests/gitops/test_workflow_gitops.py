@@ -31,7 +31,8 @@ from tests.support.executor_harness import (  # noqa: F401  (fixtures: imported 
     make_harness_fixture,
     wait_rollout,
 )
-from tests.support.forge_peer import ForgePeer
+from tests.support.forge_peer import ForgePeer, GitHubApp
+from tests.support.git_https import GitHttps
 from tests.support.git_server import GitServer
 from tests.support.gitops_cluster import Reconciler, create_object
 
@@ -72,22 +73,28 @@ spec:
 
 class Scene:
     def __init__(self, harness: Harness, api: ClusterAPI, server: GitServer, name: str, *, token: str = TOKEN,
-                 path: str = "apps/shop", verify_timeout_s: float = 60, self_heal_pause_s: float = 86400) -> None:
+                 path: str = "apps/shop", verify_timeout_s: float = 60, self_heal_pause_s: float = 86400,
+                 app: GitHubApp | None = None, app_key_env: str | None = None) -> None:
         self.h, self.api, self.server, self.name = harness, api, server, f"{name}-{uuid.uuid4().hex[:6]}"
         self.ns = harness.namespace or ""
         server.create(self.name, {"apps/shop/deployment.yaml": manifest(self.ns)})
-        self.peer = ForgePeer(server.bare(self.name), TOKEN, f"org/{self.name}")
+        # With a GitHub App: the peer takes installation tokens only, and git is served over HTTPS behind them.
+        self.peer = ForgePeer(server.bare(self.name), None if app else TOKEN, f"org/{self.name}", app=app)
+        self.https = GitHttps(server.base, lambda user, password: user == "x-access-token" and
+                              self.peer.accepts(password), server.base / f"{self.name}-tls") if app else None
         self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop", application=("shop", self.ns))
+        credentials: dict[str, Any] = {"token": token} if app is None else {"github_app": {
+            "app_id": app.app_id, "private_key_env": app_key_env}}
         self.config = load_config({
             "execution": {"mode": "live"},
             "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "verify_timeout_s": verify_timeout_s,
                               "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
             "gitops": {"poll_interval_s": 0.2, "sync_timeout_s": 30, "self_heal_pause_s": self_heal_pause_s,
                        "repositories": [{
-                "url": f"https://git.example.com/org/{self.name}.git", "clone_url": server.url(self.name),
-                "forge": "github", "api_url": self.peer.url, "project": f"org/{self.name}",
-                "token": token}]}})
-        assert isinstance(self.config.gitops.repositories[0].token, SecretStr)
+                "url": f"https://git.example.com/org/{self.name}.git",
+                "clone_url": self.https.url(self.name) if self.https else server.url(self.name),
+                "forge": "github", "api_url": self.peer.url, "project": f"org/{self.name}", **credentials}]}})
+        assert app is not None or isinstance(self.config.gitops.repositories[0].token, SecretStr)
         self.path = path
         self.engine = WorkflowEngine(harness.db, harness.executor, self.config,
                                      gitops=GitOpsService(self.config.gitops, api))
@@ -172,6 +179,8 @@ def scene(harness: Harness, gitops_crds: ClusterAPI, git_server: GitServer, requ
     yield make
     for s in made:
         s.peer.stop()
+        if s.https is not None:
+            s.https.stop()
 
 
 async def test_oom_on_argo_deployment_in_production_is_proposed_merged_synced_and_completed(scene: Any) -> None:
@@ -407,3 +416,37 @@ async def test_a_proposed_change_that_does_not_roll_out_is_undone_by_a_revert_pr
     assert revert["number"] != number and s.peer.changes[revert["number"]].state == "open"
     assert s.server.show(s.name, revert["head"], "apps/shop/deployment.yaml") == manifest(s.ns)
     assert "revert PR" in await s.reason(wf) and await s.live_actions(wf) == []
+
+
+@pytest.mark.parametrize("forged", [False, True], ids=["app-key", "forged-key"])
+async def test_github_app_credentials_propose_with_an_installation_token_or_fail_closed(
+        scene: Any, monkeypatch: pytest.MonkeyPatch, forged: bool) -> None:
+    """The App's JWT is exchanged for an installation token, used for the PR calls and for git over HTTPS
+    (x-access-token); a key GitHub does not know gets no token: the workflow fails naming it, nothing pushed,
+    nothing live."""
+    from tests.gitops.test_github_app import rsa_pair
+
+    private, public = rsa_pair()
+    monkeypatch.setenv("KUBERNAUT_TEST_GITHUB_APP_KEY", rsa_pair()[0] if forged else private)
+    s = scene(app=GitHubApp(app_id="31337", public_key=public), app_key_env="KUBERNAUT_TEST_GITHUB_APP_KEY")
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(s.https.ca_file))  # git trusts the test server's certificate
+    await s.deploy()
+    wf = await s.incident()
+    if forged:
+        assert await drive(s.engine, wf, timeout=30) == "failed"
+        reason = await s.reason(wf)
+        assert "GitHub App 31337" in reason and "installation token was refused" in reason, reason
+        assert "nothing was changed in the cluster" in reason
+        assert s.peer.jwt_refusals and not s.peer.installation_tokens and not s.peer.changes
+        assert s.https.attempts == []  # never an anonymous (or any) push
+        assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
+        return
+    assert await drive(s.engine, wf, until=("proposed", "failed"), timeout=60) == "proposed", await s.reason(wf)
+    proposed = (await s.steps(wf))["propose:opened"]["detail"]["proposed"]
+    # The PR exists: the peer took an installation token for it (it has no static token); the push went over
+    # HTTPS as x-access-token with such a token (the server refuses anything else).
+    assert proposed["pr"]["number"] in s.peer.changes and len(s.peer.installation_tokens) == 1
+    assert ("x-access-token", "git-receive-pack", True) in s.https.attempts
+    assert all(ok for _, _, ok in s.https.attempts)
+    assert "memory: 128Mi # sized" in s.server.show(s.name, proposed["branch"], "apps/shop/deployment.yaml")
+    assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []

@@ -1,18 +1,28 @@
 """A local HTTP peer speaking the few GitHub and GitLab REST endpoints a GitOps proposal uses (create PR/MR,
 read its state, comment, close), over the real bare repository of tests/support/git_server.py: mergeability
-is ``git merge-tree`` of the branches, a merge is a real merge commit on the base branch."""
+is ``git merge-tree`` of the branches, a merge is a real merge commit on the base branch.
+
+With ``app`` it is also GitHub's App side: the App's JWT is verified with the App's public key (RS256, PyJWT:
+signature, issuer, ``exp``/``iat``, at most 10 minutes), exchanged for expiring installation tokens
+(``POST /app/installations/{id}/access_tokens``, ``GET /repos/{o}/{r}/installation``), and the repository
+endpoints take those tokens only while they have not expired."""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+import jwt
 
 
 @dataclass
@@ -29,6 +39,16 @@ class Change:
     comments: list[str] = field(default_factory=list)
 
 
+@dataclass
+class GitHubApp:
+    """The App as GitHub knows it: its id, its public key, the installation on the peer's repository."""
+
+    app_id: str
+    public_key: str  # PEM
+    installation_id: int = 4242
+    token_ttl_s: float = 3600.0
+
+
 def _git(bare: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"GIT_AUTHOR_NAME": "forge", "GIT_AUTHOR_EMAIL": "forge@example.com", "GIT_COMMITTER_NAME": "forge",
            "GIT_COMMITTER_EMAIL": "forge@example.com", "PATH": "/usr/bin:/bin", "HOME": str(bare)}
@@ -36,10 +56,14 @@ def _git(bare: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class ForgePeer:
-    def __init__(self, bare: Path, token: str, project: str) -> None:
+    def __init__(self, bare: Path, token: str | None, project: str, app: GitHubApp | None = None) -> None:
         self.bare = bare
-        self.token = token
+        self.token = token  # a static token the repository endpoints take (None: only installation tokens)
         self.project = project
+        self.app = app
+        self.installation_tokens: dict[str, float] = {}  # token → expires_at (epoch s)
+        self.jwt_refusals: list[str] = []  # why each App JWT was refused
+        self.refused_tokens = 0  # repository calls answered 401
         self.changes: dict[int, Change] = {}
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -64,7 +88,11 @@ class ForgePeer:
                 auth = self.headers.get("Authorization", "")
                 token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else self.headers.get(
                     "PRIVATE-TOKEN", "")
-                if token != peer.token:
+                if peer.app is not None and (self.path.startswith("/app/") or self.path.endswith("/installation")):
+                    status, doc = peer.app_route(method, self.path, token)
+                    return self._answer(status, doc)
+                if not peer.accepts(token):
+                    peer.refused_tokens += 1
                     return self._answer(401, {"message": "Bad credentials"})
                 status, doc = peer.route(method, self.path, body)
                 self._answer(status, doc)
@@ -92,6 +120,53 @@ class ForgePeer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    # -- GitHub App: JWT → installation token -------------------------------------------------------------
+
+    def accepts(self, token: str) -> bool:
+        """A repository call's token: the static one, or an installation token that has not expired."""
+        if self.token is not None and secrets.compare_digest(token, self.token):
+            return True
+        expires = self.installation_tokens.get(token)
+        return expires is not None and time.time() < expires
+
+    def expire_tokens(self) -> None:
+        """GitHub's side of an expiry (or a revocation): the tokens issued so far stop working now."""
+        for token in self.installation_tokens:
+            self.installation_tokens[token] = time.time() - 1
+
+    def _verify_jwt(self, token: str) -> str | None:
+        """None when the JWT is the App's and current, else why not (GitHub answers 401)."""
+        assert self.app is not None
+        try:
+            claims = jwt.decode(token, self.app.public_key, algorithms=["RS256"], issuer=self.app.app_id,
+                                options={"require": ["exp", "iat", "iss"]}, leeway=30)
+        except jwt.PyJWTError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if int(claims["exp"]) - int(claims["iat"]) > 660:  # GitHub: at most 10 minutes (+ the backdating)
+            return "the JWT lives longer than 10 minutes"
+        return None
+
+    def app_route(self, method: str, path: str, token: str) -> tuple[int, Any]:
+        assert self.app is not None
+        refused = self._verify_jwt(token)
+        if refused is not None:
+            self.jwt_refusals.append(refused)
+            return 401, {"message": "A JSON web token could not be decoded"}
+        m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if method == "POST" and m:
+            if int(m[1]) != self.app.installation_id:
+                return 404, {"message": "Not Found"}
+            issued = f"ghs_{secrets.token_hex(16)}"
+            expires = time.time() + self.app.token_ttl_s
+            self.installation_tokens[issued] = expires
+            return 201, {"token": issued, "expires_at": datetime.fromtimestamp(int(expires), timezone.utc)
+                         .strftime("%Y-%m-%dT%H:%M:%SZ"), "permissions": {"contents": "write",
+                                                                         "pull_requests": "write"}}
+        gh = re.fullmatch(r"/repos/([^/]+)/([^/]+)/installation", path)
+        if method == "GET" and gh and f"{unquote(gh[1])}/{unquote(gh[2])}" == self.project:
+            return 200, {"id": self.app.installation_id, "app_id": self.app.app_id}
+        return 404, {"message": "Not Found"}
 
     # -- what a reviewer does (the test drives it) ---------------------------------------------------------
 
