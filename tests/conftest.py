@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests.support.live_app import fresh_database
 from tests.support.polling import eventually
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
@@ -46,14 +46,7 @@ def pg_dsn(pg_data_dir: Path) -> Iterator[str]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def fresh_dsn(pg_dsn: str) -> AsyncIterator[str]:
     """A new, empty database on the embedded server for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, query = pg_dsn.partition("?")
-    yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+    yield await fresh_database(pg_dsn, "t")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ with the reason stored. Every LLM assertion fails when the rules' fallback decid
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,9 +20,10 @@ import pytest
 import pytest_asyncio
 
 from tests.plugins.llm_server import LlamaServer
+from tests.support.live_app import fresh_database, kubernaut_application
+from tests.support.llm_serve import control_plane_alert, llm_app_args
 from tests.support.polling import eventually
 from tests.support.sinks import free_port
-from tests.support.webhooks import payload
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.timeout(1200)]
 
@@ -44,69 +44,27 @@ def model_server(llm_binary: tuple[str, str], tmp_path_factory: pytest.TempPathF
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def app_dsn(pg_dsn: str) -> str:
-    name = f"t_llm_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, query = pg_dsn.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+    return await fresh_database(pg_dsn, "t_llm")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def llm_app(serve_app: Any, app_dsn: str, app_kubeconfig: str, model_server: LlamaServer
                   ) -> AsyncIterator[str]:
     """The whole app under /llm-serve with the LLM configured; yields its base URL."""
-    from ray import serve
-
-    from kubernaut.app import build_app
-    from kubernaut.config import load_config
-    from kubernaut.identity.static_tokens import hash_token
-
-    config = load_config({
-        "cluster_name": APP,
-        "storage": {"dsn": app_dsn},
-        "kubernetes": {"kubeconfig": app_kubeconfig},
-        "gateway": {"tokens": [{"name": "llm-admin", "roles": ["admin"], "hash": hash_token(TOKEN)}]},
-        # A job may wait for the model as long as its budget allows: the lease must outlast it.
-        "work": {"poll_interval_s": 0.5, "lease_s": 300},
-        "analysis": {
-            "llm_provider": "compatible", "llm_base_url": model_server.base_url, "llm_model": MODEL,
-            # Budgets for 2 shared CPU cores (see tests/analysis/test_llm_path.py); no SDK retry, and one provider
-            # failure opens the breaker, so the outage shows on the next incident.
-            # 512: at 256 the 135M model's answer was once cut off mid-JSON (clean-clone CI) and the rules decided.
-            "llm_max_completion_tokens": 512, "llm_incident_time_budget_s": 420, "llm_request_timeout_s": 400,
-            "llm_max_retries": 0, "llm_breaker_failures": 1, "llm_breaker_reset_s": 3600,
-        },
-        # One analysis replica: the breaker is per replica, and /api/v1/info must ask the one that saw the outage.
-        "deployments": {"analysis": {"autoscaling": {"min_replicas": 1, "max_replicas": 1}}},
-    })
-    await asyncio.to_thread(serve.run, build_app(config), name=APP, route_prefix=f"/{APP}", blocking=False)
-    base = f"{serve_app.base_url}/{APP}"
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            async def ready() -> bool:
-                try:
-                    return (await client.get(f"{base}/ready")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await eventually(ready, timeout=180, what=f"{APP} app ready")
+    args = llm_app_args(app_dsn, app_kubeconfig, TOKEN, {
+        "llm_provider": "compatible", "llm_base_url": model_server.base_url, "llm_model": MODEL,
+        # Budgets for 2 shared CPU cores (see tests/analysis/test_llm_path.py); no SDK retry, and one provider
+        # failure opens the breaker, so the outage shows on the next incident.
+        # 512: at 256 the 135M model's answer was once cut off mid-JSON (clean-clone CI) and the rules decided.
+        "llm_max_completion_tokens": 512, "llm_incident_time_budget_s": 420, "llm_request_timeout_s": 400,
+        "llm_max_retries": 0, "llm_breaker_failures": 1, "llm_breaker_reset_s": 3600,
+    }, lease_s=300)  # a job may wait for the model as long as its budget allows: the lease must outlast it
+    async with kubernaut_application(serve_app, APP, args) as base:
         yield base
-    finally:
-        await asyncio.to_thread(serve.delete, APP)
 
 
 async def _send(api: httpx.AsyncClient, alertname: str) -> int:
-    """A control-plane alert: its incident is the cluster itself, so the prompt and the schema stay small enough
-    for a 135M model on 2 shared cores (a workload's live context makes a prompt of over 2,000 tokens, which took
-    minutes under load)."""
-    body = payload("captured_am0.25_firing_prometheus_rule.json")
-    body["alerts"][0]["labels"] = {"alertname": alertname, "severity": "critical", "job": "kube-scheduler"}
-    body["alerts"][0].pop("fingerprint")
-    body["commonLabels"], body["groupLabels"] = {"alertname": alertname}, {"alertname": alertname}
-    response = await api.post("/api/v1/alerts", json=body)
+    response = await api.post("/api/v1/alerts", json=control_plane_alert(alertname))
     assert response.status_code == 200, response.text
     (incident_id,) = response.json()["incident_ids"]
     return incident_id

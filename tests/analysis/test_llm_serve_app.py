@@ -2,7 +2,8 @@
 session's), the analysis reaching it (a) through the app's OpenAI route over HTTP (provider vllm) and (b) through
 a DeploymentHandle (provider serve_handle, kubernaut/analysis/llm/serve_handle.py). For each: a webhook goes in,
 the analysis stored in PostgreSQL must carry the model's answer (its call, tokens, latency: see
-_assert_llm_answered); the latency of both is recorded (docs/evaluation.md). Runs when KUBERNAUT_TEST_VLLM=1
+_assert_llm_answered); the latency of both is recorded and printed (``LLM-PATH`` lines per incident and a ``RESULT``
+line: run with -s; docs/evaluation.md). Runs when KUBERNAUT_TEST_VLLM=1
 (tests/support/harness.py); it fails, never skips, when the path to the model is broken."""
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sysconfig
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,9 @@ import pytest
 import pytest_asyncio
 
 from tests.support.harness import requires_vllm
+from tests.support.live_app import Probe, deploy_application, fresh_database, kubernaut_application
+from tests.support.llm_serve import ONE_REPLICA, control_plane_alert, llm_app_args
 from tests.support.polling import eventually
-from tests.support.webhooks import payload
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, requires_vllm, pytest.mark.timeout(2400)]
 
@@ -31,6 +32,7 @@ SCRIPT = REPO / "scripts" / "llm-server.sh"
 APP = "llm-cohosted"
 LLM_APP = "llm"
 TOKEN = "llm-cohosted-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MODEL = "smollm2-135m"
 DEPLOYMENTS = ("gateway", "processor", "analysis", "context", "orchestrator", "executor", "effectiveness",
                "intelligence", "notifications")
@@ -79,59 +81,42 @@ async def llm_serve_app(serve_app: Any) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def app_dsn(pg_dsn: str) -> str:
-    name = f"t_llmc_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, query = pg_dsn.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+    return await fresh_database(pg_dsn, "t_llmc")
 
 
-async def _deploy_kubernaut(serve_app: Any, app_dsn: str, app_kubeconfig: str, llm: dict[str, Any]) -> str:
-    """The Kubernaut app under /llm-cohosted with the analysis configured by ``llm`` (re-deploying updates it)."""
-    from ray import serve
-
-    from kubernaut.app import build_app
-    from kubernaut.config import load_config
-    from kubernaut.identity.static_tokens import hash_token
-
-    config = load_config({
-        "cluster_name": APP,
-        "storage": {"dsn": app_dsn},
-        "kubernetes": {"kubeconfig": app_kubeconfig},
-        "gateway": {"tokens": [{"name": "llmc-admin", "roles": ["admin"], "hash": hash_token(TOKEN)}]},
-        "work": {"poll_interval_s": 0.5, "lease_s": 300},
-        "analysis": {"llm_model": MODEL, "llm_max_completion_tokens": 640, "llm_incident_time_budget_s": 420,
-                     "llm_request_timeout_s": 400, "llm_max_retries": 0, **llm},
+def _kubernaut_args(app_dsn: str, app_kubeconfig: str, llm: dict[str, Any]) -> dict[str, Any]:
+    """The Kubernaut app under /llm-cohosted with the analysis configured by ``llm``."""
+    return llm_app_args(app_dsn, app_kubeconfig, TOKEN, {
+        "llm_model": MODEL, "llm_max_completion_tokens": 640, "llm_incident_time_budget_s": 420,
+        "llm_request_timeout_s": 400, "llm_max_retries": 0, **llm},
+        lease_s=300,
         # No CPU reservations: the session's Ray has 2 CPUs, the session app and the llm app's engine hold them.
-        "deployments": {name: {"num_cpus": 0, **({"autoscaling": {"min_replicas": 1, "max_replicas": 1}}
-                                                 if name == "analysis" else {})} for name in DEPLOYMENTS},
-    })
-    await asyncio.to_thread(serve.run, build_app(config), name=APP, route_prefix=f"/{APP}", blocking=False)
-    base = f"{serve_app.base_url}/{APP}"
-    async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        async def configured() -> bool:
-            try:
-                info = (await client.get(f"{base}/api/v1/info")).json()["analysis"]
-            except (httpx.HTTPError, ValueError, KeyError):
-                return False
-            return info.get("provider") == llm["llm_provider"]
+        deployments={name: {"num_cpus": 0, **(ONE_REPLICA if name == "analysis" else {})} for name in DEPLOYMENTS})
 
-        await eventually(configured, timeout=240, what=f"{APP} app ready with {llm['llm_provider']}")
-    return base
+
+def _configured(provider: str) -> Probe:
+    """Ready with the analysis on ``provider`` (a re-deployed app answers /ready before its analysis is updated)."""
+    async def probe(client: httpx.AsyncClient, base: str) -> bool:
+        try:
+            info = (await client.get(f"{base}/api/v1/info")).json()["analysis"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+        return info.get("provider") == provider
+
+    return probe
+
+
+async def _deploy(serve_app: Any, app_dsn: str, app_kubeconfig: str, llm: dict[str, Any]) -> str:
+    """Deploys the app (re-deploying updates it) and waits until its analysis uses ``llm``'s provider."""
+    return await deploy_application(serve_app, APP, _kubernaut_args(app_dsn, app_kubeconfig, llm),
+                                    ready=_configured(llm["llm_provider"]), headers=AUTH, timeout=240)
 
 
 async def _decide(base: str, app_dsn: str, alertname: str) -> asyncpg.Record:
-    body = payload("captured_am0.25_firing_prometheus_rule.json")
-    body["alerts"][0]["labels"] = {"alertname": alertname, "severity": "critical", "job": "kube-scheduler"}
-    body["alerts"][0].pop("fingerprint")
-    body["commonLabels"], body["groupLabels"] = {"alertname": alertname}, {"alertname": alertname}
     conn = await asyncpg.connect(app_dsn)
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
-            response = await api.post("/api/v1/alerts", json=body)
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTH) as api:
+            response = await api.post("/api/v1/alerts", json=control_plane_alert(alertname))
             assert response.status_code == 200, response.text
             (incident_id,) = response.json()["incident_ids"]
 
@@ -165,30 +150,35 @@ def _assert_llm_answered(row: asyncpg.Record, provider: str) -> None:
 
 async def test_the_analysis_reaches_the_cohosted_llm_app_over_http_and_through_a_handle(
         llm_serve_app: str, serve_app: Any, app_dsn: str, app_kubeconfig: str, record_property: Any) -> None:
-    latencies: dict[str, list[float]] = {}
+    latencies: dict[str, list[float]] = {"http": [], "handle": []}
+
+    def measured(path: str, alertname: str, row: asyncpg.Record) -> None:
+        """Printed as it comes (visible with -s, kept when a later assertion fails)."""
+        latencies[path].append(row["llm_latency_ms"])
+        print(f"\nLLM-PATH path={path} alert={alertname} engine={row['engine']} llm_calls={row['llm_calls']} "
+              f"llm_latency_ms={row['llm_latency_ms']:.0f} analysis_latency_ms={row['latency_ms']:.0f} "
+              f"prompt_tokens={row['prompt_tokens']} completion_tokens={row['completion_tokens']}", flush=True)
+
     # (a) HTTP: the llm app's OpenAI route through the session's Serve proxy.
-    base = await _deploy_kubernaut(serve_app, app_dsn, app_kubeconfig,
-                                   {"llm_provider": "vllm", "llm_base_url": llm_serve_app})
-    try:
+    async with kubernaut_application(serve_app, APP, _kubernaut_args(
+            app_dsn, app_kubeconfig, {"llm_provider": "vllm", "llm_base_url": llm_serve_app}),
+            ready=_configured("vllm"), headers=AUTH, timeout=240) as base:
         for alertname in ("KubeSchedulerDown", "KubeControllerManagerDown"):
             row = await _decide(base, app_dsn, alertname)
+            measured("http", alertname, row)
             _assert_llm_answered(row, "vllm")
-            latencies.setdefault("http", []).append(row["llm_latency_ms"])
         # (b) DeploymentHandle: the same app, its analysis now calling the llm app's ingress in-cluster.
-        base = await _deploy_kubernaut(serve_app, app_dsn, app_kubeconfig,
-                                       {"llm_provider": "serve_handle", "llm_serve_app": LLM_APP})
+        base = await _deploy(serve_app, app_dsn, app_kubeconfig,
+                             {"llm_provider": "serve_handle", "llm_serve_app": LLM_APP})
         for alertname in ("KubeProxyDown", "KubeletDown"):
             row = await _decide(base, app_dsn, alertname)
+            measured("handle", alertname, row)
             _assert_llm_answered(row, "serve_handle")
-            latencies.setdefault("handle", []).append(row["llm_latency_ms"])
-        async with httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:
             info = (await client.get(f"{base}/api/v1/info")).json()["analysis"]
         # The window came from the llm app's model listing, through the handle.
         assert info["context_windows"] == {"source": "server", "models": {MODEL: 2048}}, info
-    finally:
-        from ray import serve
-
-        await asyncio.to_thread(serve.delete, APP)
     for path, values in latencies.items():
         record_property(f"llm_latency_ms_{path}", [round(v) for v in values])
-    print(f"\nllm latency ms (analysis deployment → llm app): {latencies}")
+    print(f"\nRESULT llm_app_paths http_ms={[round(v) for v in latencies['http']]} "
+          f"handle_ms={[round(v) for v in latencies['handle']]}", flush=True)

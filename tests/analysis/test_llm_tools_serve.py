@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +14,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests.support.live_app import fresh_database, kubernaut_application
+from tests.support.llm_serve import llm_app_args
 from tests.support.polling import eventually
 from tests.support.tool_calling_llm import ToolCallingLLM, calls, tool_llm
 from tests.support.webhooks import payload
@@ -34,42 +35,12 @@ def peer() -> Iterator[ToolCallingLLM]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def tools_app(serve_app: Any, pg_dsn: str, app_kubeconfig: str, peer: ToolCallingLLM
                     ) -> AsyncIterator[tuple[str, str]]:
-    from ray import serve
-
-    from kubernaut.app import build_app
-    from kubernaut.config import load_config
-    from kubernaut.identity.static_tokens import hash_token
-
-    name = f"t_tools_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base_dsn, _, query = pg_dsn.partition("?")
-    dsn = f"{base_dsn.rsplit('/', 1)[0]}/{name}?{query}"
-    config = load_config({
-        "cluster_name": APP, "storage": {"dsn": dsn}, "kubernetes": {"kubeconfig": app_kubeconfig},
-        "gateway": {"tokens": [{"name": "tools-admin", "roles": ["admin"], "hash": hash_token(TOKEN)}]},
-        "work": {"poll_interval_s": 0.5, "lease_s": 60},
-        "analysis": {"llm_provider": "compatible", "llm_base_url": peer.base_url, "llm_model": "scripted",
-                     "llm_max_retries": 0, "llm_tools": "on", "llm_max_repairs": 0},
-        "deployments": {"analysis": {"autoscaling": {"min_replicas": 1, "max_replicas": 1}}},
-    })
-    await asyncio.to_thread(serve.run, build_app(config), name=APP, route_prefix=f"/{APP}", blocking=False)
-    base = f"{serve_app.base_url}/{APP}"
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            async def ready() -> bool:
-                try:
-                    return (await client.get(f"{base}/ready")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await eventually(ready, timeout=180, what=f"{APP} app ready")
+    dsn = await fresh_database(pg_dsn, "t_tools")
+    args = llm_app_args(dsn, app_kubeconfig, TOKEN, {
+        "llm_provider": "compatible", "llm_base_url": peer.base_url, "llm_model": "scripted", "llm_max_retries": 0,
+        "llm_tools": "on", "llm_max_repairs": 0}, lease_s=60)
+    async with kubernaut_application(serve_app, APP, args) as base:
         yield base, dsn
-    finally:
-        await asyncio.to_thread(serve.delete, APP)
 
 
 async def test_the_analysis_deployment_investigates_the_real_cluster(

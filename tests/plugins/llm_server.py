@@ -20,18 +20,17 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.harness import fixture_budget_s, timeout_limit_s
+from tests.support.openai_peer import Answer, OpenAIPeer, completion, error
 from tests.support.sinks import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -162,16 +161,9 @@ class Scripted:
 
 
 @dataclass
-class ScriptedLLM:
-    port: int
+class ScriptedLLM(OpenAIPeer):
     replies: list[Scripted] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
     default: Scripted | None = None
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def script(self, *replies: Scripted | str) -> None:
         self.replies.extend(r if isinstance(r, Scripted) else Scripted(content=r) for r in replies)
@@ -181,53 +173,18 @@ class ScriptedLLM:
             return self.replies.pop(0)
         return self.default or Scripted(status=500, content="no scripted reply left")
 
-    def start(self) -> ScriptedLLM:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                owner.requests.append(body)
-                reply = owner.next_reply()
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                if reply.status != 200:
-                    payload = json.dumps({"error": {"message": reply.content, "type": "server_error"}}).encode()
-                else:
-                    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
-                    if body.get("tools"):
-                        message = {"role": "assistant", "content": None, "tool_calls": [{
-                            "id": "call_1", "type": "function",
-                            "function": {"name": body["tools"][0]["function"]["name"], "arguments": reply.content},
-                        }]}
-                    payload = json.dumps({
-                        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
-                        "model": body.get("model", "scripted"),
-                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
-                    }).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    pass  # the client gave up (timeout test)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+    def answer(self, body: dict[str, Any]) -> Answer:
+        reply = self.next_reply()
+        if reply.status != 200:
+            return replace(error(reply.content, reply.status, "server_error"), delay_s=reply.delay_s)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if body.get("tools"):
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": body["tools"][0]["function"]["name"], "arguments": reply.content},
+            }]}
+        return Answer(completion(body, message, "stop", reply.prompt_tokens, reply.completion_tokens,
+                                 "chatcmpl-test"), delay_s=reply.delay_s)
 
 
 @pytest.fixture

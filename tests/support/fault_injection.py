@@ -15,23 +15,12 @@ import httpx
 from kubernaut.execution.kube import Kube
 from kubernaut.orchestration.engine import TERMINAL
 from tests.support.executor_harness import create_ready, wait_rollout, workload
+from tests.support.live_app import fresh_database as fresh_database  # its importers' name (tests/system)
 from tests.support.polling import eventually
 
 APP = "chaos"
 WAITING = ("awaiting_approval",)
 WEBHOOKS, PERIOD_S, KILL_AFTER_S = 24, 0.25, 1.5
-
-
-async def fresh_database(pg_dsn: str, prefix: str) -> str:
-    """A new, empty database on the session's PostgreSQL; its DSN."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, query = pg_dsn.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
 def replicas(deployment: str) -> list[dict[str, Any]]:
