@@ -40,6 +40,30 @@ SAMPLE_ALERT: dict[str, Any] = {
 }
 
 
+# A container killed for memory (kube-state-metrics' last terminated reason): without a cluster the alert's own
+# labels are the evidence, the rules propose increase_memory_limits and the shipped policy asks a human (an
+# unlabelled namespace counts as production, which needs confidence 0.8 to act alone; no measured successes yet).
+OOM_SAMPLE_ALERT: dict[str, Any] = {
+    **SAMPLE_ALERT,
+    "groupKey": '{}:{alertname="KubeContainerOOMKilled"}',
+    "groupLabels": {"alertname": "KubeContainerOOMKilled"},
+    "commonLabels": {"alertname": "KubeContainerOOMKilled", "severity": "warning"},
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "KubeContainerOOMKilled", "namespace": "default", "pod": "web-7d4b9c8f6-abcde",
+                   "container": "web", "reason": "OOMKilled", "severity": "warning", "job": "kube-state-metrics"},
+        "annotations": {"summary": "Container was OOMKilled.",
+                        "description": "Container web in pod default/web-7d4b9c8f6-abcde was OOMKilled (memory "
+                                       "limit 64Mi)."},
+        "startsAt": "2026-11-26T06:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": "1a2b3c4d5e6f7081",
+    }],
+}
+SAMPLES = {"crashloop": SAMPLE_ALERT, "oom": OOM_SAMPLE_ALERT}
+
+
 def _client(args: argparse.Namespace) -> httpx.Client:
     headers = {}
     token = args.token or os.environ.get("KUBERNAUT_TOKEN")
@@ -96,7 +120,7 @@ def shipped_config() -> Path:
 
 
 def cmd_send_alert(args: argparse.Namespace) -> int:
-    body = json.loads(Path(args.file).read_text()) if args.file else SAMPLE_ALERT
+    body = json.loads(Path(args.file).read_text()) if args.file else SAMPLES[args.sample]
     with _client(args) as client:
         return _print(client.post("/api/v1/alerts", json=body))
 
@@ -221,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
 
     send = sub.add_parser("send-alert", help="post an AlertManager webhook body (a sample when no file)")
     send.add_argument("file", nargs="?")
+    send.add_argument("--sample", choices=sorted(SAMPLES), default="crashloop",
+                      help="the sample sent without a file: crashloop (a crash-looping pod: without a cluster, a "
+                           "recommendation) or oom (an OOMKilled container: a memory increase the shipped policy "
+                           "sends to approval; with execution.dry_run_approvals a rehearsal) (default %(default)s)")
     send.set_defaults(func=cmd_send_alert)
 
     inc = sub.add_parser("incidents", help="list incidents, or show one")

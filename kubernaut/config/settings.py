@@ -416,6 +416,11 @@ class ExecutionConfig(BaseModel):
 
     # Live execution must be asked for explicitly.
     mode: ExecutionMode = ExecutionMode.DRY_RUN
+    # Approval rehearsal (pilot/shadow mode): in dry-run, where the policy would wait for an approval live, request
+    # a real one (same approvals, notifications, Slack card, escalation, checks), marked as a rehearsal; approving
+    # it completes the workflow, still changing nothing. Off: a dry-run workflow completes at once (its note says
+    # it would wait). The shipped serve_config.yaml turns it on so the quickstart has an approval to decide.
+    dry_run_approvals: bool = False
     # Scope: namespaces managed without carrying the label (the label is the usual opt-in).
     managed_namespaces: list[str] = Field(default_factory=list)
     managed_label: str = Field(default="kubernaut.ai/managed", min_length=1, max_length=317)

@@ -237,7 +237,8 @@ class NotificationService(ReplicaBase):
             diff=self._redact.text(approval.dry_run_diff) if approval.dry_run_diff else None,
             expires_at=approval.expires_at, console_url=self._console_link(approval.id), status=approval.status,
             decided_by=approval.decided_by, decided_at=approval.decided_at,
-            decision_reason=self._redact.text(approval.decision_reason) if approval.decision_reason else None)
+            decision_reason=self._redact.text(approval.decision_reason) if approval.decision_reason else None,
+            rehearsal=approval.rehearsal)
 
     async def _save(self, notification_id: int, status: str, deliveries: dict[str, str], attempts: int,
                     targets: int, error: str | None) -> None:

@@ -46,6 +46,12 @@ class ApprovalCard(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_reason: str | None = None
+    rehearsal: bool = False  # a dry-run workflow's approval (execution.dry_run_approvals): approving changes nothing
+
+
+# What a rehearsal card says (the orchestrator's notification says the same: kubernaut/orchestration/messages.py).
+REHEARSAL_TEXT = ("*Dry-run rehearsal*: execution mode is dry-run, so approving changes nothing; the decision is "
+                  "recorded as it would be live.")
 
 
 def diff_summary(diff: str | None) -> str | None:
@@ -68,9 +74,12 @@ def approval_blocks(card: ApprovalCard) -> list[dict[str, Any]]:
         f"*Risk*\n{escape(card.risk)}",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(f"Approval needed: {card.action}", 150)}},
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(
+            f"Approval needed{' (dry-run rehearsal)' if card.rehearsal else ''}: {card.action}", 150)}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
+    if card.rehearsal:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": REHEARSAL_TEXT}})
     if card.root_cause:
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                    "text": _clip(f"*Root cause*\n{escape(card.root_cause)}")}})
@@ -109,15 +118,17 @@ def outcome_line(card: ApprovalCard) -> str:
     who = f" by {escape(card.decided_by)}" if card.decided_by else ""
     when = f" at {card.decided_at:%Y-%m-%d %H:%M:%S} UTC" if card.decided_at else ""
     why = f": {escape(_clip(card.decision_reason, 300))}" if card.decision_reason else ""
-    return f"{mark} *{status.capitalize()}*{who}{when}{why}"
+    rehearsal = " _(dry-run rehearsal: nothing was changed)_" if card.rehearsal else ""
+    return f"{mark} *{status.capitalize()}*{who}{when}{why}{rehearsal}"
 
 
 def summary_text(card: ApprovalCard) -> str:
     """The notification text of an approval message (what Slack shows where blocks are not rendered)."""
+    rehearsal = " (dry-run rehearsal)" if card.rehearsal else ""
     if card.status == "pending":
-        return f"Approval needed: {card.action} on {card.target} (incident #{card.incident_id})"
+        return f"Approval needed{rehearsal}: {card.action} on {card.target} (incident #{card.incident_id})"
     status = "approved" if card.status == "used" else card.status
-    return f"Approval {card.approval_id} {status}" + (f" by {card.decided_by}" if card.decided_by else "")
+    return f"Approval {card.approval_id} {status}" + (f" by {card.decided_by}" if card.decided_by else "") + rehearsal
 
 
 def event_blocks(title: str, body: str) -> list[dict[str, Any]]:

@@ -169,7 +169,17 @@ class WorkflowEngine:
         gitops = await gitops_flow.route(self, run)
         if wf.dry_run:
             note = "execution mode is dry-run: nothing was changed"
-            if decision.outcome == "require_approval":
+            # Approval rehearsal: the approval live would wait for (not a GitOps PR's review) is requested for
+            # real, and its decision ends the workflow; nothing below this branch runs in dry-run.
+            rehearse = (decision.outcome == "require_approval" and gitops["mode"] == "live"
+                        and self.config.execution.dry_run_approvals)
+            if rehearse:
+                if "approval" not in run.steps and not await self._approval(run):
+                    return  # rejected, expired or cancelled: the workflow ended there
+                approved = run.steps["approval"].detail
+                override = f" with override {approved['override']}" if approved.get("override") else ""
+                note = f"approved by {approved.get('by')}{override}; {note}"
+            elif decision.outcome == "require_approval":
                 note += f" (live, this would wait for approval: {decision.reason})"
             if gitops["mode"] != "live":
                 note += f" (GitOps: {gitops['mode']}: {gitops['reason']})"
@@ -346,9 +356,11 @@ class WorkflowEngine:
                 await incidents.set_phase(conn, run.incident_id, "awaiting_approval")
                 await audit.append(conn, "orchestrator", "approval.requested", run.incident_id,
                                    {"approval_id": approval_id, "workflow_id": run.id, "action": main.action,
-                                    "requested_by": approval_rules.SYSTEM_REQUESTER, "approvals_required": required})
+                                    "requested_by": approval_rules.SYSTEM_REQUESTER, "approvals_required": required,
+                                    **({"rehearsal": True} if run.workflow.dry_run else {})})
                 message = messages.approval_requested(run.incident_id, run.proposal, main, approval_id=approval_id,
-                                                      why=why_approval, diff=diff, ttl_s=self.cfg.approval_ttl_s)
+                                                      why=why_approval, diff=diff, ttl_s=self.cfg.approval_ttl_s,
+                                                      rehearsal=run.workflow.dry_run)
                 await notifications.create(conn, run.incident_id, message.event, title=message.title,
                                            body=message.body, severity=message.severity, approval_id=approval_id)
                 wait_s = min(5.0, self.cfg.approval_ttl_s)

@@ -19,13 +19,20 @@ class Message(BaseModel):
     severity: str
 
 
+# What a rehearsal approval (execution.dry_run_approvals) says wherever it is shown: approving it changes nothing.
+REHEARSAL = "dry-run rehearsal"
+REHEARSAL_NOTE = ("Dry-run rehearsal: execution.mode is dry-run, so approving changes nothing; the decision is "
+                  "recorded as it would be live.")
+
+
 def approval_requested(incident_id: int, proposal: Proposal, main: PlanStep, *, approval_id: int, why: str,
-                       diff: str | None, ttl_s: float) -> Message:
+                       diff: str | None, ttl_s: float, rehearsal: bool = False) -> Message:
     return Message(
         event="approval.requested",
-        title=f"[kubernaut] approval needed: {main.action} on {main.target}",
+        title=f"[kubernaut] approval needed{f' ({REHEARSAL})' if rehearsal else ''}: {main.action} on {main.target}",
         body=(f"Incident #{incident_id}: {proposal.root_cause}\n"
-              f"Why approval: {why}\n"
+              + (f"{REHEARSAL_NOTE}\n" if rehearsal else "")
+              + f"Why approval: {why}\n"
               f"Approve: POST /api/v1/approvals/{approval_id}/approve  (expires in {ttl_s:.0f}s)\n"
               + (f"Dry-run diff:\n{diff}" if diff else "")),
         severity="warning",

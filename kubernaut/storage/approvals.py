@@ -35,6 +35,8 @@ class ApprovalRecord(BaseModel):
     decided_address: str | None = None
     decided_user_agent: str | None = None
     votes: list[Vote] = []  # every principal's decision, oldest first
+    # Its workflow runs in dry-run (execution.dry_run_approvals): a rehearsal, approving it executes nothing.
+    rehearsal: bool = False
 
 
 class Vote(BaseModel):
@@ -62,7 +64,8 @@ _SELECT = """SELECT a.*, COALESCE((
             'approve', d.approve, 'actor', d.actor, 'method', d.method, 'roles', to_jsonb(d.roles),
             'address', d.address, 'user_agent', d.user_agent, 'reason', d.reason, 'override', d.override,
             'dry_run_action_id', d.dry_run_action_id, 'decided_at', d.decided_at) ORDER BY d.id)
-        FROM approval_decisions d WHERE d.approval_id = a.id), '[]'::jsonb) AS votes
+        FROM approval_decisions d WHERE d.approval_id = a.id), '[]'::jsonb) AS votes,
+      COALESCE((SELECT w.dry_run FROM workflows w WHERE w.id = a.workflow_id), false) AS rehearsal
     FROM approvals a"""
 
 

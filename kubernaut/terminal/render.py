@@ -107,7 +107,8 @@ def approvals_table(items: list[dict[str, Any]], now: datetime | None = None) ->
     for item in items:
         pending = item.get("status") == "pending"
         table.add_row(str(item["id"]), styled(item.get("status"), STATUS_STYLE), str(item.get("incident_id", "-")),
-                      plain(item.get("action")), plain(target_text(item.get("target"))),
+                      plain(item.get("action") + (" (dry-run rehearsal)" if item.get("rehearsal") else "")
+                            if item.get("action") else None), plain(target_text(item.get("target"))),
                       plain(_compact(item.get("override_parameters") or item.get("parameters"))),
                       plain(item.get("reason")),
                       time_left(item.get("expires_at"), now) if pending else "-",

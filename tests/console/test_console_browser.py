@@ -6,10 +6,14 @@ the list without reloading, open its timeline (the alert's ``<script>`` annotati
 the policy asked for appear, refuse a decision without the CSRF token, let a viewer find no approve button and
 get 403 for a direct POST, approve as an admin and see the workflow move on in the open page. Screenshots of
 the main pages go to the test's directory, and to ``$KUBERNAUT_CONSOLE_SCREENSHOTS`` when set (docs/images).
+
+And the README's quickstart: the shipped serve_config.yaml without a cluster, the sample from `kubernaut
+send-alert --sample oom`, its approval rehearsed (execution.dry_run_approvals) and approved in the browser.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -264,3 +268,87 @@ async def _walk_through(driver: WebDriver, base: str, db: asyncpg.Connection, ad
             assert "gateway" in driver.page_source and "live" in driver.page_source
     violations = [e for e in driver.get_log("browser") if "Content Security Policy" in e.get("message", "")]
     assert not violations, violations
+
+
+async def test_the_quickstart_rehearses_an_approval_in_the_console(serve_app: Any, fresh_dsn: str,
+                                                                   browser: WebDriver, tmp_path: Path) -> None:
+    """The README's quickstart as a new user meets it: the shipped serve_config.yaml (dry-run, approval rehearsal,
+    no authentication on loopback) with no cluster, `kubernaut send-alert --sample oom`; the real policy asks for
+    an approval, the console shows it as a dry-run rehearsal, approving it in the browser completes the workflow
+    with the dry-run note, and nothing is executed live."""
+    import yaml
+    from ray import serve
+
+    from kubernaut import cli
+    from kubernaut.app import build_app
+    from kubernaut.config import load_config
+
+    (shipped,) = [a["args"] for a in yaml.safe_load(cli.shipped_config().read_text())["applications"]
+                  if a["name"] == "kubernaut"]
+    assert shipped["execution"]["mode"] == "dry-run" and shipped["execution"]["dry_run_approvals"] is True
+    assert "tokens" not in shipped.get("gateway", {})  # the quickstart has no sign-in
+    config = load_config({**shipped, "storage": {"dsn": fresh_dsn}, "console": {"refresh_s": 1},
+                          "kubernetes": {"kubeconfig": str(tmp_path / "no-kubeconfig")},  # a laptop without a cluster
+                          "work": {"poll_interval_s": 0.5, "lease_s": 10}})
+    await asyncio.to_thread(serve.run, build_app(config), name="qs", route_prefix="/qs", blocking=False)
+    base = f"{serve_app.base_url}/qs"
+    db = await asyncpg.connect(fresh_dsn)
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            async def ready() -> bool:
+                try:
+                    return (await client.get(f"{base}/ready")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=180, what="the quickstart app ready")
+            assert await asyncio.to_thread(cli.main, ["--url", base, "send-alert", "--sample", "oom"]) == 0
+            (incident_id,) = [i["id"] for i in (await client.get(f"{base}/api/v1/incidents")).json()["items"]]
+
+            # No sign-in: / is the incident list; the incident's page shows the rehearsal waiting.
+            browser.get(f"{base}/")
+            wait(browser, "the incident list", lambda d: d.find_elements(By.ID, "incident-table"))
+            browser.get(f"{base}/console/incidents/{incident_id}")
+            review = wait(browser, "the rehearsal approval on the incident", lambda d: d.find_elements(
+                By.CSS_SELECTOR, "a[id^='review-approval-']"), timeout=120)[0]
+            live = browser.find_element(By.ID, "incident-live").text
+            assert "is waiting (dry-run rehearsal: approving changes nothing)" in live, live
+            assert "(dry-run rehearsal: approving changes nothing)" in browser.find_element(
+                By.CSS_SELECTOR, "ol.timeline").text
+            approval_id = int(review.get_attribute("href").rsplit("/", 1)[1])
+            # The real policy asked (an unlabelled namespace is production; the rules' confidence is 0.75).
+            (listed,) = (await client.get(f"{base}/api/v1/approvals")).json()["items"]
+            assert listed["id"] == approval_id and listed["rehearsal"] is True and listed["status"] == "pending"
+            assert listed["action"] == "increase_memory_limits"
+            assert listed["reason"].startswith("production needs confidence of at least 0.8"), listed["reason"]
+
+            browser.get(f"{base}/console/approvals")
+            wait(browser, "the approvals list", lambda d: d.find_elements(By.CSS_SELECTOR, f"#approval-rows a[href$="
+                                                                          f"'/approvals/{approval_id}']"))
+            assert "dry-run rehearsal" in browser.find_element(By.ID, "approval-rows").text
+            review_url = f"{base}/console/approvals/{approval_id}"
+            browser.get(review_url)
+            wait(browser, "the approval form", lambda d: d.find_elements(By.ID, "approve-button"))
+            assert "changes nothing in the cluster" in browser.find_element(By.ID, "rehearsal-note").text
+            assert browser.find_elements(By.ID, "planned-calls"), "no cluster, no diff: the planned calls are shown"
+            browser.find_element(By.ID, "approve-reason").send_keys("rehearsing the quickstart")
+            browser.find_element(By.ID, "approve-button").click()
+            wait(browser, "the decision", lambda d: "You approved the dry-run rehearsal" in d.find_element(
+                By.CSS_SELECTOR, ".flash").text)
+            shoot(browser, tmp_path, "approval-rehearsal")
+
+            browser.get(f"{base}/console/incidents/{incident_id}")
+            outcome = wait(browser, "the completed workflow's outcome", lambda d: d.find_elements(
+                By.CSS_SELECTOR, "p.outcome[id^='workflow-outcome-']"), timeout=60)[0]
+            assert outcome.text == ("Outcome: approved by anonymous:anonymous; execution mode is dry-run: nothing "
+                                    "was changed"), outcome.text
+        row = await db.fetchrow("SELECT w.phase, i.phase AS incident_phase FROM workflows w JOIN incidents i "
+                                "ON i.id = w.incident_id WHERE i.id = $1", incident_id)
+        assert (row["phase"], row["incident_phase"]) == ("completed", "dry_run_completed")
+        assert await db.fetchval("SELECT status FROM approvals WHERE id = $1", approval_id) == "used"
+        # Every executor call was a dry-run: not one live action row.
+        actions = await db.fetch("SELECT action, dry_run, status FROM actions WHERE incident_id = $1", incident_id)
+        assert actions and all(a["dry_run"] and a["status"] == "dry_run" for a in actions), actions
+    finally:
+        await db.close()
+        await asyncio.to_thread(serve.delete, "qs")

@@ -187,6 +187,10 @@ async def test_approve_from_slack_decides_as_the_mapped_user_and_updates_the_car
     approval, card = await requested(slack, slack["a"])
     assert card.token == TOKEN and card.args["channel"] == "#ops"
     assert f"http://127.0.0.1:8000/console/approvals/{approval}" in json.dumps(card.args["blocks"])
+    # The requested workflows here are dry-run: the card is a rehearsal's (execution.dry_run_approvals), and its
+    # button decides the same way.
+    assert "*Dry-run rehearsal*: execution mode is dry-run, so approving changes nothing" in json.dumps(
+        card.args["blocks"])
     answer = await press(slack, approval, "U_ALICE")
     assert answer.status_code == 200, answer.text
     row = await slack["db"].fetchrow("SELECT status, decided_by, decided_method, decided_user_agent, decided_at "
@@ -203,6 +207,7 @@ async def test_approve_from_slack_decides_as_the_mapped_user_and_updates_the_car
     update = await eventually(updated, timeout=30, what="the card updated in place")
     text = json.dumps(update.args["blocks"])
     assert "*Approved* by kubernetes:alice@example.com at " in text and "kubernaut_approve" not in text
+    assert "(dry-run rehearsal: nothing was changed)" in text
 
 
 async def test_forged_stale_and_replayed_requests_decide_nothing(slack: dict[str, Any]) -> None:

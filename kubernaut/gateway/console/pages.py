@@ -34,7 +34,7 @@ from kubernaut.gateway.routes.approvals import ApprovalDecision, decide
 from kubernaut.gateway.routes.limits import MAX_ID
 from kubernaut.gateway.services import GatewayServices, Services
 from kubernaut.storage import approvals as approval_store
-from kubernaut.storage import views
+from kubernaut.storage import views, workflows
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(enabled)])
 
@@ -46,6 +46,8 @@ APPROVAL_ORDER = {"pending": 0}  # pending first, then the others, newest first
 # What the page says after a decision (the orchestrator's answer: still pending means another approver is needed).
 DECIDED = {"approved": "You approved: the workflow goes on.", "rejected": "You rejected: the workflow ends.",
            "pending": "Your approval is recorded; this one needs another approver (two-person rule)."}
+REHEARSED = {"approved": "You approved the dry-run rehearsal: the workflow completes, and nothing is changed "
+                         "(execution mode is dry-run)."}
 
 
 def digest(value: Any) -> str:
@@ -158,7 +160,20 @@ async def _incident(v: Visit, incident_id: int) -> dict[str, Any]:
         if approval is not None:
             approvals.append(approval)
     return {"incident": view, "approvals": approvals, "timeline": timeline(view, approvals),
+            "outcomes": outcomes(view),
             "digest": digest([view, [a.model_dump() for a in approvals], int(time.time() // 30)])}
+
+
+def outcomes(view: dict[str, Any]) -> dict[int, str]:
+    """Why each ended workflow ended, as its end's audit event says (a completed workflow keeps no error; the
+    note says e.g. that a dry-run changed nothing and who approved its rehearsal). Events past the page: none."""
+    found: dict[int, str] = {}
+    for e in view["audit"]:
+        detail = e.get("detail") or {}
+        if str(e.get("event", "")).startswith("workflow.") and e.get("event") != "workflow.created" \
+                and isinstance(detail, dict) and detail.get("reason") and detail.get("workflow_id") is not None:
+            found[int(detail["workflow_id"])] = str(detail["reason"])
+    return found
 
 
 def timeline(view: dict[str, Any], approvals: list[approval_store.ApprovalRecord]) -> list[dict[str, Any]]:
@@ -181,9 +196,10 @@ def timeline(view: dict[str, Any], approvals: list[approval_store.ApprovalRecord
         mode = "dry-run" if act.get("dry_run") else "live"
         add(act.get("created_at"), "action", f"{act.get('action')} ({mode}) {act.get('status')}")
     for ap in approvals:
-        add(ap.requested_at, "approval", f"approval {ap.id} requested: {ap.action}")
+        rehearsal = " (dry-run rehearsal: approving changes nothing)" if ap.rehearsal else ""
+        add(ap.requested_at, "approval", f"approval {ap.id} requested: {ap.action}{rehearsal}")
         if ap.decided_at is not None:
-            add(ap.decided_at, "approval", f"approval {ap.id} {ap.status} by {ap.decided_by}")
+            add(ap.decided_at, "approval", f"approval {ap.id} {ap.status} by {ap.decided_by}{rehearsal}")
     for s in view["assessments"]:
         add(s.get("assessed_at"), "effectiveness", f"{s.get('action')}: {s.get('verdict')} (score {s.get('score')})")
     for n in view["notifications"]:
@@ -244,15 +260,21 @@ async def _approval(v: Visit, approval_id: int) -> dict[str, Any]:
     schema = spec.document()["parameters_schema"] if spec is not None else None
     may_decide = approval.status == "pending" and await v.may(
         "approve", "approvals", approval.target.get("namespace") or None)
+    # Without a diff (no cluster connection: the executor recorded only its plan), the calls it would make.
+    planned = [] if approval.dry_run_diff else next(
+        (a.plan for a in reversed(await workflows.actions_of(v.svc.db.pool, approval.workflow_id))
+         if a.action == approval.action and a.plan), [])
     return {"approval": approval, "spec": spec.document() if spec is not None else None, "may_decide": may_decide,
-            "fields": overrides.fields(schema, approval.parameters) if may_decide else []}
+            "fields": overrides.fields(schema, approval.parameters) if may_decide else [], "planned": planned}
 
 
 @router.get("/console/approvals/{approval_id}")
 async def approval_page(request: Request, svc: Services, approval_id: int = FastApiPath(ge=1, le=MAX_ID)) -> Response:
     async def build(v: Visit) -> Response:
-        v.flash = DECIDED.get(request.query_params.get("decided", ""))
-        return v.render("approval.html", nav="approvals", **await _approval(v, approval_id))
+        values = await _approval(v, approval_id)
+        decided = request.query_params.get("decided", "")
+        v.flash = (REHEARSED.get(decided) if values["approval"].rehearsal else None) or DECIDED.get(decided)
+        return v.render("approval.html", nav="approvals", **values)
     return await guarded(request, svc, build)
 
 
