@@ -6,6 +6,8 @@ the kubeconfig, as a user's KUBECONFIG would be), in two phases:
 
   steady  --incidents alerts at --rate alerts/s, in groups of 1-15 alerts of one namespace (mean 5)
   burst   --incidents other alerts at once, one webhook per namespace (a node failure: every group fires together)
+  soak    (--soak-load-s > 0) --soak-rate alerts/s for --soak-load-s seconds, each about another workload, as steady
+          sends them: memory per deployment at the start and at the end of the soak (growth = a leak)
 
 For each incident (from timestamps stored in PostgreSQL, read-only): webhook sent → acknowledged → incident opened →
 analysis stored → workflow at rest (terminal, or awaiting approval); throughput = incidents whose workflow came to
@@ -18,7 +20,7 @@ Needs the test control plane (scripts/testenv.sh up); from a fresh clone, after 
 
     .venv/bin/python -m bench.pipeline [--incidents 2000] [--namespaces 50] [--rate 10] [--phases steady,burst]
                                        [--idle-s 30] [--soak-s 0] [--kubeconfig /tmp/kubernaut-testenv/admin.kubeconfig]
-                                       [--clusters 1]
+                                       [--clusters 1] [--soak-load-s 1800 --soak-rate 2]
 
 --clusters N runs Kubernaut as a fleet of N clusters c0..cN-1 (fleet.clusters, each reaching the test control plane
 through the same kubeconfig; c0 the home cluster), spreads the alerts over them by their cluster label, and reports
@@ -60,6 +62,8 @@ DEPLOYMENTS = ["gateway", "processor", "analysis", "context", "orchestrator", "e
 # A workflow is at rest here: finished, or waiting for a person (dry-run or not, nothing more happens by itself).
 AT_REST = "awaiting_approval"
 PROFILE_HZ = 50
+# A workload's name says which phase its alert belongs to.
+PHASE_LETTER = {"steady": "s", "burst": "b", "soak": "k"}
 
 
 # --- the cluster: namespaces and Deployments the alerts are about ---------------------------------------------------
@@ -423,6 +427,29 @@ def print_clusters(result: PhaseResult) -> None:
               f"{pct(total, 50):>8.0f} {pct(total, 99):>8.0f}")
 
 
+def soak_memory(sampler: Sampler, start: float, end: float, edge_s: float = 120) -> float:
+    """PSS per component averaged over the soak's first and last ``edge_s`` seconds; prints the table and returns
+    the app's growth in MB (first → last)."""
+    window = sampler.window(start, end)
+    first = [g for t, g in window if t <= start + edge_s]
+    last = [g for t, g in window if t >= end - edge_s]
+    if not first or not last:
+        return float("nan")
+
+    def mean(samples: list[dict[str, footprint.Totals]], name: str) -> float:
+        return sum(g[name].pss_kb for g in samples if name in g) / len(samples) / 1024
+
+    names = sorted({n for g in first + last for n in g}, key=lambda n: (n not in DEPLOYMENTS, n))
+    print(f"\n## soak memory: mean PSS over its first and last {edge_s:.0f} s ({len(first)} and {len(last)} samples)")
+    print(f"{'component':<28} {'first MB':>9} {'last MB':>9} {'growth MB':>10}")
+    for name in names:
+        a, b = mean(first, name), mean(last, name)
+        print(f"{name:<28} {a:>9.0f} {b:>9.0f} {b - a:>+10.1f}")
+    a, b = sum(mean(first, n) for n in names), sum(mean(last, n) for n in names)
+    print(f"{'total':<28} {a:>9.0f} {b:>9.0f} {b - a:>+10.1f}")
+    return b - a
+
+
 def idle_pss(sampler: Sampler, start: float, end: float, title: str) -> float:
     """The last sample of the window, per component: processes, RSS, PSS, and CPU used over the window."""
     window = sampler.window(start, end)
@@ -432,13 +459,14 @@ def idle_pss(sampler: Sampler, start: float, end: float, title: str) -> float:
     cpu = sampler.cpu_seconds(start, end)
     span = max(1e-9, end - start)
     print(f"\n## {title} (last of {len(window)} samples over {span:.0f} s)")
-    print(f"{'component':<28} {'procs':>5} {'RSS MB':>8} {'PSS MB':>8} {'CPU %':>6}")
+    print(f"{'component':<28} {'procs':>5} {'RSS MB':>8} {'PSS MB':>8} {'anon MB':>8} {'CPU %':>6}")
     for name, t in sorted(groups.items(), key=lambda kv: -kv[1].pss_kb):
-        print(f"{name:<28} {t.processes:>5} {t.rss_kb / 1024:>8.0f} {t.pss_kb / 1024:>8.0f} "
+        print(f"{name:<28} {t.processes:>5} {t.rss_kb / 1024:>8.0f} {t.pss_kb / 1024:>8.0f} {t.anon_kb / 1024:>8.0f} "
               f"{cpu.get(name, 0.0) / span * 100:>6.1f}")
     total = sum(t.pss_kb for t in groups.values()) / 1024
     print(f"{'total':<28} {sum(t.processes for t in groups.values()):>5} "
-          f"{sum(t.rss_kb for t in groups.values()) / 1024:>8.0f} {total:>8.0f} {sum(cpu.values()) / span * 100:>6.1f}")
+          f"{sum(t.rss_kb for t in groups.values()) / 1024:>8.0f} {total:>8.0f} "
+          f"{sum(t.anon_kb for t in groups.values()) / 1024:>8.0f} {sum(cpu.values()) / span * 100:>6.1f}")
     return total
 
 
@@ -509,6 +537,9 @@ def main() -> None:
     parser.add_argument("--phases", default="steady,burst")
     parser.add_argument("--idle-s", type=float, default=30, help="idle sampling before the load")
     parser.add_argument("--soak-s", type=float, default=0, help="idle sampling after the load")
+    parser.add_argument("--soak-load-s", type=float, default=0,
+                        help="a soak phase after the others: this long at --soak-rate (0: none)")
+    parser.add_argument("--soak-rate", type=float, default=2.0, help="soak phase: alerts (= incidents) per second")
     parser.add_argument("--sample-s", type=float, default=3)
     parser.add_argument("--timeout", type=float, default=900, help="seconds per phase to come to rest")
     parser.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG)
@@ -523,12 +554,17 @@ def main() -> None:
     phases = [p for p in args.phases.split(",") if p]
     if set(phases) - {"steady", "burst"}:
         raise SystemExit("--phases: steady and/or burst")
+    if args.soak_load_s > 0:
+        phases.append("soak")
 
     from kubernaut.storage.embedded import ensure_embedded_server, stop_embedded_server
 
     run = uuid.uuid4().hex[:6]
     namespaces = [f"kb-{run}-{i:02d}" for i in range(args.namespaces)]
-    refs = {phase: [f"{namespaces[i % len(namespaces)]}/{phase[0]}{i:05d}" for i in range(args.incidents)]
+    sizes = {phase: args.incidents for phase in phases}
+    if "soak" in sizes:
+        sizes["soak"] = int(args.soak_rate * args.soak_load_s)
+    refs = {phase: [f"{namespaces[i % len(namespaces)]}/{PHASE_LETTER[phase]}{i:05d}" for i in range(sizes[phase])]
             for phase in phases}
     print(f"# pipeline benchmark {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
           f"({platform.machine()}, {os.cpu_count()} CPUs), load average {load_average()}; run {run}")
@@ -540,6 +576,7 @@ def main() -> None:
     pg_dir = workdir / "pg"
     admin_dsn = ensure_embedded_server(pg_dir)
     results: list[tuple[PhaseResult, dict[str, int]]] = []
+    soak_growth = float("nan")
     try:
         dsn = create_database(admin_dsn)
         # --clusters N: N fleet entries reaching the same control plane through its kubeconfig, c0 the home one.
@@ -560,9 +597,9 @@ def main() -> None:
                 size_before = asyncio.run(database_bytes(dsn))
                 print(f"\n{phase}: start, load average {load_average()}", flush=True)
                 started = time.time()
-                groups = (steady_groups(refs[phase]) if phase == "steady" else
+                groups = (steady_groups(refs[phase]) if phase in ("steady", "soak") else
                           [(ns, [r for r in refs[phase] if r.startswith(ns + "/")]) for ns in namespaces])
-                rate = args.rate if phase == "steady" else None
+                rate = {"steady": args.rate, "soak": args.soak_rate}.get(phase)
                 profiler = profile(sampler, workdir / phase, args.profile_s, 5) if args.profile_s else None
                 load = asyncio.run(send(url, run, phase, groups, rate, args.connections, args.clusters))
                 rows = asyncio.run(settle(dsn, run, phase, len(refs[phase]), args.timeout))
@@ -576,6 +613,8 @@ def main() -> None:
                 if profiler is not None:
                     profiler.join()
                     summarize_profiles(workdir / phase, args.profile_s)
+                if phase == "soak":
+                    soak_growth = soak_memory(sampler, load.first_sent, load.last_sent)
                 print(f"{phase}: end, load average {load_average()}", flush=True)
                 results.append((result, lost))
             soak_start = time.time()
@@ -583,6 +622,8 @@ def main() -> None:
             sampler.take()
             after_mb = idle_pss(sampler, soak_start, time.time(), f"after the load (+{args.soak_s:.0f} s idle)")
             sampler.stopped.set()
+        left = (workdir / "left_behind.txt").read_text().splitlines()
+        print(f"\nprocesses of the app left running after its stop: {len(left)}" + "".join(f"\n  {x}" for x in left))
     finally:
         stop_embedded_server(pg_dir)
         if not args.keep_objects:
@@ -590,6 +631,7 @@ def main() -> None:
 
     steady = next((r for r, _ in results if r.name == "steady"), None)
     burst = next((r for r, _ in results if r.name == "burst"), None)
+    soak = next((r for r, _ in results if r.name == "soak"), None)
     lost_total = sum(sum(lost.values()) for _, lost in results)
     headline = steady or burst
     total_ms = headline.stages()["sent → at rest"] if headline else []
@@ -600,8 +642,12 @@ def main() -> None:
     if burst:
         fields += [f"burst_per_min={burst.per_min():.0f}", f"burst_s={burst.span_s():.1f}"]
     growth = sum(r.db_growth for r, _ in results) / 1024 / max(1, sum(len(v) for v in refs.values())) * 1000
+    if soak:
+        soak_ms = soak.stages()["sent → at rest"]
+        fields += [f"soak_per_min={soak.per_min():.0f}", f"soak_p99_ms={pct(soak_ms, 99):.0f}",
+                   f"soak_pss_growth_mb={soak_growth:.0f}"]
     fields += [f"idle_pss_mb={idle_mb:.0f}", f"after_pss_mb={after_mb:.0f}", f"db_kb_per_1000={growth:.0f}",
-               f"load_avg={os.getloadavg()[0]:.1f}"]
+               f"left_behind={len(left)}", f"load_avg={os.getloadavg()[0]:.1f}"]
     print("RESULT " + " ".join(fields))
 
 

@@ -34,13 +34,18 @@ def test_run_serves_through_local_ray_and_the_flag_keeps_rays_dashboard(tmp_path
 
 def test_local_ray_starts_ray_without_the_dashboard_then_runs_serves_own_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
+    from ray._private import parameter
     from ray.serve import scripts
 
     calls: list[tuple[str, object]] = []
-    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(("init", kwargs)))
+    original = parameter.RayParams
+    # What ray.init() builds to start a head: here it is given no_monitor (no autoscaler monitor process).
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(
+        ("init", {**kwargs, "no_monitor": parameter.RayParams().no_monitor})))
     monkeypatch.setattr(scripts.cli, "main", lambda args, prog_name: calls.append(("serve", (prog_name, args))))
     from kubernaut import local_ray
 
     assert local_ray.main(["run", "serve_config.yaml"]) == 0
-    assert calls == [("init", {"namespace": "serve", "include_dashboard": False}),
+    assert calls == [("init", {"namespace": "serve", "include_dashboard": False, "no_monitor": True}),
                      ("serve", ("serve", ["run", "serve_config.yaml"]))]
+    assert parameter.RayParams is original and original().no_monitor is False
