@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -16,8 +16,6 @@ from kubernaut.analysis.cluster_wait import ClusterWait
 from kubernaut.analysis.dry import analyze_webhook
 from kubernaut.analysis.engine import Analyzer
 from kubernaut.analysis.learning import HandleIntelligence, Learner
-from kubernaut.analysis.llm.analyzer import LLMAnalyzer
-from kubernaut.analysis.llm.providers import ProviderConfigError
 from kubernaut.analysis.rules import load_rules
 from kubernaut.analysis.tools.builtin import default_registry, scope_factory
 from kubernaut.cluster.api import ClusterAPI
@@ -33,6 +31,9 @@ from kubernaut.processing.owners import OwnerResolver
 from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import alerts, analyses, audit, incidents, jobs
 from kubernaut.storage.jobs import Job
+
+if TYPE_CHECKING:
+    from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class AnalysisService(ReplicaBase):
         self._llm: LLMAnalyzer | None = None
         self._llm_error: str | None = None
         if cfg.llm_enabled:
+            # Imported here: the openai SDK is ~20 MB of every replica's memory, used only with an LLM.
+            from kubernaut.analysis.llm.analyzer import LLMAnalyzer
+            from kubernaut.analysis.llm.providers import ProviderConfigError
+
             try:
                 # The investigation's read-only tools (analysis.llm_tools) read through this replica's ClusterAPI.
                 # In a fleet of several clusters the tools get no cluster (this API is the home cluster's: an

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kubernaut.analysis import harm
 from kubernaut.analysis.diagnosis import diagnose
 from kubernaut.analysis.facts import Situation, observe
 from kubernaut.analysis.learning import Learner
-from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 from kubernaut.analysis.rules import RuleOutcome, RuleSet, decide, default_decision
 from kubernaut.config.settings import AnalysisConfig
 from kubernaut.context.models import ResourceContext
@@ -25,6 +25,9 @@ from kubernaut.models.analysis import Alternative, AnalysisResult
 from kubernaut.models.finding import FindingKind
 from kubernaut.models.resource import ResourceRef
 from kubernaut.models.signal import Signal
+
+if TYPE_CHECKING:  # the openai SDK (~20 MB per process) only where an LLM is configured (AnalysisService)
+    from kubernaut.analysis.llm.analyzer import LLMAnalyzer
 
 logger = logging.getLogger(__name__)
 
