@@ -166,6 +166,8 @@ class Approval(BaseModel):
     decided_at: datetime | None = None
     decision_reason: UntrustedText | None = None
     approvals_required: int = 1
+    rehearsal: bool = Field(default=False, description="a dry-run rehearsal (execution.dry_run_approvals): "
+                                                       "approving it completes the workflow and changes nothing")
 
 
 class ApprovalList(BaseModel):

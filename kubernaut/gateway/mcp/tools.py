@@ -176,7 +176,7 @@ def approval_model(item: dict[str, Any], untrusted: Untrusted) -> models.Approva
         dry_run_diff=untrusted.text("dry-run diff of cluster objects", item.get("dry_run_diff")),
         decided_by=item.get("decided_by"), decided_at=item.get("decided_at"),
         decision_reason=untrusted.text("the decider's reason", item.get("decision_reason")),
-        approvals_required=item.get("approvals_required") or 1)
+        approvals_required=item.get("approvals_required") or 1, rehearsal=bool(item.get("rehearsal")))
 
 
 def analysis_model(result: dict[str, Any], untrusted: Untrusted) -> models.Analysis:
