@@ -106,6 +106,9 @@ def test_approvals_show_time_left_and_the_decider() -> None:
     assert "pending" in three and "14m05s" in three and "replicas=3" in three and "policy: production" in three
     two = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("2 "))
     assert "token:oncall" in two and "grace_period_s=10" in two  # the override is what runs
+    assert "rehearsal" not in text
+    rehearsal = printed(render.approvals_table([{**items[0], "rehearsal": True}], NOW))
+    assert "rehearsal" in rehearsal  # a dry-run rehearsal (execution.dry_run_approvals) says so
 
 
 def test_watch_renders_again_until_stopped_and_survives_a_failed_poll() -> None:
