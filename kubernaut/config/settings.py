@@ -286,6 +286,16 @@ class EventSourceConfig(BaseModel):
     watch_timeout_s: int = Field(default=300, ge=5, le=3600)  # server-side; then re-watch from resourceVersion
     backoff_initial_s: float = Field(default=1.0, gt=0, le=300)  # API errors: exponential backoff with jitter
     backoff_max_s: float = Field(default=60.0, gt=0, le=3600)
+    # Each cluster's watch has one owner replica at a time (kubernaut.processing.watch_ownership): a lease in
+    # PostgreSQL renewed every lease_renew_s; a dead owner's clusters are taken over after lease_ttl_s.
+    lease_ttl_s: float = Field(default=30.0, ge=2, le=600)
+    lease_renew_s: float = Field(default=10.0, gt=0, le=200)
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> EventSourceConfig:
+        if self.lease_renew_s * 2 > self.lease_ttl_s:
+            raise ValueError("processing.events.lease_renew_s must be at most half of lease_ttl_s")
+        return self
 
     @field_validator("reasons")
     @classmethod

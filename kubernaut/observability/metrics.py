@@ -148,6 +148,10 @@ METRICS: tuple[MetricSpec, ...] = (
                "Circuit of each cluster of a fleet (fleet.clusters) as the executor sees it: 0 closed, 1 half-open, "
                "2 open (that cluster's incidents wait; the others carry on).",
                ("cluster",), aggregation="max"),
+    MetricSpec("kubernaut_event_watch_owned", "gauge",
+               "1 on the processor replica that owns the cluster's Warning-event watch (processing.events), 0 on "
+               "the others: the max over replicas is 0 while nobody watches it.",
+               ("cluster",), aggregation="max"),
     # -- workflow and execution ------------------------------------------------------------------------
     MetricSpec("kubernaut_actions", "counter",
                "Catalog actions by name, outcome, execution mode and the cluster acted on.",
@@ -456,6 +460,11 @@ def llm_usage(model: str, *, prompt_tokens: int = 0, completion_tokens: int = 0,
 def cluster_circuit_state(cluster: str, state: str) -> None:
     """The circuit of ``cluster`` (a fleet's API server) is now ``closed``, ``half_open`` or ``open``."""
     _record("kubernaut_cluster_circuit_state", float(CIRCUIT_STATES.get(state, 2)), {"cluster": cluster})
+
+
+def event_watch_owned(cluster: str, owned: bool) -> None:
+    """Whether this replica watches ``cluster``'s Warning events now (kubernaut.processing.watch_ownership)."""
+    _record("kubernaut_event_watch_owned", 1.0 if owned else 0.0, {"cluster": cluster})
 
 
 def llm_circuit_state(provider: str, state: str) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from kubernaut.cluster.client import connect
+from kubernaut.cluster.client import ClusterConnection, connect
 from kubernaut.cluster.fleet import Fleet
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.processing import filters, intake
@@ -17,6 +18,7 @@ from kubernaut.processing.classification import classify
 from kubernaut.processing.events import EventSource
 from kubernaut.processing.owners import OwnerResolver
 from kubernaut.processing.routing import ClusterRouter
+from kubernaut.processing.watch_ownership import WatchOwnership
 from kubernaut.serving import ReplicaBase, wake
 from kubernaut.storage import alerts as alerts_store
 from kubernaut.storage import fleet as fleet_store
@@ -63,29 +65,47 @@ class AlertProcessor(ReplicaBase):
         self._wake = asyncio.Event()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         # Optional second source: Warning events become alerts on the webhook's path (committed, then the
-        # sweeper, woken at once, processes them). Every replica watches; see kubernaut.processing.events.
-        self._events: EventSource | None = None
-        self._fleet_events: list[EventSource] = []
-        if processing.events.enabled and self._fleet is not None:
-            # A fleet: one source per cluster, its alerts labelled with that cluster (an unreachable cluster's
-            # watch backs off on its own, behind its circuit).
-            for name, member in self._fleet.members.items():
-                if member.api is None:
-                    logger.warning("cluster %s: no credentials (%s): no event source", name, member.connection.reason)
-                    continue
-                source = EventSource(member.api, self.db.pool, processing.events, on_committed=self._wake.set,
-                                     request_timeout_s=config.kubernetes.request_timeout_s, cluster=name,
-                                     cluster_label=config.fleet.cluster_label)
-                source.start()
-                self._fleet_events.append(source)
-        elif processing.events.enabled and cluster is not None and cluster.available:
-            self._events = EventSource(cluster.api_client, self.db.pool, processing.events,
-                                       on_committed=self._wake.set,
-                                       request_timeout_s=config.kubernetes.request_timeout_s)
-            self._events.start()
-        elif processing.events.enabled:
-            logger.warning("processing.events is enabled but no cluster is reachable (%s): no event source",
-                           cluster.reason if cluster else "no connection")
+        # sweeper, woken at once, processes them). Each cluster's watch has one owner replica at a time (a
+        # lease in PostgreSQL): see kubernaut.processing.watch_ownership.
+        self._watches: WatchOwnership | None = None
+        if processing.events.enabled:
+            if self._fleet is None and (cluster is None or not cluster.available):
+                logger.warning("processing.events is enabled but no cluster is reachable (%s): no event source",
+                               cluster.reason if cluster else "no connection")
+            self._watches = WatchOwnership(self.db.pool, self._event_sources(config, cluster),
+                                           ttl_s=processing.events.lease_ttl_s,
+                                           renew_s=processing.events.lease_renew_s)
+            self._watches.start()
+
+    def _event_sources(self, config: KubernautConfig, cluster: ClusterConnection | None
+                       ) -> dict[str, Callable[[], EventSource | None]]:
+        """Cluster name → a factory of its event source (None while it has no client)."""
+        events, timeout = config.processing.events, config.kubernetes.request_timeout_s
+        if self._fleet is None:
+            # One cluster, as always: its alerts carry no cluster label.
+            def home() -> EventSource | None:
+                if cluster is None or not cluster.available:
+                    return None
+                return EventSource(cluster.api_client, self.db.pool, events, on_committed=self._wake.set,
+                                   request_timeout_s=timeout)
+            return {config.home_cluster: home}
+        fleet = self._fleet
+
+        def member_source(name: str) -> Callable[[], EventSource | None]:
+            # A fleet: each source labels its alerts with its cluster (an unreachable cluster's watch backs off on
+            # its own, behind its circuit); credentials that appear later (hot reload) are used at the next tick.
+            def make() -> EventSource | None:
+                api = fleet.members[name].api
+                if api is None:
+                    return None
+                return EventSource(api, self.db.pool, events, on_committed=self._wake.set, request_timeout_s=timeout,
+                                   cluster=name, cluster_label=config.fleet.cluster_label)
+            return make
+        return {name: member_source(name) for name in fleet.members}
+
+    async def event_watches(self) -> dict[str, object] | None:
+        """This replica's share of the event watches (None: processing.events is off)."""
+        return self._watches.snapshot() if self._watches is not None else None
 
     async def wake(self) -> None:
         """New alerts were committed without a processing call: process them now."""
@@ -210,10 +230,8 @@ class AlertProcessor(ReplicaBase):
     async def __del__(self) -> None:
         if getattr(self, "_fleet_watch", None) is not None:
             self._fleet_watch.cancel()
-        if getattr(self, "_events", None) is not None:
-            await self._events.stop()
-        for source in getattr(self, "_fleet_events", []):
-            await source.stop()
+        if getattr(self, "_watches", None) is not None:
+            await self._watches.stop()
         if getattr(self, "_sweeper", None) is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from kubernaut import __version__
 from kubernaut.gateway import metrics as gateway_metrics
+from kubernaut.gateway.event_watch import event_watch_info
 from kubernaut.gateway.fleet_health import fleet_health
 from kubernaut.gateway.services import Services, requires
 from kubernaut.identity.chain import Denied
@@ -91,6 +92,8 @@ async def info(request: Request, svc: Services, caller: GetInfo) -> JSONResponse
                                "roles": sorted(role.value for role in caller.roles)},
                     "max_body_bytes": cfg.gateway.max_body_bytes},
         "notifications": {"urls": len(cfg.notifications.urls)},
+        # processing.events: each cluster's watch owner (admins only)
+        **(await event_watch_info(svc, request.headers.get("authorization"))),
     }))
 
 
