@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +16,13 @@ from kubernaut.analysis import second_opinion
 from kubernaut.analysis.cluster_wait import ClusterWait
 from kubernaut.analysis.dry import analyze_webhook
 from kubernaut.analysis.engine import Analyzer
+from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.learning import HandleIntelligence, Learner
 from kubernaut.analysis.rules import load_rules
-from kubernaut.analysis.tools.builtin import default_registry, scope_factory
+from kubernaut.analysis.tools.builtin import ToolScope, default_registry, scope_factory
 from kubernaut.cluster.api import ClusterAPI
 from kubernaut.cluster.client import ClusterConnection, connect
-from kubernaut.cluster.fleet import Fleet
+from kubernaut.cluster.fleet import Fleet, UnknownCluster, api_or_unknown
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.context.holmes import HolmesClient
 from kubernaut.context.provider import ContextProvider
@@ -48,6 +50,9 @@ class AnalysisService(ReplicaBase):
         cfg = config.analysis
         self._rules = load_rules(*cfg.all_rules_files)
         cluster = await asyncio.to_thread(connect, config.kubernetes)
+        self._fleet: Fleet | None = None
+        if config.fleet.clusters:
+            self._fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
         self._llm: LLMAnalyzer | None = None
         self._llm_error: str | None = None
         if cfg.llm_enabled:
@@ -56,13 +61,8 @@ class AnalysisService(ReplicaBase):
             from kubernaut.analysis.llm.providers import ProviderConfigError
 
             try:
-                # The investigation's read-only tools (analysis.llm_tools) read through this replica's ClusterAPI.
-                # In a fleet of several clusters the tools get no cluster (this API is the home cluster's: an
-                # incident of another cluster must not be investigated there) until they are given one per cluster.
-                api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s, read_retries=0) \
-                    if cluster.available and len(config.clusters()) == 1 else None
                 self._llm = LLMAnalyzer(cfg, budget_pool=self.db.pool, tools=default_registry(),
-                                        tool_scope=scope_factory(config, api))
+                                        tool_scope=investigation_scope(config, cluster, self._fleet))
             except (ProviderConfigError, ValueError) as exc:
                 # Misconfigured LLM: run on the rules and say so in llm_status() rather than crash-loop.
                 self._llm_error = str(exc)
@@ -74,13 +74,17 @@ class AnalysisService(ReplicaBase):
         self._analyzer = Analyzer(cfg, self._rules, context, self._llm, learner)
         # A fleet: each incident is analysed with the live context of its own cluster.
         self._analyzers: dict[str, Analyzer] = {}
-        self._fleet: Fleet | None = None
-        if config.fleet.clusters:
-            self._fleet = fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
+        # /api/v1/analyze in a fleet: each alert's owner looked up on its own cluster, as the processor does.
+        self._fleet_owners: dict[str, OwnerResolver] = {}
+        if self._fleet is not None:
+            fleet = self._fleet
             for name, member in fleet.members.items():
                 provider = ContextProvider(config, member.connection, self.db.pool, api=member.api,
                                            managed_namespaces=member.execution.managed_namespaces)
-                self._analyzers[name] = Analyzer(cfg, self._rules, provider, self._llm, learner)
+                self._analyzers[name] = Analyzer(cfg, self._rules, provider, self._llm, learner, cluster=name)
+                self._fleet_owners[name] = OwnerResolver(
+                    member.api, name, ttl_s=config.processing.owner_cache_ttl_s,
+                    timeout_s=config.processing.kube_timeout_s)
             # Rotated credentials (a kubeconfig file or Secret) are picked up while the replica runs.
             self._fleet_watch = asyncio.get_running_loop().create_task(fleet.watch())
             self._analyzers[""] = Analyzer(cfg, self._rules, ContextProvider(
@@ -173,9 +177,38 @@ class AnalysisService(ReplicaBase):
             await audit.append(conn, "analysis", "analysis.failed", incident_id, {"error": error})
 
     async def analyze_payload(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        """Analysis only (``POST /api/v1/analyze``): what would be decided, nothing stored or done."""
-        results = await analyze_webhook(self._analyzer, self._owners, payload)
-        return [r.model_dump(mode="json") for r in results]
+        """Analysis only (``POST /api/v1/analyze``): what would be decided, nothing stored or done. In a fleet each
+        alert is analysed on the cluster its label names (the gateway refused unknown ones; here they fail)."""
+        if self._fleet is None:
+            results = await analyze_webhook(self._analyzer, self._owners, payload)
+            return [r.model_dump(mode="json") for r in results]
+        by_cluster: dict[str, list[Any]] = {}
+        for alert in payload.get("alerts") or []:
+            by_cluster.setdefault(self._fleet.cluster_of(alert.get("labels") or {}), []).append(alert)
+        answers: list[dict[str, Any]] = []
+        for name, group in by_cluster.items():
+            if name not in self._analyzers or name not in self._fleet_owners:
+                raise UnknownCluster(f"cluster {name!r} is not configured")
+            results = await analyze_webhook(self._analyzers[name], self._fleet_owners[name],
+                                            {**payload, "alerts": group})
+            answers.extend({**r.model_dump(mode="json"), "cluster": name} for r in results)
+        return answers
+
+
+def investigation_scope(config: KubernautConfig, cluster: ClusterConnection, fleet: Fleet | None
+                        ) -> Callable[[Situation], ToolScope]:
+    """What the investigation's read-only tools (analysis.llm_tools) read: this replica's ClusterAPI on one
+    cluster; in a fleet, the client of the incident's own cluster (``Situation.cluster``), never the home
+    cluster's for another: an incident whose cluster is not configured reads no cluster at all."""
+    if fleet is None:
+        api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s, read_retries=0) \
+            if cluster.available else None
+        return scope_factory(config, api)
+
+    def reader(name: str | None) -> ClusterAPI | None:
+        return api_or_unknown(fleet, name) if name else None
+
+    return scope_factory(config, None, cluster_api=reader)
 
 
 def _new_signal_since(received: list[alerts.ReceivedAlert], analysed_at: datetime) -> bool:

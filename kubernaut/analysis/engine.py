@@ -48,7 +48,7 @@ def validated(result: AnalysisResult, rules: RuleSet, situation: Situation) -> A
 
 def build_situation(signals: Sequence[Signal], target: ResourceRef, ctx: ResourceContext, *,
                     rollout_window_s: float = 3600.0, incident_id: int | None = None,
-                    history: list[str] | None = None) -> Situation:
+                    history: list[str] | None = None, cluster: str | None = None) -> Situation:
     """Context → findings (the diagnosis) and facts (what the rules test), in one place."""
     findings = diagnose(signals, target, ctx, rollout_window_s=rollout_window_s)
     facts = observe(signals, ctx, rollout_window_s=rollout_window_s)
@@ -58,7 +58,7 @@ def build_situation(signals: Sequence[Signal], target: ResourceRef, ctx: Resourc
     for kind in FindingKind:
         facts[f"finding.{kind.value}"] = True if kind.value in present else (False if live else None)
     return Situation(signals=signals, incident_target=target, context=ctx, facts=facts, incident_id=incident_id,
-                     history=history or [], findings=findings)
+                     history=history or [], findings=findings, cluster=cluster)
 
 
 def finish(result: AnalysisResult, situation: Situation) -> AnalysisResult:
@@ -83,7 +83,9 @@ def rules_decision(rules: RuleSet, situation: Situation) -> tuple[RuleOutcome, A
 
 class Analyzer:
     def __init__(self, cfg: AnalysisConfig, rules: RuleSet, context: ContextProvider | None,
-                 llm: LLMAnalyzer | None, learner: Learner | None = None) -> None:
+                 llm: LLMAnalyzer | None, learner: Learner | None = None, *, cluster: str | None = None) -> None:
+        """``cluster``: the fleet cluster whose incidents this analyzer decides (its context provider reads it)."""
+        self.cluster = cluster
         self.cfg = cfg
         self.rules = rules
         self.context = context
@@ -104,7 +106,7 @@ class Analyzer:
         ctx, history = await asyncio.gather(
             gather(), self.learner.history(incident_id) if self.learner is not None else no_history())
         return build_situation(signals, target, ctx, rollout_window_s=self.cfg.recent_rollout_window_s,
-                               incident_id=incident_id, history=history)
+                               incident_id=incident_id, history=history, cluster=self.cluster)
 
     async def analyze(self, signals: Sequence[Signal], target: ResourceRef,
                       incident_id: int | None = None) -> AnalysisResult:

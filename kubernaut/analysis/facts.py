@@ -35,6 +35,8 @@ class Situation:
     history: list[str] = field(default_factory=list)
     # The diagnosis (kubernaut.analysis.diagnosis): typed findings with their cause objects.
     findings: list[Finding] = field(default_factory=list)
+    # The fleet cluster the incident is on (None: the one cluster of a single-cluster install): the tools read it.
+    cluster: str | None = None
 
     def finding(self, kind: FindingKind | str) -> Finding | None:
         return next((f for f in self.findings if f.kind == kind), None)

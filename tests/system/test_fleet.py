@@ -19,20 +19,38 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import httpx2
 import pytest
 import pytest_asyncio
 import yaml
 from kubernetes import client, utils
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
 
+from kubernaut.analysis.deployment import investigation_scope
+from kubernaut.analysis.engine import Analyzer
+from kubernaut.analysis.llm.analyzer import LLMAnalyzer
+from kubernaut.analysis.rules import load_rules
+from kubernaut.analysis.tools.builtin import default_registry
+from kubernaut.cluster.client import ClusterConnection
 from kubernaut.cluster.errors import Forbidden
 from kubernaut.cluster.fleet import Fleet
-from kubernaut.config.settings import KubernautConfig
+from kubernaut.config import load_config
+from kubernaut.config.settings import KubernautConfig, StorageConfig
 from kubernaut.execution.kube import Kube
+from kubernaut.models.resource import ResourceRef
+from kubernaut.models.signal import Signal
+from kubernaut.processing.events import RECEIVER, EventSource
+from kubernaut.processing.watch_ownership import WatchOwnership
+from kubernaut.storage import watch_leases
+from kubernaut.storage.database import Database
 from tests.plugins.kube_testenv import REPO_ROOT, TESTENV_SCRIPT, KubeTestEnv, wait_until
 from tests.support.executor_harness import (  # noqa: F401  (fixtures: imported to be visible here)
     SIM_STATE,
@@ -45,6 +63,7 @@ from tests.support.executor_harness import (  # noqa: F401  (fixtures: imported 
 from tests.support.fault_injection import fresh_database
 from tests.support.live_app import live_application
 from tests.support.polling import eventually
+from tests.support.tool_calling_llm import ToolCallingLLM, calls
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
 
@@ -380,3 +399,171 @@ async def test_a_kubeconfig_secret_on_the_home_cluster_is_read_and_hot_reloaded(
     assert fleet.api("b") is b
     with pytest.raises(Forbidden):
         await b.request("GET", "/api/v1/namespaces/kubernaut")
+
+
+# -- the event watch of each cluster: one owner replica at a time (kubernaut/processing/watch_ownership.py) -----
+
+
+def _warning_event(kube_api: Any, namespace: str, pod: str) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.CoreV1Api(kube_api).create_namespaced_event(namespace, {
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{pod}.{uuid.uuid4().hex[:10]}"},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": namespace,
+                           "uid": uuid.uuid4().hex, "fieldPath": "spec.containers{app}"},
+        "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container",
+        "count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "kubelet"}})
+
+
+async def test_the_event_watches_are_split_between_replicas_and_a_dead_ones_cluster_is_taken_over(
+    fresh_dsn: str, both: Clusters, kube_testenv: KubeTestEnv, cluster_b: KubeTestEnv
+) -> None:
+    ns = both.namespace
+    database = await Database.connect(StorageConfig(dsn=SecretStr(fresh_dsn), pool_max_size=8))
+    events = load_config({"processing": {"events": {
+        "enabled": True, "namespaces": [ns], "lease_ttl_s": 3, "lease_renew_s": 1}}}).processing.events
+    apis = {"a": kube_testenv.api_client(), "b": cluster_b.api_client()}
+
+    def replica(name: str) -> WatchOwnership:
+        return WatchOwnership(database.pool, {
+            cluster: (lambda cluster=cluster, api=api: EventSource(api, database.pool, events, cluster=cluster))
+            for cluster, api in apis.items()}, holder=name, ttl_s=events.lease_ttl_s, renew_s=events.lease_renew_s)
+
+    async def committed_by(cluster: str, pod: str) -> str | None:
+        """Which replica's source committed the alert of ``pod``'s event on ``cluster``."""
+        found = await database.pool.fetchval(
+            "SELECT count(*) FROM alerts WHERE receiver = $1 AND labels->>'cluster' = $2 AND labels->>'pod' = $3",
+            RECEIVER, cluster, pod)
+        if not found:
+            return None
+        writers = [r.holder for r in (r1, r2) if getattr(r.source(cluster), "committed", 0)]
+        return writers[0] if len(writers) == 1 else f"{len(writers)} replicas"
+
+    r1, r2 = replica("r1"), replica("r2")
+    try:
+        r1.start()
+        r2.start()
+        await eventually(lambda: _split(r1, r2), timeout=15, what="each replica owning one cluster")
+        owner = {cluster: ("r1" if cluster in r1.owned else "r2") for cluster in apis}
+        leases = {lease.cluster: lease.holder for lease in await watch_leases.leases(database.pool)}
+        assert leases == owner
+        for cluster, api in apis.items():  # each cluster's events are committed by its owner, once
+            await asyncio.to_thread(_warning_event, api, ns, f"web-{cluster}")
+            assert await eventually(lambda c=cluster: committed_by(c, f"web-{c}"), timeout=30,
+                                    what=f"the event alert of {cluster}") == owner[cluster]
+        # r1 dies (no release: its leases run out); r2 takes its cluster over within lease TTL + renewal.
+        lost = r1.owned[0]
+        await r1.stop(release=False)
+        await eventually(lambda: _owns(r2, sorted(apis)), timeout=events.lease_ttl_s + 3 * events.lease_renew_s,
+                         what=f"r2 taking over {lost}")
+        await asyncio.to_thread(_warning_event, apis[lost], ns, f"late-{lost}")
+        assert await eventually(lambda: committed_by(lost, f"late-{lost}"), timeout=30,
+                                what=f"{lost}'s event alert after the takeover") == "r2"
+        assert {lease.cluster: lease.holder for lease in await watch_leases.leases(database.pool)} == \
+            dict.fromkeys(apis, "r2")
+    finally:
+        await r1.stop(release=False)
+        await r2.stop()
+        await database.close()
+        for api in apis.values():
+            api.close()
+
+
+async def _split(r1: WatchOwnership, r2: WatchOwnership) -> bool:
+    return len(r1.owned) == len(r2.owned) == 1 and r1.owned != r2.owned
+
+
+async def _owns(replica: WatchOwnership, clusters: list[str]) -> bool:
+    return replica.owned == clusters
+
+
+# -- the Context API and /api/v1/analyze read the cluster they are asked about ---------------------------------
+
+
+async def test_context_and_analyze_read_the_named_cluster_and_refuse_an_unknown_one(
+    fleet_app: tuple[str, str], both: Clusters
+) -> None:
+    base, _ = fleet_app
+    ns = both.namespace
+    await both.b.create("Deployment", ns, workload("only-b", replicas=1, containers=[container("app")]))
+    pod_b = (await eventually(lambda: pods(both.b, ns, "only-b"), timeout=60, what="only-b's pod on b"))[0]
+    pod_name = pod_b["metadata"]["name"]
+    query = {"kind": "Deployment", "name": "only-b", "namespace": ns}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        on_b = (await http.get("/api/v1/context", params={**query, "cluster": "b"})).json()
+        assert on_b["found"] is True and on_b["cluster"]["name"] == "b" and on_b["workload"]["name"] == "only-b"
+        for params in ({**query, "cluster": "a"}, query):  # a, named or by default, has no such Deployment
+            on_a = (await http.get("/api/v1/context", params=params)).json()
+            assert on_a["found"] is False and on_a["cluster"]["name"] == "a"
+        unknown = await http.get("/api/v1/context", params={**query, "cluster": "c"})
+        assert unknown.status_code == 404 and unknown.json()["field"] == "cluster" and "'c'" in unknown.json()["error"]
+
+        # The same alert for b and for a: each analysed with its own cluster's owners and live state.
+        body = webhook("b", ns, pod_name)
+        body["alerts"].append({**body["alerts"][0], "labels": {**body["alerts"][0]["labels"], "cluster": "a"}})
+        answer = await http.post("/api/v1/analyze", json=body)
+        assert answer.status_code == 200, answer.text
+        by_cluster = {a["cluster"]: a for a in answer.json()["analyses"]}
+        assert by_cluster["b"]["target"]["kind"] == "Deployment" and by_cluster["b"]["target"]["name"] == "only-b"
+        assert by_cluster["b"]["facts"]["workload.replicas"] == 1  # b's Deployment was read
+        assert "workload.replicas" not in by_cluster["a"]["facts"]  # a has none: nothing observed there
+        refused = await http.post("/api/v1/analyze", json=webhook("c", ns, pod_name))
+        assert refused.status_code == 422 and refused.json()["field"] == "alerts[0].labels.cluster"
+
+    # MCP's tools go the same way (the SDK's client over HTTP; anonymous is admin on this loopback app).
+    async with (httpx2.AsyncClient(timeout=60) as mcp_http,
+                Client(streamable_http_client(f"{base}/mcp", http_client=mcp_http)) as mcp):
+        found = await mcp.call_tool("get_context", {**query, "cluster": "b"})
+        assert not found.is_error and found.structured_content["found"] is True
+        bad = await mcp.call_tool("get_context", {**query, "cluster": "c"})
+        assert bad.is_error and "cluster" in bad.content[0].text and "'c'" in bad.content[0].text
+        alert = {"labels": webhook("c", ns, pod_name)["alerts"][0]["labels"]}
+        bad = await mcp.call_tool("analyze_alert", {"alerts": [alert]})
+        assert bad.is_error and "alerts[0].labels.cluster" in bad.content[0].text
+
+
+# -- the LLM's investigation tools read the incident's own cluster --------------------------------------------
+
+
+async def test_the_investigation_tools_read_the_incidents_own_cluster(
+    both: Clusters, kube_testenv: KubeTestEnv, spoke_b: Spoke
+) -> None:
+    ns = both.namespace
+    for kube, image in ((both.a, "registry.local/inv:on-a"), (both.b, "registry.local/inv:on-b")):
+        await kube.create("Deployment", ns, workload("inv", replicas=1, containers=[container("app", image=image)]))
+    peer = ToolCallingLLM().start()
+    try:
+        config = KubernautConfig(
+            cluster_name="a", kubernetes={"kubeconfig": kube_testenv.admin_kubeconfig},
+            fleet={"clusters": [{"name": "a", "kubeconfig": kube_testenv.admin_kubeconfig},
+                                {"name": "b", "kubeconfig": spoke_b.kubeconfig}]},
+            analysis={"llm_provider": "compatible", "llm_base_url": peer.base_url, "llm_model": "scripted",
+                      "llm_max_retries": 0, "llm_tools": "on", "llm_max_repairs": 0})
+        fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
+        # As the analysis deployment wires them: one investigation scope, the incident's cluster picks the client.
+        llm = LLMAnalyzer(config.analysis, tools=default_registry(),
+                          tool_scope=investigation_scope(config, ClusterConnection(None, "none", "unused"), fleet))
+        target = ResourceRef(kind="Deployment", name="inv", namespace=ns)
+        signals = [Signal(alert_id=1, alertname=ALERT, status="firing", namespace=ns,
+                          starts_at=datetime.now(timezone.utc), am_fingerprint="f",
+                          labels={"alertname": ALERT, "namespace": ns, "deployment": "inv"})]
+
+        async def investigate(cluster: str | None) -> tuple[str, str]:
+            """One incident on ``cluster``: the model reads Deployment inv; (the tool's outcome, what it showed)."""
+            peer.requests.clear()
+            peer.script(calls(("get_resource", {"kind": "Deployment", "name": "inv"})), "read it")
+            analyzer = Analyzer(config.analysis, load_rules(), None, llm, cluster=cluster)
+            result = await analyzer.analyze(signals, target)
+            assert result.llm is not None and result.llm.tool_calls, result.fallback_reason
+            shown = [m["content"] for m in peer.requests[1]["messages"] if m["role"] == "tool"]
+            return result.llm.tool_calls[0].outcome, shown[0]
+
+        outcome, shown = await investigate("b")
+        assert outcome == "ok" and "registry.local/inv:on-b" in shown and "on-a" not in shown
+        outcome, shown = await investigate("a")
+        assert outcome == "ok" and "registry.local/inv:on-a" in shown and "on-b" not in shown
+        # An incident whose cluster is not configured reads no cluster (never the home one).
+        for cluster in ("c", None):
+            outcome, shown = await investigate(cluster)
+            assert outcome != "ok" and "registry.local/inv" not in shown
+    finally:
+        peer.stop()

@@ -299,14 +299,19 @@ def default_registry() -> ToolRegistry:
     return ToolRegistry(TOOLS)
 
 
-def scope_factory(config: KubernautConfig, api: ClusterAPI | None) -> Callable[[Situation], ToolScope]:
-    """What the tools may see for each incident, from the configuration and the analysis' cluster access."""
+def scope_factory(config: KubernautConfig, api: ClusterAPI | None, *,
+                  cluster_api: Callable[[str | None], ClusterAPI | None] | None = None
+                  ) -> Callable[[Situation], ToolScope]:
+    """What the tools may see for each incident, from the configuration and the analysis' cluster access.
+    ``cluster_api`` (a fleet): the client of the incident's own cluster (``Situation.cluster``), None for one
+    that is not configured or has no credentials; ``api`` is then not used."""
     redact = redactor(config.redaction)
     token = config.effectiveness.prometheus_token
     timeout = min(config.kubernetes.request_timeout_s, config.analysis.llm_tool_call_timeout_s)
 
     def scope(situation: Situation) -> ToolScope:
-        return ToolScope(situation=situation, cluster=api, redactor=redact,
+        reader = cluster_api(situation.cluster) if cluster_api is not None else api
+        return ToolScope(situation=situation, cluster=reader, redactor=redact,
                          prometheus_url=config.effectiveness.prometheus_url,
                          prometheus_token=token.get_secret_value() if token else None, request_timeout_s=timeout)
 

@@ -28,6 +28,7 @@ from kubernaut import __version__
 from kubernaut.cluster.redaction import redactor
 from kubernaut.config.settings import KubernautConfig
 from kubernaut.gateway import services as gateway_services
+from kubernaut.gateway.clusters import unknown_alert_cluster, unknown_cluster
 from kubernaut.gateway.errors import describe_validation_error, summary
 from kubernaut.gateway.ingest import sender_of
 from kubernaut.gateway.mcp import models
@@ -54,6 +55,7 @@ CALLER: ContextVar[Caller | None] = ContextVar("kubernaut_mcp_caller", default=N
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Namespace = Annotated[str, Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+ClusterName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$")]
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
 
@@ -248,11 +250,15 @@ def build_server(config: KubernautConfig) -> MCPServer:
     async def get_context(kind: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Z][A-Za-z0-9]*$")],
                           name: Annotated[str, Field(min_length=1, max_length=253,
                                                      pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")],
-                          namespace: Namespace | None = None) -> models.ResourceContext:
-        """Live state of a Kubernetes resource (workload, pods, events, nodes, ...) and its incident history."""
+                          namespace: Namespace | None = None, cluster: ClusterName | None = None
+                          ) -> models.ResourceContext:
+        """Live state of a Kubernetes resource (workload, pods, events, nodes, ...) and its incident history;
+        ``cluster``: which cluster of the fleet (default: the home cluster)."""
         svc, _ = await authorized(Permission(verb="get", resource="contexts"))
+        if (reason := unknown_cluster(svc.config, cluster)) is not None:
+            raise ToolError(f"cluster: {reason}")
         body = await svc.deployments.context.get_context.remote(
-            ResourceRef(kind=kind, name=name, namespace=namespace))
+            ResourceRef(kind=kind, name=name, namespace=namespace), cluster=cluster)
         history = body.pop("history", [])
         actions = body.pop("actions", [])
         return models.ResourceContext(
@@ -282,6 +288,8 @@ def build_server(config: KubernautConfig) -> MCPServer:
             payload = WebhookPayload.model_validate(body, context={"received_at": now})
         except ValidationError as exc:  # the webhook's own checks (names, label grammar, times)
             raise ToolError(f"invalid alert: {summary(describe_validation_error(exc))}") from None
+        if (unknown := unknown_alert_cluster(svc.config, payload.alerts)) is not None:
+            raise ToolError(": ".join(unknown))
         results = await svc.deployments.analysis.analyze_payload.remote(
             payload.model_dump(mode="json", by_alias=True, exclude_none=True))
         return models.AnalyzeResult(analyses=[analysis_model(r, untrusted) for r in results])

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from kubernaut.gateway.clusters import unknown_alert_cluster, unknown_cluster
 from kubernaut.gateway.errors import problem
 from kubernaut.gateway.ingest import request_id_of, sender_of
 from kubernaut.gateway.services import Services, requires
@@ -32,6 +33,9 @@ async def analyze(request: Request, svc: Services, caller: CreateAnalyses) -> JS
         max_alerts=min(gateway_cfg.analyze_max_alerts, gateway_cfg.max_alerts_per_request), truncate=False)
     if isinstance(parsed, Refusal):
         return parsed.response
+    if (unknown := unknown_alert_cluster(svc.config, parsed.payload.alerts)) is not None:
+        field, reason = unknown
+        return problem(422, f"{field}: {reason}", request_id, field=field)
     analyses = await svc.deployments.analysis.analyze_payload.remote(
         parsed.payload.model_dump(mode="json", by_alias=True, exclude_none=True))
     return JSONResponse({"analyses": analyses})
@@ -46,8 +50,12 @@ async def context(
     kind: str = Query(min_length=1, max_length=63, pattern=r"^[A-Z][A-Za-z0-9]*$"),
     name: str = Query(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
     namespace: str | None = Query(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    second_opinion: bool = Query(default=False, description="also ask HolmesGPT (holmes.url); untrusted text")
+    second_opinion: bool = Query(default=False, description="also ask HolmesGPT (holmes.url); untrusted text"),
+    cluster: str | None = Query(default=None, max_length=63, pattern=r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$",
+                                description="which cluster of the fleet (default: the home cluster)"),
 ) -> JSONResponse:
+    if (reason := unknown_cluster(svc.config, cluster)) is not None:
+        return problem(404, f"cluster: {reason}", request_id_of(request), field="cluster")
     target = ResourceRef(kind=kind, name=name, namespace=namespace)
-    body = await svc.deployments.context.get_context.remote(target, second_opinion=second_opinion)
+    body = await svc.deployments.context.get_context.remote(target, second_opinion=second_opinion, cluster=cluster)
     return JSONResponse(jsonable_encoder(body))
