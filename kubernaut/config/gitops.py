@@ -111,6 +111,10 @@ class GitOpsConfig(BaseModel):
     # live-and-propose: the owner's self-heal is paused for the live fix until the PR is merged and synced, or
     # at most this long (then resumed: the controller puts Git's value back while the PR waits).
     self_heal_pause_s: float = Field(default=86400.0, ge=1, le=30 * 86400)
+    # live-and-propose under a Flux Kustomization: ``object`` pauses only the fixed object (kustomize-controller's
+    # kustomize.toolkit.fluxcd.io/reconcile=disabled annotation; the Kustomization keeps applying the rest),
+    # ``kustomization`` suspends the whole Kustomization. A HelmRelease is always suspended (no per-object switch).
+    flux_pause: Literal["object", "kustomization"] = "object"
     # An open PR nobody merges or closes escalates after this.
     review_timeout_s: float = Field(default=7 * 86400.0, ge=1, le=90 * 86400)
     # A forge or Git server outage: tries with exponential backoff before the workflow escalates.

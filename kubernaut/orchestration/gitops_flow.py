@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from kubernaut.config.gitops import RepositoryConfig
 from kubernaut.execution.catalog import get_action
+from kubernaut.execution.catalog.errors import CatalogError
 from kubernaut.gitops.changes import FieldChange, NoGitForm, changes_for
 from kubernaut.gitops.forge import ForgeError, PullRequest
 from kubernaut.gitops.manifests import ManifestNotFound
@@ -43,6 +44,7 @@ class GitOpsPort(Protocol):
     async def owner_revision(self, info: GitOpsInfo) -> str | None: ...
     async def rollout(self, kind: str, name: str, namespace: str | None) -> tuple[bool | None, str]: ...
     async def revert(self, repo: RepositoryConfig, proposed: Proposed, why: str) -> PullRequest: ...
+    async def reverted_by(self, kind: str, name: str, namespace: str | None, since: datetime) -> str | None: ...
 
 
 def _now() -> datetime:
@@ -287,6 +289,21 @@ async def _revert(engine: WorkflowEngine, run: _Run, port: GitOpsPort, repo: Rep
     return "ended"
 
 
+async def reverted_live(engine: WorkflowEngine, run: _Run, planned: PlanStep, executed: Any,
+                        detail: dict[str, Any]) -> dict[str, Any]:
+    """A live change on a GitOps-managed target whose verification failed: did the controller put Git's state
+    back? Then it is ``reverted_by_gitops`` (the engine ends the workflow saying the fix belongs in Git), not a
+    failed fix to roll back. The effectiveness assessment says the same later; this sees it at verify time."""
+    gitops = run.steps.get("gitops")
+    if engine.gitops is None or gitops is None or executed.finished_at is None or not gitops.detail.get("gitops"):
+        return detail
+    who = await engine.gitops.reverted_by(planned.target.kind, planned.target.name, planned.target.namespace,
+                                          executed.finished_at)
+    if who is None:
+        return detail
+    return {**detail, "reverted_by_gitops": True, "reason": f"{who}; {detail.get('reason', '')}".rstrip("; ")}
+
+
 # --- live-and-propose: the owner's self-heal paused for the live fix, resumed once Git has it ------------------
 
 PAUSE, RESUME = "gitops:pause", "gitops:resume"
@@ -298,8 +315,33 @@ def owner_target(info: GitOpsInfo) -> ResourceRef | None:
     if info.tool == "helm" or not info.app or not info.app_namespace:
         return None
     kind = "Application" if info.tool == "argocd" else \
-        "HelmRelease" if ("helm.toolkit.fluxcd.io" in info.via or "HelmRelease" in info.via) else "Kustomization"
+        "HelmRelease" if _flux_helm(info) else "Kustomization"
     return ResourceRef(kind=kind, name=info.app, namespace=info.app_namespace)
+
+
+def _flux_helm(info: GitOpsInfo) -> bool:
+    return "helm.toolkit.fluxcd.io" in info.via or "HelmRelease" in info.via
+
+
+def pause_target(engine: WorkflowEngine, run: _Run, info: GitOpsInfo) -> tuple[ResourceRef, dict[str, Any]] | None:
+    """What pause_gitops_self_heal acts on, with its parameters. A Flux Kustomization (gitops.flux_pause
+    ``object``, the default): only the object the change edits, with Flux's per-object annotation, so the
+    Kustomization goes on applying everything else; else (or for several objects) the owner itself."""
+    if info.tool == "flux" and not _flux_helm(info) and engine.config.gitops.flux_pause == "object":
+        opened = run.steps.get("propose:opened")
+        changes = [FieldChange.model_validate(c) for c in
+                   ((opened.detail.get("request") or {}).get("changes") or [] if opened is not None else [])]
+        objects = list(dict.fromkeys((c.kind, c.name, c.namespace) for c in changes))
+        if len(objects) == 1:
+            kind, name, namespace = objects[0]
+            target, parameters = ResourceRef(kind=kind, name=name, namespace=namespace), {"scope": "object"}
+            try:  # the catalog says which kinds the per-object pause takes
+                get_action("pause_gitops_self_heal").validate(target, parameters)
+                return target, parameters
+            except CatalogError:
+                pass
+    owner = owner_target(info)
+    return (owner, {}) if owner is not None else None
 
 
 async def pause_self_heal(engine: WorkflowEngine, run: _Run, detail: dict[str, Any]) -> bool:
@@ -312,11 +354,12 @@ async def pause_self_heal(engine: WorkflowEngine, run: _Run, detail: dict[str, A
     if info.self_heal is False:
         await engine._record(run, PAUSE, "skipped", {"reason": f"{info.tool} {info.app} does not self-heal"})
         return True
-    target = owner_target(info)
-    if target is None:
+    paused = pause_target(engine, run, info)
+    if paused is None:
         await engine._record(run, PAUSE, "skipped", {"reason": f"{info.tool} has no self-heal to pause"})
         return True
-    step = PlanStep(action="pause_gitops_self_heal", target=target,
+    target, parameters = paused
+    step = PlanStep(action="pause_gitops_self_heal", target=target, parameters=parameters,
                     purpose="keep the live fix until its change in Git is merged")
     if f"dry_run:{PAUSE}" not in run.steps:
         dry = await engine._call(run, f"dry_run:{PAUSE}", step, dry_run=True)

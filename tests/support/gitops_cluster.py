@@ -98,13 +98,20 @@ def create_object(api: ClusterAPI, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Reconciler:
-    """Applies ``path`` of ``branch`` in the bare repository to the API server, as the GitOps controller would."""
+    """Applies ``path`` of ``branch`` in the bare repository to the API server, as the GitOps controller would.
+
+    With ``kustomization`` it is Flux's kustomize-controller instead: nothing is applied while the Kustomization
+    is suspended; an in-cluster object annotated ``kustomize.toolkit.fluxcd.io/reconcile: disabled`` is skipped
+    (neither applied nor pruned) while the others are applied; applied objects get Flux's owner labels."""
 
     MANAGER = "argocd-application-controller"
+    FLUX_MANAGER = "kustomize-controller"
 
     def __init__(self, api: ClusterAPI, bare: Path, path: str, branch: str = "main",
-                 application: tuple[str, str] | None = None) -> None:
+                 application: tuple[str, str] | None = None, kustomization: tuple[str, str] | None = None) -> None:
         self.api = api
+        self.kustomization = kustomization
+        self.skipped: list[str] = []  # Kind/name of objects left alone (reconcile disabled), last sync
         # (name, namespace) of the Application whose spec.syncPolicy.automated.selfHeal this reconciler honours,
         # as Argo CD does: with it off, a new commit is still synced but live drift is left alone.
         self.application = application
@@ -127,6 +134,10 @@ class Reconciler:
         return docs
 
     def self_heal(self) -> bool:
+        if self.kustomization is not None:
+            name, namespace = self.kustomization
+            ks = self.api.get_or_none_blocking("Kustomization", name, namespace) or {}
+            return not (ks.get("spec") or {}).get("suspend")
         if self.application is None:
             return True
         name, namespace = self.application
@@ -138,14 +149,28 @@ class Reconciler:
         """One sync: every manifest applied (force: the controller owns its fields, drift is reverted). With
         self-heal paused and no new commit since the last sync, nothing is applied: the drift stays."""
         head = self._git("rev-parse", self.branch).strip()
+        if self.kustomization is not None and not self.self_heal():
+            return 0  # a suspended Kustomization applies nothing, new commits included
         if self.applied and self.applied[-1] == head and not self.self_heal():
             return 0
         count = 0
+        self.skipped = []
         for doc in self.manifests():
-            meta = doc.get("metadata") or {}
+            meta = doc.setdefault("metadata", {})
             res = self.api.resource_blocking(doc["kind"], "patch")
+            manager = self.MANAGER
+            if self.kustomization is not None:
+                manager = self.FLUX_MANAGER
+                live = self.api.get_or_none_blocking(doc["kind"], meta["name"], meta.get("namespace")) or {}
+                if ((live.get("metadata") or {}).get("annotations") or {}).get(
+                        "kustomize.toolkit.fluxcd.io/reconcile") == "disabled":
+                    self.skipped.append(f"{doc['kind']}/{meta['name']}")
+                    continue
+                name, namespace = self.kustomization
+                meta.setdefault("labels", {}).update({"kustomize.toolkit.fluxcd.io/name": name,
+                                                      "kustomize.toolkit.fluxcd.io/namespace": namespace})
             self.api.call("PATCH", res.path(meta.get("namespace"), meta["name"]),
-                          query=[("fieldManager", self.MANAGER), ("force", "true")], body=json.dumps(doc),
+                          query=[("fieldManager", manager), ("force", "true")], body=json.dumps(doc),
                           content_type="application/apply-patch+yaml")
             count += 1
         self.applied.append(head)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from kubernaut.execution.catalog.declaration import declared
-from kubernaut.execution.catalog.params import NoParams
-from kubernaut.execution.operations.gitops import SelfHeal
+from kubernaut.execution.operations.gitops import SelfHeal, SelfHealParams, check_scope
 
 OPERATION = SelfHeal("pause_gitops_self_heal", heal=False, undone_by="resume_gitops_self_heal")
 
-SPEC = declared(__name__, params=NoParams, planner=OPERATION.plan, operation=OPERATION)
+SPEC = declared(__name__, params=SelfHealParams, planner=OPERATION.plan, operation=OPERATION,
+                check=check_scope)
