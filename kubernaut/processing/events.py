@@ -15,10 +15,12 @@ occurrences of one firing alert, not new alerts. An alert that has not occurred 
 resolved row with the same fingerprint and startsAt is committed once it has passed. A new occurrence
 after that fires a new episode (startsAt = that occurrence).
 
-Several replicas: every replica watches and nobody is elected. Duplicates are impossible all the same:
-the decision to insert, extend or resolve is taken per fingerprint under a PostgreSQL advisory lock,
-reading the latest row of that fingerprint, and the insert itself is idempotent (unique dedup key) —
-two replicas seeing the same event commit one alert. The cost is one watch per replica.
+Several replicas: each cluster's source runs on one processor replica at a time, the holder of that cluster's
+lease (``kubernaut.processing.watch_ownership``), so the watches are spread over the replicas. Duplicates would be
+impossible all the same (a takeover, a replica that has not yet noticed it lost its lease): the decision to
+insert, extend or resolve is taken per fingerprint under a PostgreSQL advisory lock, reading the latest row of
+that fingerprint, and the insert itself is idempotent (unique dedup key) — two sources seeing the same event
+commit one alert.
 
 The cluster is read through ``kubernaut.cluster.api.ClusterAPI``, whose client is synchronous: the list
 and every read of the watch stream run in this source's own small thread pool, so the event loop never
@@ -295,9 +297,11 @@ class EventSource:
             await asyncio.sleep(self._config.sweep_interval_s)
 
     async def adopt_firing(self) -> int:
-        """Firing event alerts committed before this replica started (maybe by a replica that is gone):
-        tracked so that they resolve even if their Event no longer exists. One scan at start-up."""
-        rows = await kube_events.firing(self._pool, RECEIVER)
+        """Firing event alerts committed before this source started (maybe by a replica that is gone, or that
+        owned this cluster's watch before): tracked so that they resolve even if their Event no longer exists.
+        One scan at start-up; in a fleet only this cluster's (its owner resolves them)."""
+        rows = await kube_events.firing(self._pool, RECEIVER, self._cluster_label if self._cluster else None,
+                                        self._cluster)
         for row in rows:
             self._tracked.setdefault(row.fingerprint, _Tracked(row.namespace, row.ends_at, None))
         return len(rows)

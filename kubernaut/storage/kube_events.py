@@ -74,12 +74,15 @@ async def extend_end(conn: asyncpg.Connection, alert_id: int, ends_at: datetime,
         await conn.execute("UPDATE alerts SET ends_at = $2 WHERE id = $1", alert_id, ends_at)
 
 
-async def firing(pool: asyncpg.Pool, receiver: str) -> list[FiringEventAlert]:
-    """Every event alert of ``receiver`` whose latest state is firing."""
+async def firing(pool: asyncpg.Pool, receiver: str, label: str | None = None, value: str | None = None
+                 ) -> list[FiringEventAlert]:
+    """Every event alert of ``receiver`` whose latest state is firing; with ``label``/``value``, only those whose
+    label ``label`` is ``value`` (a fleet: one cluster's, ``value`` None: those without the label)."""
     rows = await pool.fetch(
-        f"""SELECT * FROM (SELECT DISTINCT ON (am_fingerprint) am_fingerprint, namespace, status, ends_at
+        f"""SELECT * FROM (SELECT DISTINCT ON (am_fingerprint) am_fingerprint, namespace, status, ends_at, labels
                           FROM alerts WHERE receiver = $1
                           ORDER BY am_fingerprint, {LATEST_ORDER}) latest
-           WHERE status = 'firing'""", receiver)
+           WHERE status = 'firing'
+             AND ($2::text IS NULL OR (labels ->> $2) IS NOT DISTINCT FROM $3::text)""", receiver, label, value)
     return [FiringEventAlert(fingerprint=r["am_fingerprint"], namespace=r["namespace"], ends_at=r["ends_at"])
             for r in rows]

@@ -5,14 +5,18 @@ replica's share of the clusters, and a database that stops answering stops the w
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from kubernaut.config import load_config
 from kubernaut.config.settings import StorageConfig
+from kubernaut.processing.events import EventSource
 from kubernaut.processing.watch_ownership import WatchOwnership
 from kubernaut.storage import watch_leases
 from kubernaut.storage.database import Database
@@ -131,3 +135,20 @@ async def test_an_owner_cut_off_from_the_database_stops_before_its_lease_can_exp
     await r1.tick()  # the database is back and nobody took the lease: the holder resumes
     assert r1.owned == ["a"] and running["a"] == 1
     await r1.stop()
+
+
+async def test_a_new_owner_adopts_only_its_own_clusters_firing_event_alerts(pool: asyncpg.Pool) -> None:
+    """The owner of a cluster's watch resolves that cluster's quiet alerts; another cluster's owner leaves them
+    (it would resolve them without seeing their occurrences)."""
+    events = load_config({"processing": {"events": {"enabled": True}}}).processing.events
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for cluster in ("a", "b", "b"):
+        source = EventSource(None, pool, events, cluster=cluster)  # type: ignore[arg-type]
+        assert await source.handle({
+            "metadata": {"name": f"web.{uuid.uuid4().hex[:8]}", "namespace": "shop"}, "type": "Warning",
+            "reason": "BackOff", "message": "Back-off restarting failed container", "count": 1,
+            "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "shop", "uid": uuid.uuid4().hex},
+            "firstTimestamp": stamp, "lastTimestamp": stamp})
+    assert await EventSource(None, pool, events, cluster="a").adopt_firing() == 1  # type: ignore[arg-type]
+    assert await EventSource(None, pool, events, cluster="b").adopt_firing() == 2  # type: ignore[arg-type]
+    assert await EventSource(None, pool, events).adopt_firing() == 3  # type: ignore[arg-type]  (one cluster: all)

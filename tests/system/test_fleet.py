@@ -6,6 +6,10 @@ second one started by ``scripts/testenv.sh up --name b``, reached through the RB
 - ``b``'s API server stopped mid-run: ``a``'s incidents are remediated as usual, ``b``'s wait (its analysis
   is retried, /ready says the clusters are degraded) and are remediated on ``b`` once it is back.
 - A kubeconfig kept in a Secret is read from the home cluster and reloaded when the Secret changes.
+- Each cluster's Warning-event watch has one owner replica (a lease): two replicas split a and b, and the
+  survivor takes over the cluster of one that died.
+- The Context API, /api/v1/analyze and MCP's tools read the cluster they are asked about (refusing unknown ones);
+  the LLM's investigation tools read the incident's own cluster.
 """
 
 from __future__ import annotations
@@ -156,6 +160,9 @@ async def fleet_app(serve_app: Any, pg_dsn: str, kube_testenv: KubeTestEnv, exec
         # action first for the next incident of the signature on that cluster (the next test's).
         # Per-cluster learning is tested on PostgreSQL: tests/intelligence/test_fleet_learning.py.
         analysis={"learning_enabled": False},
+        # The event source on, watching a namespace nobody uses (its alerts would join these tests' incidents):
+        # what is checked is who owns each cluster's watch (/api/v1/info).
+        processing={"events": {"enabled": True, "namespaces": ["kubernaut-fleet-no-events"]}},
     ) as base:
         yield base, dsn
 
@@ -494,6 +501,9 @@ async def test_context_and_analyze_read_the_named_cluster_and_refuse_an_unknown_
         for params in ({**query, "cluster": "a"}, query):  # a, named or by default, has no such Deployment
             on_a = (await http.get("/api/v1/context", params=params)).json()
             assert on_a["found"] is False and on_a["cluster"]["name"] == "a"
+        # One processor replica: it owns both clusters' event watches (admins see the owner per cluster).
+        watches = (await http.get("/api/v1/info")).json()["event_watch"]
+        assert set(watches) == {"a", "b"} and watches["a"]["owner"] and watches["a"]["owner"] == watches["b"]["owner"]
         unknown = await http.get("/api/v1/context", params={**query, "cluster": "c"})
         assert unknown.status_code == 404 and unknown.json()["field"] == "cluster" and "'c'" in unknown.json()["error"]
 
