@@ -85,13 +85,13 @@ async def test_approving_a_rehearsal_completes_the_dry_run_without_a_live_call(f
     # The same checks as live: the requester may not approve; the first approver waits for a second one.
     with pytest.raises(ApprovalError, match="requested this remediation and cannot approve it"):
         await engine.decide(approval_id, True, who("kubernaut"), None, None, SOURCE)
-    first = await engine.decide(approval_id, True, who("alice"), "rehearsing", None, SOURCE)
+    # An override is judged and dry-run again before it counts (and only ever dry-run after).
+    first = await engine.decide(approval_id, True, who("alice"), "six", {"replicas": 6}, SOURCE)
     assert first["status"] == "pending" and first["rehearsal"]
     with pytest.raises(ApprovalError, match="second, distinct approver"):
         await engine.decide(approval_id, True, who("alice"), None, None, SOURCE)
     assert await run_to_rest(engine, workflow_id) == "awaiting_approval"
-    # An override is judged and dry-run again before it counts, and only ever dry-run after.
-    second = await engine.decide(approval_id, True, who("bob"), "six", {"replicas": 6}, SOURCE)
+    second = await engine.decide(approval_id, True, who("bob"), "agreed", None, SOURCE)
     assert second["status"] == "approved" and second["decided_by"] == "oidc:bob"
 
     assert await run_to_rest(engine, workflow_id) == "completed"
