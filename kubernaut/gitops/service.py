@@ -4,6 +4,7 @@ and whether the live objects carry the values a merged change declares (read thr
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from kubernaut.cluster.api import ClusterAPI
@@ -12,6 +13,7 @@ from kubernaut.config.gitops import GitOpsConfig, RepositoryConfig
 from kubernaut.execution.operations.objects import rollout_state  # one definition of "rolled out"
 from kubernaut.gitops import proposal
 from kubernaut.gitops.changes import FieldChange
+from kubernaut.gitops.detect import is_controller_manager
 from kubernaut.gitops.forge import PullRequest
 from kubernaut.gitops.models import GitOpsInfo
 from kubernaut.gitops.proposal import ProposalRequest, Proposed
@@ -71,6 +73,28 @@ class GitOpsService:
             return None
         revision = (((app or {}).get("status") or {}).get("sync") or {}).get("revision")
         return str(revision) if revision else None
+
+    async def reverted_by(self, kind: str, name: str, namespace: str | None, since: datetime) -> str | None:
+        """Which GitOps controller (its field manager) wrote the object at or after ``since`` (a live change's
+        end): the controller put Git's state back. None when none did, or it cannot be read.
+
+        managedFields times have whole seconds: a write in the second of the change counts."""
+        if self._cluster is None:
+            return None
+        try:
+            obj = await self._cluster.get_or_none(kind, name, namespace)
+        except ClusterError:
+            return None
+        floor = since.replace(microsecond=0)
+        for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or []:
+            manager, at = str(entry.get("manager") or ""), str(entry.get("time") or "")
+            try:
+                when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if is_controller_manager(manager) and when >= floor:
+                return f"{manager} wrote {kind}/{name} at {at}, after the live change"
+        return None
 
     async def revision_images(self, replicaset: str, namespace: str | None) -> dict[str, str]:
         """Container → image of a ReplicaSet's template: what rollback_deployment restores, as Git should say."""

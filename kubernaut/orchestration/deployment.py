@@ -48,8 +48,9 @@ class HandleExecutor:
 
 
 def gitops_service(config: KubernautConfig) -> GitOpsService | None:
-    """Git, forges and the synced state (read-only cluster access) when repositories are configured."""
-    if not config.gitops.repositories:
+    """Git, forges and the synced state (read-only cluster access) when repositories are configured, or
+    GitOps owners are detected (a live change the controller reverts is seen at verify time)."""
+    if not config.gitops.repositories and not config.gitops.detect:
         return None
     cluster = connect(config.kubernetes)
     api = ClusterAPI(cluster.api_client, config.kubernetes.request_timeout_s) if cluster.available else None

@@ -211,6 +211,8 @@ class WorkflowEngine:
             if get_action(planned.action).mutates and verify_name not in run.steps:
                 await self._set_phase(run, "verifying")
                 passed, detail = await self._verify_step(run.steps[name])
+                if not passed and not detail.get("reverted_by_gitops"):  # the GitOps controller put Git's back?
+                    detail = await gitops_flow.reverted_live(self, run, planned, run.steps[name], detail)
                 await self._record(run, verify_name, "succeeded" if passed else "failed", detail)
                 if not passed and detail.get("reverted_by_gitops"):
                     # The controller already put Git's value back: nothing to roll back, the change belongs in Git.

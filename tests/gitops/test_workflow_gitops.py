@@ -7,12 +7,14 @@ closed it; refused credentials fail it with nothing live; an unknown layout fall
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from pydantic import SecretStr
 
+from kubernaut import orchestration
 from kubernaut.analysis.facts import observe
 from kubernaut.cluster.api import ClusterAPI
 from kubernaut.config import load_config
@@ -39,17 +41,18 @@ from tests.support.gitops_cluster import Reconciler, create_object
 TOKEN = "forge-token"
 
 
-def manifest(ns: str) -> str:
+def manifest(ns: str, *, argo: bool = True) -> str:
+    owner = f"""  annotations:
+    argocd.argoproj.io/tracking-id: "{ns}_shop:apps/Deployment:{ns}/shop"
+""" if argo else ""
     return f"""\
-# Shop frontend, synced by Argo CD (Application {ns}/shop).
+# Shop frontend, synced by {"Argo CD (Application " + ns + "/shop)" if argo else "Flux (Kustomization apps)"}.
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: shop
   namespace: {ns}
-  annotations:
-    argocd.argoproj.io/tracking-id: "{ns}_shop:apps/Deployment:{ns}/shop"
-  labels:
+{owner}  labels:
     app: shop
 spec:
   replicas: 1
@@ -71,26 +74,44 @@ spec:
 """
 
 
+SETTINGS = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: shop-settings
+  namespace: {ns}
+data:
+  mode: normal
+"""
+
+
 class Scene:
     def __init__(self, harness: Harness, api: ClusterAPI, server: GitServer, name: str, *, token: str = TOKEN,
                  path: str = "apps/shop", verify_timeout_s: float = 60, self_heal_pause_s: float = 86400,
-                 app: GitHubApp | None = None, app_key_env: str | None = None) -> None:
+                 app: GitHubApp | None = None, app_key_env: str | None = None, flux: bool = False,
+                 flux_pause: str = "object", stabilization_s: float = 0, policy_file: str | None = None) -> None:
         self.h, self.api, self.server, self.name = harness, api, server, f"{name}-{uuid.uuid4().hex[:6]}"
         self.ns = harness.namespace or ""
-        server.create(self.name, {"apps/shop/deployment.yaml": manifest(self.ns)})
+        self.flux = flux
+        files = {"apps/shop/deployment.yaml": manifest(self.ns, argo=not flux)}
+        if flux:  # a second object of the Kustomization: Flux keeps reconciling it while the fixed one is paused
+            files["apps/shop/settings.yaml"] = SETTINGS.format(ns=self.ns)
+        server.create(self.name, files)
         # With a GitHub App: the peer takes installation tokens only, and git is served over HTTPS behind them.
         self.peer = ForgePeer(server.bare(self.name), None if app else TOKEN, f"org/{self.name}", app=app)
         self.https = GitHttps(server.base, lambda user, password: user == "x-access-token" and
                               self.peer.accepts(password), server.base / f"{self.name}-tls") if app else None
-        self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop", application=("shop", self.ns))
+        self.reconciler = Reconciler(api, server.bare(self.name), "apps/shop", kustomization=("apps", self.ns)) \
+            if flux else Reconciler(api, server.bare(self.name), "apps/shop", application=("shop", self.ns))
         credentials: dict[str, Any] = {"token": token} if app is None else {"github_app": {
             "app_id": app.app_id, "private_key_env": app_key_env}}
         self.config = load_config({
             "execution": {"mode": "live"},
-            "orchestration": {"stabilization_s": 0, "verify_interval_s": 0.5, "verify_timeout_s": verify_timeout_s,
+            "orchestration": {"stabilization_s": stabilization_s, "verify_interval_s": 0.5,
+                              "verify_timeout_s": verify_timeout_s, "policy_file": policy_file,
                               "autonomy_min_cases": 0, "autonomy_min_lower_bound": 0, "cooldown_s": 0},
             "gitops": {"poll_interval_s": 0.2, "sync_timeout_s": 30, "self_heal_pause_s": self_heal_pause_s,
-                       "repositories": [{
+                       "flux_pause": flux_pause, "repositories": [{
                 "url": f"https://git.example.com/org/{self.name}.git",
                 "clone_url": self.https.url(self.name) if self.https else server.url(self.name),
                 "forge": "github", "api_url": self.peer.url, "project": f"org/{self.name}", **credentials}]}})
@@ -102,6 +123,16 @@ class Scene:
     async def deploy(self) -> None:
         self.reconciler.sync_once()
         await wait_rollout(self.h.admin, "Deployment", self.ns, "shop")
+        if self.flux:
+            create_object(self.api, {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                                     "metadata": {"name": "fleet", "namespace": self.ns},
+                                     "spec": {"url": f"https://git.example.com/org/{self.name}", "interval": "1m",
+                                              "ref": {"branch": "main"}}})
+            create_object(self.api, {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                                     "metadata": {"name": "apps", "namespace": self.ns},
+                                     "spec": {"path": f"./{self.path}", "interval": "5m", "prune": True,
+                                              "sourceRef": {"kind": "GitRepository", "name": "fleet"}}})
+            return
         create_object(self.api, {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {
             "name": "shop", "namespace": self.ns}, "spec": {
             "source": {"repoURL": f"https://git.example.com/org/{self.name}", "path": self.path,
@@ -450,3 +481,82 @@ async def test_github_app_credentials_propose_with_an_installation_token_or_fail
     assert all(ok for _, _, ok in s.https.attempts)
     assert "memory: 128Mi # sized" in s.server.show(s.name, proposed["branch"], "apps/shop/deployment.yaml")
     assert await s.live_memory() == "64Mi" and await s.live_actions(wf) == []
+
+
+@pytest.mark.parametrize("flux_pause", ["object", "kustomization"])
+async def test_flux_live_and_propose_pauses_only_the_fixed_object_or_the_whole_kustomization(
+        scene: Any, flux_pause: str) -> None:
+    """Flux's per-object kustomize.toolkit.fluxcd.io/reconcile=disabled (the default): the fixed Deployment is left
+    alone while the Kustomization keeps reconciling its other objects; gitops.flux_pause kustomization suspends
+    it all. Either way the pause is dry-run first (its exact diff recorded), and undone once the PR is merged."""
+    s = scene(flux=True, flux_pause=flux_pause)
+    await s.deploy()
+    wf = await s.incident(environment="staging")
+    steps = await s.until_step(wf, "verify:0")
+    assert steps["gitops"]["detail"]["mode"] == "live-and-propose" and steps["gitops:pause"]["status"] == "succeeded"
+    assert steps["gitops"]["detail"]["gitops"]["tool"] == "flux"
+    dry, pause = await s.h.db.pool.fetch("SELECT target, parameters, diff, dry_run FROM actions WHERE workflow_id = $1 "
+                                         "AND action = 'pause_gitops_self_heal' ORDER BY id", wf)
+    # The dry-run is recorded on the workflow (what a reviewer sees) and is exactly what was then done.
+    dry_diff = steps["dry_run:gitops:pause"]["detail"]["diff"] or ""
+    assert dry["dry_run"] and not pause["dry_run"] and dry["diff"] == dry_diff == pause["diff"]
+    number = steps["propose:opened"]["detail"]["proposed"]["pr"]["number"]
+    if flux_pause == "object":
+        assert (pause["target"]["kind"], pause["target"]["name"], pause["parameters"]) == (
+            "Deployment", "shop", {"scope": "object"})
+        assert "+    kustomize.toolkit.fluxcd.io/reconcile: disabled" in dry_diff, dry_diff
+        assert s.self_heal() is True  # the Kustomization itself is not suspended
+        # Flux skips the fixed object and goes on with the rest: drift on the ConfigMap is reverted.
+        await s.h.admin.patch("ConfigMap", "shop-settings", s.ns, {"data": {"mode": "drifted"}})
+        assert s.reconciler.sync_once() == 1 and s.reconciler.skipped == ["Deployment/shop"]
+        assert (await s.h.admin.get("ConfigMap", "shop-settings", s.ns))["data"]["mode"] == "normal"
+    else:
+        assert (pause["target"]["kind"], pause["target"]["name"]) == ("Kustomization", "apps")
+        assert "+  suspend: true" in dry_diff, dry_diff
+        assert s.self_heal() is False and s.reconciler.sync_once() == 0
+    assert await s.live_memory() == "128Mi"  # the live fix stays
+
+    s.peer.merge(number)
+    assert await drive(s.engine, wf, timeout=60) == "completed", await s.reason(wf)
+    steps = await s.steps(wf)
+    assert steps["gitops:resume"]["status"] == "succeeded" and steps["verify:gitops"]["status"] == "succeeded"
+    dep = await s.h.admin.get("Deployment", "shop", s.ns)
+    assert "kustomize.toolkit.fluxcd.io/reconcile" not in (dep["metadata"].get("annotations") or {})
+    assert s.self_heal() is True
+    assert s.reconciler.sync_once() == 2 and s.reconciler.skipped == []  # Flux owns both again; Git says 128Mi
+    assert await s.live_memory() == "128Mi"
+    assert [r["action"] for r in await s.live_actions(wf)] == [
+        "pause_gitops_self_heal", "increase_memory_limits", "resume_gitops_self_heal"]
+
+
+def live_policy(directory: Path) -> str:
+    """The packaged policy with one GitOps rule first: live for every GitOps-managed target."""
+    doc = yaml.safe_load((Path(orchestration.__file__).parent / "policy.yaml").read_text())
+    doc["gitops"]["rules"].insert(0, {"name": "test-live", "when": {}, "mode": "live"})
+    path = directory / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+async def test_a_live_fix_the_controller_puts_back_is_reverted_by_gitops_not_rolled_back(
+        scene: Any, tmp_path: Path) -> None:
+    """Live mode on an Argo CD target: the controller's self-heal writes Git's value back before the verification;
+    the verify step records reverted_by_gitops (the controller named), the workflow ends failed saying the fix
+    belongs in Git, and no inverse is run (the controller already undid it)."""
+    s = scene(policy_file=live_policy(tmp_path), stabilization_s=2)
+    await s.deploy()
+    wf = await s.incident(environment="staging")
+    await s.until_step(wf, "execute:0")
+    assert await s.live_memory() == "128Mi"
+    s.reconciler.sync_once()  # Argo CD's self-heal: Git says 64Mi
+    assert await s.live_memory() == "64Mi"
+    assert await drive(s.engine, wf, timeout=60) == "failed", await s.reason(wf)
+    steps = await s.steps(wf)
+    assert steps["gitops"]["detail"]["mode"] == "live"
+    verify = steps["verify:0"]
+    assert verify["status"] == "failed" and verify["detail"]["reverted_by_gitops"] is True
+    assert Reconciler.MANAGER in verify["detail"]["reason"]
+    reason = await s.reason(wf)
+    assert "reverted by the GitOps controller" in reason and "propose it in Git instead" in reason
+    assert [r["action"] for r in await s.live_actions(wf)] == ["increase_memory_limits"]  # no inverse
+    assert await s.live_memory() == "64Mi"
