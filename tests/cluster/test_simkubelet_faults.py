@@ -217,7 +217,8 @@ def test_missing_volume_source_blocks_mount(kube_api_client: client.ApiClient, k
     core.create_namespaced_config_map(ns, {"metadata": {"name": "app-config"}, "data": {"app.yaml": "a: 1"}})
     pod = wait_pod(core, ns, "mounter", is_ready, "started once the ConfigMap exists")
     assert pod["status"]["podIP"]
-    assert events(core, ns, "mounter", "Started")
+    # The kubelet reports the status first and its events after: wait for the event, do not race it.
+    wait_until(lambda: events(core, ns, "mounter", "Started"), timeout=30, what=f"Started event ({ns}/mounter)")
     assert creating(pod_json(core, ns, "secmount"))
 
 
