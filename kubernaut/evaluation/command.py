@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios-dir", default=None, type=Path,
                         help=f"scenario directory (default {DEFAULT_SCENARIOS})")
     parser.add_argument("--concurrency", type=int, default=8, help="scenarios run side by side (default 8)")
+    parser.add_argument("--analysis-timeout", type=float, default=None, metavar="SECONDS",
+                        help="wait this long for an analysis, then count it as an error (default 180; for the "
+                             "in-process LLM at least its analysis.llm_incident_time_budget_s + 60)")
     parser.add_argument("--url", dest="eval_url", default=None, metavar="URL",
                         help="ask a running Kubernaut (POST URL/api/v1/analyze) instead of analysing in-process")
     parser.add_argument("--token", dest="eval_token", default=None, help="bearer token for --url")
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig = resolve_kubeconfig(args.kubeconfig, err)
         err.print(f"cluster: {_server(kubeconfig)} (kubeconfig {kubeconfig})", highlight=False)
         options = RunOptions(kubeconfig=kubeconfig, engine=args.engine, url=args.eval_url, token=args.eval_token,
-                             concurrency=args.concurrency)
+                             concurrency=args.concurrency, analysis_timeout_s=args.analysis_timeout)
         with RichProgress(len(scenarios), err) as progress:
             result = asyncio.run(_interruptible(run_scenarios(scenarios, options, progress)))
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,9 @@ from kubernaut.evaluation.grading import Grade, Recall, grade, recall
 from kubernaut.evaluation.scenario import Scenario
 from kubernaut.models.alertmanager import label_fingerprint
 
+if TYPE_CHECKING:
+    from kubernaut.config.settings import AnalysisConfig
+
 logger = logging.getLogger(__name__)
 
 Engine = Literal["rules", "llm"]
@@ -34,6 +37,9 @@ Engine = Literal["rules", "llm"]
 EngineChoice = Literal["rules", "llm", "both"]
 SETUP_TIMEOUT_S = 300.0
 ANALYSIS_TIMEOUT_S = 180.0
+# Beyond the LLM's own time budget, for the context and the rules: the analyzer's budget hands over to the rules;
+# the runner's limit must not cut it short (a slow model would read as an error instead of a fallback).
+LLM_MARGIN_S = 60.0
 
 
 class EvalConfigError(RuntimeError):
@@ -49,7 +55,8 @@ class RunOptions(BaseModel):
     token: str | None = None
     concurrency: int = Field(default=8, ge=1, le=64)
     setup_timeout_s: float = Field(default=SETUP_TIMEOUT_S, gt=0)
-    analysis_timeout_s: float = Field(default=ANALYSIS_TIMEOUT_S, gt=0)
+    # None: the backend's own (ANALYSIS_TIMEOUT_S; for the in-process LLM at least its time budget + LLM_MARGIN_S).
+    analysis_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class ScenarioRecord(BaseModel):
@@ -111,10 +118,17 @@ class Progress(Protocol):
 # -------------------------------------------------------------------------------------------------
 class AnalysisBackend(Protocol):
     description: str
+    timeout_s: float  # how long the runner waits for an answer unless RunOptions.analysis_timeout_s says
 
     async def analyze(self, body: dict[str, Any]) -> list[dict[str, Any]]: ...
 
     async def close(self) -> None: ...
+
+
+def answer_within_s(analysis: AnalysisConfig, llm: bool) -> float:
+    """How long the runner waits for an in-process answer: the LLM's own time budget decides when it hands over
+    to the rules, so the wait outlasts it."""
+    return max(ANALYSIS_TIMEOUT_S, analysis.llm_incident_time_budget_s + LLM_MARGIN_S) if llm else ANALYSIS_TIMEOUT_S
 
 
 class InProcessAnalysis:
@@ -160,6 +174,7 @@ class InProcessAnalysis:
                                      ttl_s=config.processing.owner_cache_ttl_s,
                                      timeout_s=config.processing.kube_timeout_s)
         self.description = f"in-process ({'llm:' + str(config.analysis.llm_model) if llm else 'rules'})"
+        self.timeout_s = answer_within_s(config.analysis, llm is not None)
 
     async def analyze(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         from kubernaut.analysis.dry import analyze_webhook
@@ -184,6 +199,7 @@ class HttpAnalysis:
         self._client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s,
                                          transport=transport)
         self.description = f"POST {url.rstrip('/')}/api/v1/analyze"
+        self.timeout_s = timeout_s
 
     async def analyze(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         response = await self._client.post("/api/v1/analyze", json=body)
@@ -206,7 +222,7 @@ def make_backend(options: RunOptions, engine: Engine | None = None) -> AnalysisB
     if options.url:
         if options.engine == "both":
             raise EvalConfigError("--engine both analyses in-process; a running Kubernaut (--url) has one engine")
-        return HttpAnalysis(options.url, options.token, options.analysis_timeout_s)
+        return HttpAnalysis(options.url, options.token, options.analysis_timeout_s or ANALYSIS_TIMEOUT_S)
     return InProcessAnalysis(options.kubeconfig, engine or engines(options)[0])
 
 
@@ -391,10 +407,11 @@ class Runner:
         assert record.webhook is not None
         analysis_started = time.monotonic()
         try:
+            timeout_s = self.options.analysis_timeout_s or getattr(backend, "timeout_s", ANALYSIS_TIMEOUT_S)
             try:
-                analyses = await asyncio.wait_for(backend.analyze(record.webhook), self.options.analysis_timeout_s)
+                analyses = await asyncio.wait_for(backend.analyze(record.webhook), timeout_s)
             except asyncio.TimeoutError:
-                raise RuntimeError(f"no answer after {self.options.analysis_timeout_s:.0f}s") from None
+                raise RuntimeError(f"no answer after {timeout_s:.0f}s") from None
             record.analysis_s = round(time.monotonic() - analysis_started, 2)
             record.analyses = len(analyses)
             answer = pick_analysis(analyses, namespace)
