@@ -491,7 +491,8 @@ async def test_context_and_analyze_read_the_named_cluster_and_refuse_an_unknown_
 ) -> None:
     base, _ = fleet_app
     ns = both.namespace
-    await both.b.create("Deployment", ns, workload("only-b", replicas=1, containers=[container("app")]))
+    await both.b.create("Deployment", ns, workload("Deployment", "only-b", replicas=1,
+                                                   containers=[container("app")]))
     pod_b = (await eventually(lambda: pods(both.b, ns, "only-b"), timeout=60, what="only-b's pod on b"))[0]
     pod_name = pod_b["metadata"]["name"]
     query = {"kind": "Deployment", "name": "only-b", "namespace": ns}
@@ -539,7 +540,8 @@ async def test_the_investigation_tools_read_the_incidents_own_cluster(
 ) -> None:
     ns = both.namespace
     for kube, image in ((both.a, "registry.local/inv:on-a"), (both.b, "registry.local/inv:on-b")):
-        await kube.create("Deployment", ns, workload("inv", replicas=1, containers=[container("app", image=image)]))
+        await kube.create("Deployment", ns, workload("Deployment", "inv", replicas=1,
+                                                     containers=[container("app", image=image)]))
     peer = ToolCallingLLM().start()
     try:
         config = KubernautConfig(
@@ -547,7 +549,9 @@ async def test_the_investigation_tools_read_the_incidents_own_cluster(
             fleet={"clusters": [{"name": "a", "kubeconfig": kube_testenv.admin_kubeconfig},
                                 {"name": "b", "kubeconfig": spoke_b.kubeconfig}]},
             analysis={"llm_provider": "compatible", "llm_base_url": peer.base_url, "llm_model": "scripted",
-                      "llm_max_retries": 0, "llm_tools": "on", "llm_max_repairs": 0})
+                      "llm_max_retries": 0, "llm_tools": "on", "llm_max_repairs": 0,
+                      # the decisions are not scripted (the rules decide): their refusals must not open the circuit
+                      "llm_breaker_failures": 100})
         fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
         # As the analysis deployment wires them: one investigation scope, the incident's cluster picks the client.
         llm = LLMAnalyzer(config.analysis, tools=default_registry(),
