@@ -156,6 +156,20 @@ async def test_the_tool_token_budget_bounds_the_investigation(peer: ToolCallingL
     assert len(peer.requests) == 2
 
 
+async def test_a_turn_cut_off_by_the_tool_time_budget_ends_the_investigation_and_the_model_decides(
+        peer: ToolCallingLLM) -> None:
+    """A slow model's tool turn outlasting llm_tool_time_budget_s (on a loaded machine) ends the investigation, not
+    the LLM phase: the decision gets the incident's time that is left, and the provider is not blamed."""
+    peer.script(Turn(tool_calls=[("context_summary", {})], delay_s=6.0), decision())
+    analyzer, llm = engine(peer, llm_tool_time_budget_s=2.0, llm_incident_time_budget_s=60)
+    result = await analyzer.analyze(crashloop(), DEPLOY)
+    assert result.engine == "llm:small", result.fallback_reason
+    assert result.llm.investigation == "tool time budget of 2s spent (a turn of small was cut off)"
+    assert result.llm.tool_calls == []
+    assert len(peer.requests) == 2 and "tools" in peer.requests[0] and "tools" not in peer.requests[1]
+    assert llm.breaker.consecutive_failures == 0
+
+
 async def test_a_provider_without_tool_calls_answers_single_shot_and_auto_remembers(peer: ToolCallingLLM) -> None:
     peer.script(Turn(status=400, content="tools are not supported"), decision(), decision())
     analyzer, llm = engine(peer, llm_tools="auto")

@@ -14,13 +14,15 @@ from tests.support.openai_peer import Answer, OpenAIPeer, completion, error
 
 @dataclass
 class Turn:
-    """One reply: tool calls [(name, arguments)], or a text; ``status`` != 200 answers an error."""
+    """One reply: tool calls [(name, arguments)], or a text; ``status`` != 200 answers an error; sent after
+    ``delay_s``."""
 
     tool_calls: list[tuple[str, Any]] = field(default_factory=list)
     content: str | None = None
     status: int = 200
     prompt_tokens: int = 300
     completion_tokens: int = 30
+    delay_s: float = 0.0
 
 
 def calls(*pairs: tuple[str, Any]) -> Turn:
@@ -49,7 +51,7 @@ class ToolCallingLLM(OpenAIPeer):
                  "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
                 for i, (name, args) in enumerate(turn.tool_calls)]}
         return Answer(completion(body, message, "tool_calls" if turn.tool_calls else "stop", turn.prompt_tokens,
-                                 turn.completion_tokens, "chatcmpl-tools"))
+                                 turn.completion_tokens, "chatcmpl-tools"), delay_s=turn.delay_s)
 
 
 def tool_llm() -> Iterator[ToolCallingLLM]:

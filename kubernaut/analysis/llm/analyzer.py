@@ -21,7 +21,7 @@ from kubernaut.analysis.allowed_targets import allowed_targets
 from kubernaut.analysis.facts import Situation
 from kubernaut.analysis.llm.client import ProviderError, ToolTurn, chat_with_tools, complete
 from kubernaut.analysis.llm.context_window import ContextWindows
-from kubernaut.analysis.llm.investigation import ContextFull, Investigation, investigate
+from kubernaut.analysis.llm.investigation import ContextFull, Investigation, PhaseTimeUp, investigate
 from kubernaut.analysis.llm.metrics import LLMMetrics
 from kubernaut.analysis.llm.providers import bounded_strings, estimate_cost, make_client, response_format
 from kubernaut.analysis.llm_answer import DecisionRejected, json_schema, parse, to_result
@@ -287,7 +287,14 @@ class LLMAnalyzer:
                                 timeout_s=min(self.cfg.llm_request_timeout_s, time_left),
                                 temperature=self.cfg.llm_temperature), timeout=time_left)
         except asyncio.TimeoutError:
-            raise self._timed_out(model) from None
+            if budget.time_left() <= 0.05:
+                raise self._timed_out(model) from None
+            # The investigation's own time budget cut the turn, not the incident's: no verdict on the provider,
+            # and the decision still gets the time that is left.
+            self.breaker.release()
+            await self.global_budget.settle(reservation, prompt_estimate)
+            raise PhaseTimeUp(f"tool time budget of {self.cfg.llm_tool_time_budget_s:g}s spent "
+                              f"(a turn of {model} was cut off)") from None
         except ProviderError as exc:
             await self.global_budget.settle(reservation, 0)
             if exc.kind == "rejected":

@@ -79,6 +79,10 @@ class ContextFull(Exception):
     """The conversation no longer fits the model's context window: the investigation ends with what it has."""
 
 
+class PhaseTimeUp(Exception):
+    """The investigation's time budget ran out during a model's turn: it ends with what it has."""
+
+
 async def investigate(cfg: AnalysisConfig, chat: Chat, model: str, registry: ToolRegistry, scope: Any,
                       decision_messages: list[dict[str, str]], *, time_left: Callable[[], float],
                       tokens_left: Callable[[], int], out: Investigation | None = None) -> Investigation:
@@ -106,8 +110,8 @@ async def investigate(cfg: AnalysisConfig, chat: Chat, model: str, registry: Too
             return out
         try:
             turn = await chat(model, messages, tools, max_tokens, left)
-        except ContextFull as full:
-            out.ended = str(full)
+        except (ContextFull, PhaseTimeUp) as ended:
+            out.ended = str(ended)
             return out
         out.calls += 1
         out.prompt_tokens += turn.prompt_tokens
