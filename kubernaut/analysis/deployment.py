@@ -80,7 +80,8 @@ class AnalysisService(ReplicaBase):
             fleet = self._fleet
             for name, member in fleet.members.items():
                 provider = ContextProvider(config, member.connection, self.db.pool, api=member.api,
-                                           managed_namespaces=member.execution.managed_namespaces)
+                                           managed_namespaces=member.execution.managed_namespaces,
+                                           cluster_name=name)
                 self._analyzers[name] = Analyzer(cfg, self._rules, provider, self._llm, learner, cluster=name)
                 self._fleet_owners[name] = OwnerResolver(
                     member.api, name, ttl_s=config.processing.owner_cache_ttl_s,

@@ -52,7 +52,8 @@ class ContextService(ReplicaBase):
         if config.fleet.clusters:
             self._fleet = fleet = await asyncio.to_thread(Fleet.build, config, read_retries=0)
             self._providers = {name: ContextProvider(config, member.connection, self.db.pool, api=member.api,
-                                                     managed_namespaces=member.execution.managed_namespaces)
+                                                     managed_namespaces=member.execution.managed_namespaces,
+                                                     cluster_name=name)
                                for name, member in fleet.members.items()}
             self._fleet_watch = asyncio.get_running_loop().create_task(fleet.watch())
 

@@ -15,7 +15,7 @@ import asyncpg
 from kubernaut.context.models import ActionRecord, IncidentRecord
 from kubernaut.models.resource import ResourceRef
 from kubernaut.storage import target_history
-from kubernaut.storage.target_history import PastIncident
+from kubernaut.storage.target_history import ClusterFilter, PastIncident
 
 
 def _incident(row: PastIncident) -> IncidentRecord:
@@ -28,14 +28,16 @@ def _incident(row: PastIncident) -> IncidentRecord:
 
 
 async def incidents_of(pool: asyncpg.Pool, targets: Sequence[ResourceRef], limit: int = 10,
-                       exclude_incident: int | None = None) -> list[IncidentRecord]:
-    return [_incident(r) for r in await target_history.incidents_of(pool, targets, limit, exclude_incident)]
+                       exclude_incident: int | None = None, scope: ClusterFilter | None = None
+                       ) -> list[IncidentRecord]:
+    return [_incident(r) for r in await target_history.incidents_of(pool, targets, limit, exclude_incident, scope)]
 
 
-async def actions_on(pool: asyncpg.Pool, targets: Sequence[ResourceRef], limit: int = 10) -> list[ActionRecord]:
+async def actions_on(pool: asyncpg.Pool, targets: Sequence[ResourceRef], limit: int = 10,
+                     scope: ClusterFilter | None = None) -> list[ActionRecord]:
     return [ActionRecord(incident_id=r.incident_id, action=r.action, status=r.status, dry_run=r.dry_run,
                          error=(r.error or "")[:200] or None, created_at=r.created_at, finished_at=r.finished_at)
-            for r in await target_history.actions_on(pool, targets, limit)]
+            for r in await target_history.actions_on(pool, targets, limit, scope)]
 
 
 async def incidents_sharing_alerts(pool: asyncpg.Pool, target: ResourceRef, signals: Sequence[str], limit: int = 5

@@ -22,15 +22,18 @@ from kubernaut.context.cluster_reader import KubeReader
 from kubernaut.context.gather import ContextGatherer
 from kubernaut.context.models import ResourceContext
 from kubernaut.models.resource import ResourceRef
+from kubernaut.storage.target_history import ClusterFilter
 
 logger = logging.getLogger(__name__)
 
 
 class ContextProvider:
     def __init__(self, config: KubernautConfig, cluster: ClusterConnection, pool: asyncpg.Pool | None, *,
-                 api: ClusterAPI | None = None, managed_namespaces: list[str] | None = None) -> None:
+                 api: ClusterAPI | None = None, managed_namespaces: list[str] | None = None,
+                 cluster_name: str | None = None) -> None:
         """``api``: a fleet cluster's facade (its circuit included) instead of ``cluster``'s client, with that
-        cluster's ``managed_namespaces``."""
+        cluster's ``managed_namespaces``; ``cluster_name``: that cluster, whose history alone is the target's
+        (None: one cluster, every row)."""
         reader = KubeReader(api or cluster.api_client, config.kubernetes.request_timeout_s) \
             if api is not None or cluster.available else None
         self._gatherer = ContextGatherer(reader, cluster.reason, time_budget_s=config.analysis.context_time_budget_s,
@@ -44,6 +47,8 @@ class ContextProvider:
                                          argocd_namespaces=config.gitops.argocd_namespaces,
                                          gitops_repositories=[r.url for r in config.gitops.repositories])
         self._pool = pool
+        self._history_scope = ClusterFilter(cluster=cluster_name, home=config.home_cluster) \
+            if cluster_name is not None else None
         self._budget = config.analysis.context_time_budget_s
 
     @property
@@ -70,8 +75,8 @@ class ContextProvider:
         assert self._pool is not None
         try:
             incidents, actions, similar = await asyncio.wait_for(asyncio.gather(
-                history.incidents_of(self._pool, targets, limit, exclude_incident),
-                history.actions_on(self._pool, targets, limit),
+                history.incidents_of(self._pool, targets, limit, exclude_incident, self._history_scope),
+                history.actions_on(self._pool, targets, limit, self._history_scope),
                 history.incidents_sharing_alerts(self._pool, ctx.workload_ref or ctx.target, signals),
             ), timeout=budget_s)
         except asyncio.TimeoutError:

@@ -57,28 +57,43 @@ LEFT JOIN LATERAL (SELECT status FROM actions WHERE incident_id = i.id ORDER BY 
 """
 
 
+class ClusterFilter(BaseModel):
+    """One cluster of a fleet: rows of ``cluster``, where a row without one (from before the fleet) is ``home``'s.
+    Without a filter (one cluster) every row counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str
+    home: str
+
+
 async def incidents_of(conn: asyncpg.Connection | asyncpg.Pool, targets: Sequence[ResourceRef], limit: int = 10,
-                       exclude_incident: int | None = None) -> list[PastIncident]:
-    """Incidents of these targets, the latest first."""
+                       exclude_incident: int | None = None, scope: ClusterFilter | None = None
+                       ) -> list[PastIncident]:
+    """Incidents of these targets, the latest first (of ``scope``'s cluster only, when given: a Deployment of the
+    same name on another cluster is another workload)."""
     rows = await conn.fetch(
         _INCIDENTS + """WHERE (coalesce(i.target_namespace, '_cluster') || ':' || i.target_kind || ':' || i.target_name)
                              = ANY($1::text[])
                           AND ($3::bigint IS NULL OR i.id <> $3)
+                          AND ($4::text IS NULL OR coalesce(i.cluster, $5) = $4)
                         ORDER BY i.id DESC LIMIT $2""",
         [t.key for t in targets], limit, exclude_incident,
+        scope.cluster if scope else None, scope.home if scope else None,
     )
     return [PastIncident.model_validate(dict(r)) for r in rows]
 
 
 async def actions_on(conn: asyncpg.Connection | asyncpg.Pool, targets: Sequence[ResourceRef],
-                     limit: int = 10) -> list[PastAction]:
-    """Actions run on these targets, the latest first."""
+                     limit: int = 10, scope: ClusterFilter | None = None) -> list[PastAction]:
+    """Actions run on these targets, the latest first (on ``scope``'s cluster only, when given)."""
     rows = await conn.fetch(
         """SELECT incident_id, action, status, dry_run, error, created_at, finished_at FROM actions
            WHERE (coalesce(target->>'namespace', '_cluster') || ':' || (target->>'kind') || ':' || (target->>'name'))
                  = ANY($1::text[])
+             AND ($3::text IS NULL OR coalesce(cluster, $4) = $3)
            ORDER BY id DESC LIMIT $2""",
-        [t.key for t in targets], limit,
+        [t.key for t in targets], limit, scope.cluster if scope else None, scope.home if scope else None,
     )
     return [PastAction.model_validate(dict(r)) for r in rows]
 

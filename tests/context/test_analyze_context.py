@@ -279,3 +279,38 @@ async def test_history_actions_and_similar_incidents_from_the_database(fresh_dsn
         assert [s.incident_id for s in ctx.similar] == [other] and unrelated not in [s.incident_id for s in ctx.similar]
     finally:
         await db.close()
+
+
+async def test_a_fleet_clusters_history_is_its_own(fresh_dsn: str) -> None:
+    """The same Deployment name on two clusters is two workloads: each cluster's context sees only its own past
+    incidents and actions; rows from before the fleet (no cluster) are the home cluster's."""
+    cfg = load_config({"kubernetes": {"kubeconfig": "/nonexistent/kubeconfig"}, "storage": {"dsn": fresh_dsn},
+                       "cluster_name": "a"})
+    db = await Database.connect(cfg.storage)
+    try:
+        async with db.pool.acquire() as conn:
+            async def incident(cluster: str | None) -> int:
+                incident_id = await conn.fetchval(
+                    """INSERT INTO incidents (fingerprint, target_kind, target_name, target_namespace, target_source,
+                                              signals, status, cluster)
+                       VALUES ($1, 'Deployment', 'web', 'shop', 'labels', $2, 'resolved', $3) RETURNING id""",
+                    uuid.uuid4().hex, ["KubePodCrashLooping"], cluster)
+                await conn.execute(
+                    """INSERT INTO actions (incident_id, action, target, idempotency_key, dry_run, status, cluster)
+                       VALUES ($1, 'restart_pod', $2, $3, false, 'failed', $4)""",
+                    incident_id, {"kind": "Deployment", "name": "web", "namespace": "shop"}, uuid.uuid4().hex,
+                    cluster)
+                return incident_id
+
+            before_fleet, on_a, on_b = await incident(None), await incident("a"), await incident("b")
+        target = ResourceRef(kind="Deployment", name="web", namespace="shop")
+        cluster = connect(cfg.kubernetes)
+        seen = {}
+        for name in ("a", "b", None):
+            ctx = await ContextProvider(cfg, cluster, db.pool, cluster_name=name).context_for(target)
+            seen[name] = (sorted(h.incident_id for h in ctx.history), sorted(a.incident_id for a in ctx.actions))
+        assert seen["a"] == ([before_fleet, on_a], [before_fleet, on_a])
+        assert seen["b"] == ([on_b], [on_b])
+        assert seen[None] == ([before_fleet, on_a, on_b], [before_fleet, on_a, on_b])  # one cluster: every row
+    finally:
+        await db.close()
