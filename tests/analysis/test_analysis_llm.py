@@ -99,7 +99,10 @@ async def test_token_budget_stops_re_asks() -> None:
     engine, _ = analyzer(provider, llm_incident_token_budget=2000)
     result = await engine.analyze(crashloop(), DEPLOY)
     assert len(provider.requests) == 1 and result.engine == "rules"
-    assert "token budget exhausted" in (result.fallback_reason or "")
+    # The answer spent the budget: the reason says what was wrong with it, not only that the budget ran out.
+    reason = result.fallback_reason or ""
+    assert "gave no valid answer in 1 attempts (no token budget left for another" in reason, reason
+    assert "last problem: " in reason and "not valid JSON" in reason, reason
 
 
 async def test_answer_slower_than_the_time_budget_falls_back() -> None:

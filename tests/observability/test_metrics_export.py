@@ -71,6 +71,7 @@ def _probe_deployment():
             m.llm_request("probe-model", "ok")
             m.llm_circuit_state("vllm", "open")
             m.cluster_circuit_state("spoke-b", "open")
+            m.event_watch_owned("spoke-b", True)
             m.action_executed(action, "succeeded", dry_run=True, seconds=0.3, cluster="spoke-b")
             m.action_executed("not-a-catalog-action", "rejected", dry_run=False)
             m.approvals_pending(4)

@@ -346,6 +346,9 @@ class LLMAnalyzer:
             prompt_estimate = int(len(json.dumps(messages)) / _CHARS_PER_TOKEN)
             max_tokens = min(cfg.llm_max_completion_tokens, budget.tokens_left - prompt_estimate)
             if max_tokens < MIN_COMPLETION_TOKENS:
+                if attempt:  # the answers spent it: say what was wrong with them, not only that the budget ran out
+                    return None, (f"{model} gave no valid answer in {attempt} attempts (no token budget left for "
+                                  f"another: {cfg.llm_incident_token_budget} per incident); last problem: {problem}")
                 raise _Stop(f"token budget exhausted ({cfg.llm_incident_token_budget} per incident; "
                             f"prompt needs ~{prompt_estimate})")
             window = await self.windows.get(model)
