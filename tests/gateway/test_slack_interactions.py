@@ -20,6 +20,7 @@ import pytest_asyncio
 import yaml
 
 from tests.plugins.kube_testenv import wait_until
+from tests.support.live_app import fresh_database
 from tests.support.polling import eventually
 from tests.support.sinks import free_port
 from tests.support.slack_peer import SlackPeer, button_press, signed_interaction
@@ -80,14 +81,7 @@ async def slack(serve_app: Any, pg_dsn: str, kube_testenv: Any, people: dict[str
     from kubernaut.identity.static_tokens import hash_token
     from kubernaut.storage.database import _init_connection
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base_dsn, _, query = pg_dsn.partition("?")
-    dsn = f"{base_dsn.rsplit('/', 1)[0]}/{name}?{query}"
+    dsn = await fresh_database(pg_dsn, "t")
     peer = SlackPeer(bot_token=TOKEN, emails={"U_BOB": "bob@example.com"}).start()
     config = load_config({
         "cluster_name": "test", "storage": {"dsn": dsn}, "kubernetes": {"kubeconfig": kube_testenv.admin_kubeconfig},
